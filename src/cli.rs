@@ -1,0 +1,85 @@
+//! The command line (clap). A subcommand appears here only once it works.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zmsync",
+    version,
+    about = "Keeps Zoho CRM and Moodle in agreement.",
+    long_about = "Keeps Zoho CRM and Moodle in agreement: snapshots both systems, fingerprints every record \
+                  (MD5, change detection only), computes diffs, writes CSV reports and applies the changes \
+                  through both APIs.\n\nConfiguration comes from the environment, a .env file in the working \
+                  directory and an optional TOML file (--config). Secrets (ZOHO_CLIENT_SECRET, \
+                  ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET) are read only from the environment \
+                  or .env.",
+    after_help = "Exit codes: 0 done, 1 failed, 2 usage or configuration error, 3 finished but some records \
+                  failed, 4 refused (safety guard or lock held).\n\nStart with `zmsync init`, then \
+                  `zmsync settings list`."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// TOML config file (database_url, [zoho] region/client_id/accounts_url/api_domain, [moodle] url).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store location: sqlite://PATH or postgres://USER:PASS@HOST/DB [default: $DATABASE_URL or sqlite://zmsync.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or migrate the store and write the default settings where absent.
+    Init,
+    /// Show or change runtime settings (app_settings).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Inspect the store.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Every setting with its current value (defaults shown for absent rows).
+    List,
+    /// One setting's value, with its expected shape.
+    Get {
+        /// e.g. retry.policy
+        key: String,
+    },
+    /// Change a setting. The value is JSON and must fit the key's shape.
+    #[command(
+        after_help = "Example:\n  zmsync settings set retry.policy '{\"max_retries\":5,\"backoff_factor\":2,\"initial_delay_seconds\":30}'"
+    )]
+    Set {
+        key: String,
+        /// The new value as JSON (quote it for the shell).
+        #[arg(value_name = "JSON")]
+        value: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Schema version, dialect and location (never a password).
+    Status,
+}

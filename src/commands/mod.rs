@@ -1,0 +1,50 @@
+//! One file per command. Each takes the parsed arguments and a [`Context`] and returns an exit code.
+
+mod db;
+mod init;
+mod settings;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::store::{self, Store};
+
+/// What every command gets: the configuration and the output mode.
+pub struct Context {
+    pub config: Config,
+    pub json: bool,
+}
+
+impl Context {
+    /// Opens (and migrates) the configured store.
+    pub fn store(&self) -> Result<Box<dyn Store>> {
+        Ok(store::open(&self.config.database_url)?)
+    }
+}
+
+pub fn run(cli: Cli, config: Config) -> Result<Exit> {
+    let ctx = Context { config, json: cli.global.json };
+    match cli.command {
+        Command::Init => init::run(&ctx),
+        Command::Settings(cmd) => settings::run(&ctx, cmd),
+        Command::Db(cmd) => db::run(&ctx, cmd),
+    }
+}
+
+/// Who made a change, for `updated_by` columns: the login name and host.
+pub fn actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    if host.is_empty() {
+        format!("cli:{user}")
+    } else {
+        format!("cli:{user}@{host}")
+    }
+}
+
+/// Prints a JSON value on stdout, pretty.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialise"));
+}

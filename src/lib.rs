@@ -1,0 +1,9 @@
+//! zmsync: keeps Zoho CRM and Moodle in agreement. See design.md for the shape of a run.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod secret;
+pub mod settings;
+pub mod store;

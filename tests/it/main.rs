@@ -1,0 +1,6 @@
+//! Integration tests: one binary (faster to link), one module per area. They run the real `zmsync` binary
+//! or the library against real stores and, later, the sandbox servers on loopback.
+
+mod cli;
+mod store;
+mod support;
