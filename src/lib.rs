@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod sandbox;
 pub mod secret;
 pub mod settings;
 pub mod store;
