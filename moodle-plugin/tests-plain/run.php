@@ -316,5 +316,57 @@ same('https://sync.example.edu/v1/events/moodle/grade',
     event_payload::url('https://sync.example.edu/v1/events/moodle', event_payload::KIND_GRADE), 'grade URL');
 throws(fn() => event_payload::url('https://x', 'course'), 'unknown event kind');
 
+
+// Language strings: every key the plugin uses exists, keys are sorted.
+$string = [];
+include($plugindir . '/lang/en/local_student_dashboard.php');
+$keys = array_keys($string);
+$sorted = $keys;
+sort($sorted, SORT_STRING);
+same($sorted, $keys, 'lang keys are sorted');
+$used = [];
+$iterator = new RecursiveIteratorIterator(new RecursiveDirectoryIterator($plugindir, FilesystemIterator::SKIP_DOTS));
+foreach ($iterator as $file) {
+    if (!preg_match('/\.(php|mustache)$/', $file->getFilename())) {
+        continue;
+    }
+    $text = file_get_contents($file->getPathname());
+    preg_match_all("/(?:get_string|lang_string)\\(\\s*'([a-z0-9_:]+)'\\s*,\\s*'local_student_dashboard'/", $text, $m);
+    $used = array_merge($used, $m[1]);
+    preg_match_all('/\{\{#str\}\}\s*([a-z0-9_:]+)\s*,\s*local_student_dashboard\b/', $text, $m);
+    $used = array_merge($used, $m[1]);
+    preg_match_all("/'(privacy:metadata:[a-z0-9_:]+)'/", $text, $m);
+    $used = array_merge($used, $m[1]);
+}
+$dynamic = [];
+foreach (['duplicatezohoid', 'invalidamount', 'invalidcourseid', 'invalidcurrency', 'invaliddate', 'invalidgrade',
+        'invalidpercent', 'invalidstatus', 'invaliduserid', 'invalidvalue', 'invalidzohoid', 'nopermissions'] as $code) {
+    $dynamic[] = 'warning:' . $code;
+}
+foreach (grade_converter::levels() as $level) {
+    $dynamic[] = 'level:' . strtolower($level);
+}
+foreach (['paid', 'due', 'overdue'] as $status) {
+    $dynamic[] = 'paymentstatus:' . $status;
+}
+foreach (['showprofile', 'showacademics', 'showfinance', 'showremainingbalance', 'showpayments', 'showgrades'] as $name) {
+    $dynamic[] = 'settings:' . $name;
+    $dynamic[] = 'settings:' . $name . '_desc';
+}
+foreach (['thresholddistinction', 'thresholdmerit', 'thresholdpass'] as $name) {
+    $dynamic[] = 'settings:' . $name;
+}
+foreach (['registrations', 'payments', 'grades'] as $type) {
+    $dynamic[] = 'privacy:path:' . $type;
+}
+foreach (['view', 'viewall', 'manage'] as $cap) {
+    $dynamic[] = 'student_dashboard:' . $cap;
+}
+$used = array_unique(array_merge($used, $dynamic));
+check(count($used) > 60, 'found the lang keys in use', '> 60', count($used));
+foreach ($used as $key) {
+    check(isset($string[$key]), 'lang string exists: ' . $key);
+}
+
 echo $passed . ' passed, ' . $failed . " failed\n";
 exit($failed === 0 ? 0 : 1);
