@@ -4,6 +4,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod mapping;
+pub mod model;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

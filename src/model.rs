@@ -1,0 +1,319 @@
+//! The one vocabulary every module speaks: what a stored record is ([`Kind`]), which domain entity a pair of
+//! records forms ([`Entity`]), the [`Record`] itself and its fingerprint.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::settings::{Direction, Settings};
+
+/// Canonical fields: sorted keys, normalised values (see `mapping::canon`). `Value::Null` means empty.
+pub type Fields = BTreeMap<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Zoho,
+    Moodle,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Zoho => "zoho",
+            Side::Moodle => "moodle",
+        }
+    }
+    pub fn other(self) -> Side {
+        match self {
+            Side::Zoho => Side::Moodle,
+            Side::Moodle => Side::Zoho,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a stored record is: a Zoho module's record, or a Moodle object. Stored in `records.entity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    // Zoho CRM modules.
+    Student,
+    Teacher,
+    Unit,
+    Class,
+    Enrollment,
+    Registration,
+    Payment,
+    Grade,
+    // Moodle objects.
+    MoodleUser,
+    MoodleCourse,
+    MoodleEnrolment,
+    MoodleGrade,
+    DashboardRegistration,
+    DashboardPayment,
+    DashboardUnit,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 15] = [
+        Kind::Student,
+        Kind::Teacher,
+        Kind::Unit,
+        Kind::Class,
+        Kind::Enrollment,
+        Kind::Registration,
+        Kind::Payment,
+        Kind::Grade,
+        Kind::MoodleUser,
+        Kind::MoodleCourse,
+        Kind::MoodleEnrolment,
+        Kind::MoodleGrade,
+        Kind::DashboardRegistration,
+        Kind::DashboardPayment,
+        Kind::DashboardUnit,
+    ];
+
+    pub fn side(self) -> Side {
+        match self {
+            Kind::Student
+            | Kind::Teacher
+            | Kind::Unit
+            | Kind::Class
+            | Kind::Enrollment
+            | Kind::Registration
+            | Kind::Payment
+            | Kind::Grade => Side::Zoho,
+            _ => Side::Moodle,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Student => "student",
+            Kind::Teacher => "teacher",
+            Kind::Unit => "unit",
+            Kind::Class => "class",
+            Kind::Enrollment => "enrollment",
+            Kind::Registration => "registration",
+            Kind::Payment => "payment",
+            Kind::Grade => "grade",
+            Kind::MoodleUser => "moodle_user",
+            Kind::MoodleCourse => "moodle_course",
+            Kind::MoodleEnrolment => "moodle_enrolment",
+            Kind::MoodleGrade => "moodle_grade",
+            Kind::DashboardRegistration => "dashboard_registration",
+            Kind::DashboardPayment => "dashboard_payment",
+            Kind::DashboardUnit => "dashboard_unit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The `mapping.fields` entity whose field names a Zoho kind uses.
+    pub fn field_map_entity(self) -> Option<&'static str> {
+        match self.side() {
+            Side::Zoho => Some(self.name()),
+            Side::Moodle => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A domain entity: what the reconcile pairs across both sides, with its direction and identity rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Student,
+    Teacher,
+    Unit,
+    Class,
+    /// A class's teacher enrolled in its course with the teacher role (from BTEC_Classes.Teacher).
+    Teaching,
+    Enrollment,
+    Registration,
+    Payment,
+    Grade,
+}
+
+impl Entity {
+    /// In dependency order: a later entity may refer to an earlier one.
+    pub const ALL: [Entity; 9] = [
+        Entity::Unit,
+        Entity::Teacher,
+        Entity::Student,
+        Entity::Class,
+        Entity::Teaching,
+        Entity::Enrollment,
+        Entity::Registration,
+        Entity::Payment,
+        Entity::Grade,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::Student => "student",
+            Entity::Teacher => "teacher",
+            Entity::Unit => "unit",
+            Entity::Class => "class",
+            Entity::Teaching => "teaching",
+            Entity::Enrollment => "enrollment",
+            Entity::Registration => "registration",
+            Entity::Payment => "payment",
+            Entity::Grade => "grade",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// The default Zoho module (the configured name is in `mapping.fields[<entity>].module`).
+    pub fn default_module(self) -> &'static str {
+        match self {
+            Entity::Student => "BTEC_Students",
+            Entity::Teacher => "BTEC_Teachers",
+            Entity::Unit => "BTEC_Units",
+            Entity::Class | Entity::Teaching => "BTEC_Classes",
+            Entity::Enrollment => "BTEC_Enrollments",
+            Entity::Registration => "BTEC_Registrations",
+            Entity::Payment => "BTEC_Payments",
+            Entity::Grade => "BTEC_Grades",
+        }
+    }
+
+    /// The Zoho kind on one side and the Moodle kind on the other.
+    pub fn kinds(self) -> (Kind, Kind) {
+        match self {
+            Entity::Student => (Kind::Student, Kind::MoodleUser),
+            Entity::Teacher => (Kind::Teacher, Kind::MoodleUser),
+            Entity::Unit => (Kind::Unit, Kind::DashboardUnit),
+            Entity::Class => (Kind::Class, Kind::MoodleCourse),
+            Entity::Teaching => (Kind::Class, Kind::MoodleEnrolment),
+            Entity::Enrollment => (Kind::Enrollment, Kind::MoodleEnrolment),
+            Entity::Registration => (Kind::Registration, Kind::DashboardRegistration),
+            Entity::Payment => (Kind::Payment, Kind::DashboardPayment),
+            Entity::Grade => (Kind::Grade, Kind::MoodleGrade),
+        }
+    }
+
+    /// Which way data flows, from `sync.directions`.
+    pub fn direction(self, settings: &Settings) -> Direction {
+        let d = &settings.directions;
+        match self {
+            Entity::Student | Entity::Teacher | Entity::Class | Entity::Teaching | Entity::Unit => d.student_profile,
+            Entity::Registration | Entity::Payment => d.finance,
+            Entity::Enrollment => d.enrollments,
+            Entity::Grade => d.grades,
+        }
+    }
+
+    /// Whether the module behind this entity is enabled in `modules.enabled`.
+    pub fn enabled(self, settings: &Settings) -> bool {
+        settings.modules.is_enabled(self.default_module())
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One record of one side, mapped to canonical fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub kind: Kind,
+    /// The record's own identity on its side: a Zoho record id, a Moodle id, `courseid:userid`, a zoho_id.
+    pub key: String,
+    /// Compared and fingerprinted.
+    pub fields: Fields,
+    /// Not compared: what linking and writing need (lookup ids, Moodle ids, username, Modified_Time…).
+    pub refs: Fields,
+    pub fingerprint: String,
+}
+
+impl Record {
+    pub fn new(kind: Kind, key: impl Into<String>, fields: Fields, refs: Fields) -> Record {
+        let fingerprint = fingerprint(&fields);
+        Record { kind, key: key.into(), fields, refs, fingerprint }
+    }
+
+    pub fn side(&self) -> Side {
+        self.kind.side()
+    }
+
+    pub fn field(&self, name: &str) -> &Value {
+        self.fields.get(name).unwrap_or(&Value::Null)
+    }
+
+    pub fn field_str(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str)
+    }
+
+    pub fn ref_str(&self, name: &str) -> Option<&str> {
+        self.refs.get(name).and_then(Value::as_str)
+    }
+
+    /// Keeps only `names` of the fields (for entities that see part of a shared Moodle object).
+    pub fn project(&self, names: &[&str]) -> Record {
+        let fields = names.iter().map(|n| (n.to_string(), self.field(n).clone())).collect();
+        Record::new(self.kind, self.key.clone(), fields, self.refs.clone())
+    }
+}
+
+/// MD5 over the canonical fields, for change detection only — never for security or integrity. The encoding
+/// is the JSON of the sorted map: unambiguous (every string quoted and escaped, every key separated).
+pub fn fingerprint(fields: &Fields) -> String {
+    let bytes = serde_json::to_vec(fields).expect("canonical fields serialise");
+    hex::encode(Md5::digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(pairs: &[(&str, Value)]) -> Fields {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn fingerprint_is_order_free_and_unambiguous() {
+        let a = fields(&[("a", json!("1")), ("b", json!("2"))]);
+        let b = fields(&[("b", json!("2")), ("a", json!("1"))]);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        // Moving a separator between key and value must change the fingerprint.
+        let c = fields(&[("a", json!("1b")), ("", json!("2"))]);
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+        assert_ne!(fingerprint(&fields(&[("x", json!(null))])), fingerprint(&fields(&[("x", json!("null"))])));
+        assert_ne!(fingerprint(&fields(&[("x", json!(true))])), fingerprint(&fields(&[("x", json!("true"))])));
+        assert_eq!(fingerprint(&a).len(), 32);
+    }
+
+    #[test]
+    fn names_roundtrip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_name(k.name()), Some(k));
+        }
+        for e in Entity::ALL {
+            assert_eq!(Entity::from_name(e.name()), Some(e));
+        }
+    }
+}
