@@ -124,3 +124,70 @@ pub struct PluginTables {
     pub units: Vec<Value>,
     pub grades: Vec<Value>,
 }
+
+/// One seeded difference of the `drifted` state, with the change the reconcile must plan for it, assuming
+/// the store's base (`sync_state`) is the state before the drift. Tests compare the reconcile's diff with
+/// these, item by item: `(entity, zoho_id, moodle_id, target, action)` must match, `fields` must be the
+/// differing canonical fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub kind: DriftKind,
+    /// Entity name as in `model::Entity::name()` (student, enrollment, grade, payment…).
+    pub entity: String,
+    /// The Zoho record id involved, if the record exists in Zoho.
+    pub zoho_id: Option<String>,
+    /// The Moodle-side key involved, if it exists in Moodle: a user or course id, `courseid:userid` for an
+    /// enrolment or a course grade, the `zoho_id` for a dashboard row.
+    pub moodle_id: Option<String>,
+    /// Which side the planned op writes: `zoho` or `moodle`.
+    pub target: String,
+    /// The planned op: `create`, `update`, `suspend`, `restore`, `hide`, `unenrol`, `delete`.
+    pub action: String,
+    /// Canonical field names that differ (empty for create/suspend/unenrol/delete).
+    pub fields: Vec<String>,
+    /// Both sides changed the same field differently: reported as a conflict, settled by `conflicts.policy`.
+    pub conflict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// The registry office changed a student's email in Zoho.
+    ZohoEmailChanged,
+    /// Someone renamed a user in Moodle (profile is Zoho → Moodle: renamed back).
+    MoodleUserRenamed,
+    /// Someone suspended an active student's user in Moodle (restored).
+    MoodleUserSuspended,
+    /// An enrolment was removed in Moodle (bidirectional: Zoho becomes Withdrawn).
+    MoodleEnrolmentMissing,
+    /// A teacher enrolled a student in Moodle that Zoho does not have (created in Zoho).
+    MoodleEnrolmentExtra,
+    /// The registry withdrew an enrolment in Zoho (the Moodle enrolment is suspended).
+    ZohoEnrollmentStatusChanged,
+    /// A teacher suspended an enrolment in Moodle (Zoho becomes Withdrawn).
+    MoodleEnrolmentStatusChanged,
+    /// Both sides changed an enrolment's start date differently (a conflict).
+    EnrollmentConflict,
+    /// A teacher changed a course total in Moodle (the Zoho grade is updated).
+    MoodleGradeChanged,
+    /// The finance office changed a payment in Zoho (the dashboard row is updated).
+    ZohoPaymentChanged,
+    /// A student was deleted in Zoho (their Moodle user is suspended, per `deletions.policy`).
+    ZohoStudentDeleted,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 11] = [
+        DriftKind::ZohoEmailChanged,
+        DriftKind::MoodleUserRenamed,
+        DriftKind::MoodleUserSuspended,
+        DriftKind::MoodleEnrolmentMissing,
+        DriftKind::MoodleEnrolmentExtra,
+        DriftKind::ZohoEnrollmentStatusChanged,
+        DriftKind::MoodleEnrolmentStatusChanged,
+        DriftKind::EnrollmentConflict,
+        DriftKind::MoodleGradeChanged,
+        DriftKind::ZohoPaymentChanged,
+        DriftKind::ZohoStudentDeleted,
+    ];
+}
