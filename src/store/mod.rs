@@ -6,6 +6,7 @@
 
 mod migrate;
 pub mod postgres;
+mod records;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use crate::exit::{Exit, ExitKind};
 
 pub use migrate::{Migration, LATEST_VERSION};
+pub use records::{Link, RecordStore, SyncState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -80,7 +82,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + RecordStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

@@ -127,7 +127,7 @@ fn postgres_newer_schema_is_refused_untouched() {
     assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
     assert_eq!(tables(&mut c), before);
     let n: i64 = c.query_one("SELECT count(*) FROM schema_migrations", &[]).unwrap().get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, LATEST_VERSION + 1, "the future row plus ours, nothing added");
 }
 
 #[test]
@@ -145,3 +145,70 @@ fn bad_urls_are_usage_errors() {
         assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
     }
 }
+
+fn rec(kind: zmsync::model::Kind, key: &str, email: &str) -> zmsync::model::Record {
+    let mut fields = zmsync::model::Fields::new();
+    fields.insert("email".into(), json!(email));
+    let mut refs = zmsync::model::Fields::new();
+    refs.insert("moodle_id".into(), json!("57"));
+    zmsync::model::Record::new(kind, key, fields, refs)
+}
+
+store_test!(snapshot_stages_then_swaps_in_one_step, |s: &dyn Store| {
+    use zmsync::model::Kind;
+    s.replace_records(Kind::Student, &[rec(Kind::Student, "1", "a@x"), rec(Kind::Student, "2", "b@x")]).unwrap();
+    // A snapshot in progress is invisible until committed.
+    s.stage_records("snap-1", Kind::Student, &[rec(Kind::Student, "2", "b2@x")]).unwrap();
+    s.stage_records("snap-1", Kind::Student, &[rec(Kind::Student, "3", "c@x"), rec(Kind::Student, "3", "c2@x")])
+        .unwrap();
+    assert_eq!(s.records(Kind::Student).unwrap().len(), 2);
+    assert_eq!(s.commit_snapshot("snap-1", Kind::Student, true).unwrap(), 2);
+    let got = s.records(Kind::Student).unwrap();
+    assert_eq!(got.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+    assert_eq!(got[0].field("email"), &json!("b2@x"));
+    assert_eq!(got[1].field("email"), &json!("c2@x"), "the last staged version wins");
+    assert_eq!(got[1].refs["moodle_id"], json!("57"));
+    assert_eq!(got[1], rec(Kind::Student, "3", "c2@x"));
+    // Incremental: upsert, keep the rest.
+    s.stage_records("snap-2", Kind::Student, &[rec(Kind::Student, "9", "z@x")]).unwrap();
+    assert_eq!(s.commit_snapshot("snap-2", Kind::Student, false).unwrap(), 3);
+    // Other kinds untouched; discard drops staged rows.
+    s.stage_records("snap-3", Kind::MoodleUser, &[rec(Kind::MoodleUser, "5", "m@x")]).unwrap();
+    s.discard_snapshot("snap-3").unwrap();
+    assert_eq!(s.commit_snapshot("snap-3", Kind::MoodleUser, false).unwrap(), 0);
+    s.delete_records(Kind::Student, &["9".into()]).unwrap();
+    assert_eq!(s.record_count(Kind::Student).unwrap(), 2);
+});
+
+store_test!(links_and_sync_state, |s: &dyn Store| {
+    use zmsync::model::{Entity, Fields};
+    use zmsync::store::{Link, SyncState};
+    let l = |z: &str, m: &str| Link { entity: Entity::Student, zoho_id: z.into(), moodle_id: m.into() };
+    s.put_links(&[l("z1", "m1"), l("z2", "m2")]).unwrap();
+    s.put_links(&[l("z1", "m9")]).unwrap();
+    // Moving m2 to z3 unlinks z2: one Moodle object is never linked twice.
+    s.put_links(&[l("z3", "m2")]).unwrap();
+    assert_eq!(s.links(Entity::Student).unwrap(), vec![l("z1", "m9"), l("z3", "m2")]);
+    assert!(s.links(Entity::Teacher).unwrap().is_empty());
+    s.delete_links(Entity::Student, &["z1".into()]).unwrap();
+    assert_eq!(s.links(Entity::Student).unwrap(), vec![l("z3", "m2")]);
+
+    let mut fields = Fields::new();
+    fields.insert("active".into(), json!(true));
+    let st = SyncState {
+        entity: Entity::Enrollment,
+        key: "z3|77".into(),
+        fields: fields.clone(),
+        fingerprint: zmsync::model::fingerprint(&fields),
+        synced_at: chrono::DateTime::from_timestamp(1_767_261_600, 123_000).unwrap(),
+        run_id: None,
+    };
+    s.put_sync_states(std::slice::from_ref(&st)).unwrap();
+    assert_eq!(s.sync_states(Entity::Enrollment).unwrap(), vec![st.clone()]);
+    let mut st2 = st.clone();
+    st2.fields.insert("active".into(), json!(false));
+    s.put_sync_states(std::slice::from_ref(&st2)).unwrap();
+    assert_eq!(s.sync_states(Entity::Enrollment).unwrap()[0].fields, st2.fields);
+    s.delete_sync_states(Entity::Enrollment, &["z3|77".into()]).unwrap();
+    assert!(s.sync_states(Entity::Enrollment).unwrap().is_empty());
+});
