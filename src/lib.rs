@@ -10,3 +10,4 @@ pub mod sandbox;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod zoho;

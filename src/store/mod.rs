@@ -4,10 +4,12 @@
 //! The store is synchronous. Never call it from inside a tokio task: the `postgres` crate runs its own
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
+pub mod bridge;
 mod migrate;
 pub mod postgres;
 mod records;
 pub mod sqlite;
+mod tokens;
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,7 @@ use crate::exit::{Exit, ExitKind};
 
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
+pub use tokens::{CachedToken, TokenStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -57,6 +60,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("stored timestamp is corrupt: {0}")]
     Time(String),
+    #[error("the store thread has stopped")]
+    Closed,
 }
 
 impl ExitKind for StoreError {
@@ -82,7 +87,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore {
+pub trait Store: Send + Sync + RecordStore + TokenStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;
