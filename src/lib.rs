@@ -10,5 +10,6 @@ pub mod moodle;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;
+pub mod snapshot;
 pub mod store;
 pub mod zoho;

@@ -3,6 +3,7 @@
 mod db;
 mod init;
 mod settings;
+mod snapshot;
 
 use anyhow::Result;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Init => init::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
+        Command::Snapshot { module } => snapshot::run(&ctx, module),
     }
 }
 
