@@ -28,7 +28,10 @@ impl Resp {
 fn request(addr: SocketAddr, method: &str, target: &str, ctype: Option<&str>, body: &[u8]) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if let Some(c) = ctype {
         head.push_str(&format!("Content-Type: {c}\r\n"));
     }
@@ -61,7 +64,11 @@ fn encode(pairs: &[(&str, &str)]) -> String {
 
 /// POST with the reserved parameters in the query string and the arguments in the body.
 fn post(fake: &FakeMoodle, function: &str, args: &[(&str, &str)]) -> Resp {
-    post_raw(fake, &encode(&[("wstoken", &fake.token()), ("wsfunction", function), ("moodlewsrestformat", "json")]), &encode(args))
+    post_raw(
+        fake,
+        &encode(&[("wstoken", &fake.token()), ("wsfunction", function), ("moodlewsrestformat", "json")]),
+        &encode(args),
+    )
 }
 
 fn post_raw(fake: &FakeMoodle, query: &str, body: &str) -> Resp {
@@ -222,7 +229,11 @@ fn sandbox_moodle_max_input_vars_counts_query_and_body_separately() {
 #[test]
 fn sandbox_moodle_get_and_post_merge_post_wins() {
     let fake = start(MoodleOptions::default());
-    let q = encode(&[("wstoken", &fake.token()), ("wsfunction", "core_webservice_get_site_info"), ("moodlewsrestformat", "json")]);
+    let q = encode(&[
+        ("wstoken", &fake.token()),
+        ("wsfunction", "core_webservice_get_site_info"),
+        ("moodlewsrestformat", "json"),
+    ]);
     let r = request(fake.addr(), "GET", &format!("/webservice/rest/server.php?{q}"), None, b"").unwrap();
     assert_eq!(r.json()["release"], "5.1+ (Build: 20251017)");
     // The body's wsfunction overrides the query's.
@@ -233,9 +244,14 @@ fn sandbox_moodle_get_and_post_merge_post_wins() {
 #[test]
 fn sandbox_moodle_json_body_is_ignored() {
     let fake = start(debug());
-    let q = encode(&[("wstoken", &fake.token()), ("wsfunction", "core_user_get_users_by_field"), ("moodlewsrestformat", "json")]);
+    let q = encode(&[
+        ("wstoken", &fake.token()),
+        ("wsfunction", "core_user_get_users_by_field"),
+        ("moodlewsrestformat", "json"),
+    ]);
     let body = br#"{"field":"id","values":[10]}"#;
-    let r = request(fake.addr(), "POST", &format!("/webservice/rest/server.php?{q}"), Some("application/json"), body).unwrap();
+    let r = request(fake.addr(), "POST", &format!("/webservice/rest/server.php?{q}"), Some("application/json"), body)
+        .unwrap();
     let v = r.json();
     assert_error(&v, "invalidparameter");
     assert_eq!(v["debuginfo"], "Missing required key in single structure: field");
@@ -278,13 +294,25 @@ fn sandbox_moodle_protocol_disabled_is_403_empty_and_maintenance_503_html() {
 fn sandbox_moodle_invalidtoken_shape_and_auth_before_lookup() {
     let fake = start(MoodleOptions::default());
     for function in ["core_webservice_get_site_info", "no_such_function", ""] {
-        let r = post_raw(&fake, &encode(&[("wstoken", "0123456789abcdef0123456789abcdef"), ("wsfunction", function), ("moodlewsrestformat", "json")]), "");
+        let r = post_raw(
+            &fake,
+            &encode(&[
+                ("wstoken", "0123456789abcdef0123456789abcdef"),
+                ("wsfunction", function),
+                ("moodlewsrestformat", "json"),
+            ]),
+            "",
+        );
         assert_eq!(
             r.body,
             r#"{"exception":"core\\exception\\moodle_exception","errorcode":"invalidtoken","message":"Invalid token - token not found"}"#
         );
     }
-    let r = post_raw(&fake, &encode(&[("wsfunction", "core_webservice_get_site_info"), ("moodlewsrestformat", "json")]), "");
+    let r = post_raw(
+        &fake,
+        &encode(&[("wsfunction", "core_webservice_get_site_info"), ("moodlewsrestformat", "json")]),
+        "",
+    );
     assert_error(&r.json(), "invalidtoken");
 }
 
@@ -300,7 +328,8 @@ fn sandbox_moodle_expired_token_then_forgotten() {
     let fake = start(MoodleOptions::default());
     let token = fake.token();
     fake.expire_token();
-    let q = encode(&[("wstoken", &token), ("wsfunction", "core_webservice_get_site_info"), ("moodlewsrestformat", "json")]);
+    let q =
+        encode(&[("wstoken", &token), ("wsfunction", "core_webservice_get_site_info"), ("moodlewsrestformat", "json")]);
     assert_error(&post_raw(&fake, &q, "").json(), "accessexception");
     assert_error(&post_raw(&fake, &q, "").json(), "invalidtoken");
 }
@@ -322,14 +351,21 @@ fn sandbox_moodle_unknown_function_debug_vs_production() {
     assert!(v["debuginfo"].as_str().unwrap().contains("external_functions"));
     fake.set_debug(false);
     let v = call(&fake, "core_grades_get_grades", &[("courseid", "20")]);
-    assert_eq!(v, json!({"exception":"dml_missing_record_exception","errorcode":"invalidrecordunknown","message":"Can't find data record in database."}));
+    assert_eq!(
+        v,
+        json!({"exception":"dml_missing_record_exception","errorcode":"invalidrecordunknown","message":"Can't find data record in database."})
+    );
 }
 
 #[test]
 fn sandbox_moodle_function_outside_service_is_accessexception() {
-    let fake = start(MoodleOptions { missing_functions: vec!["core_user_create_users".into()], ..MoodleOptions::default() });
+    let fake =
+        start(MoodleOptions { missing_functions: vec!["core_user_create_users".into()], ..MoodleOptions::default() });
     let v = call(&fake, "core_user_create_users", &[]);
-    assert_eq!(v, json!({"exception":"webservice_access_exception","errorcode":"accessexception","message":"Access control exception"}));
+    assert_eq!(
+        v,
+        json!({"exception":"webservice_access_exception","errorcode":"accessexception","message":"Access control exception"})
+    );
     assert_error(&call(&fake, "core_role_assign_roles", &[]), "accessexception");
     let info = call(&fake, "core_webservice_get_site_info", &[]);
     let names: Vec<&str> = info["functions"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
@@ -357,7 +393,10 @@ fn sandbox_moodle_invalidparameter_with_and_without_debuginfo() {
     assert_eq!(v["debuginfo"], "Username already exists: alice");
     fake.set_debug(false);
     let v = create_users(&fake, &[("0", "alice", "new@x.org")]);
-    assert_eq!(v, json!({"exception":"core\\exception\\invalid_parameter_exception","errorcode":"invalidparameter","message":"Invalid parameter value detected"}));
+    assert_eq!(
+        v,
+        json!({"exception":"core\\exception\\invalid_parameter_exception","errorcode":"invalidparameter","message":"Invalid parameter value detected"})
+    );
 }
 
 #[test]
@@ -433,19 +472,36 @@ fn sandbox_moodle_create_users_password_rules() {
     let v = call(
         &fake,
         "core_user_create_users",
-        &[("users[0][username]", "neo"), ("users[0][firstname]", "N"), ("users[0][lastname]", "O"), ("users[0][email]", "neo@x.org")],
+        &[
+            ("users[0][username]", "neo"),
+            ("users[0][firstname]", "N"),
+            ("users[0][lastname]", "O"),
+            ("users[0][email]", "neo@x.org"),
+        ],
     );
     assert_eq!(v["debuginfo"], "Invalid password: you must provide a password, or set createpassword.");
     let v = call(
         &fake,
         "core_user_create_users",
-        &[("users[0][username]", "neo"), ("users[0][password]", "weak"), ("users[0][firstname]", "N"), ("users[0][lastname]", "O"), ("users[0][email]", "neo@x.org")],
+        &[
+            ("users[0][username]", "neo"),
+            ("users[0][password]", "weak"),
+            ("users[0][firstname]", "N"),
+            ("users[0][lastname]", "O"),
+            ("users[0][email]", "neo@x.org"),
+        ],
     );
     assert!(v["errorcode"].as_str().unwrap().starts_with("<div>Passwords must"), "{v}");
     let v = call(
         &fake,
         "core_user_create_users",
-        &[("users[0][username]", "neo"), ("users[0][createpassword]", "1"), ("users[0][firstname]", "N"), ("users[0][lastname]", "O"), ("users[0][email]", "neo@x.org")],
+        &[
+            ("users[0][username]", "neo"),
+            ("users[0][createpassword]", "1"),
+            ("users[0][firstname]", "N"),
+            ("users[0][lastname]", "O"),
+            ("users[0][email]", "neo@x.org"),
+        ],
     );
     assert_eq!(v[0]["username"], "neo");
     let neo = fake.users().into_iter().find(|u| u.username == "neo").unwrap();
@@ -476,7 +532,10 @@ fn sandbox_moodle_update_users_warnings() {
     );
     let u = fake.users().into_iter().find(|u| u.id == 12).unwrap();
     assert!(u.suspended && u.firstname == "Renamed");
-    assert_eq!(call(&fake, "core_user_update_users", &[("users[0][id]", "10"), ("users[0][city]", "Leeds")]), json!({"warnings": []}));
+    assert_eq!(
+        call(&fake, "core_user_update_users", &[("users[0][id]", "10"), ("users[0][city]", "Leeds")]),
+        json!({"warnings": []})
+    );
     // A type error is still a whole-call failure.
     assert_error(&call(&fake, "core_user_update_users", &[("users[0][id]", "x")]), "invalidparameter");
 }
@@ -484,7 +543,8 @@ fn sandbox_moodle_update_users_warnings() {
 #[test]
 fn sandbox_moodle_get_users_like_warnings_and_keyalreadyset() {
     let fake = start(MoodleOptions::default());
-    let v = call(&fake, "core_user_get_users", &[("criteria[0][key]", "email"), ("criteria[0][value]", "A_B@example.org")]);
+    let v =
+        call(&fake, "core_user_get_users", &[("criteria[0][key]", "email"), ("criteria[0][value]", "A_B@example.org")]);
     let ids: Vec<i64> = v["users"].as_array().unwrap().iter().map(|u| u["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [11, 12], "LIKE: `_` matches any character, case-insensitively");
     assert!(v["users"][0].get("idnumber").is_none(), "empty idnumber omitted");
@@ -494,7 +554,12 @@ fn sandbox_moodle_get_users_like_warnings_and_keyalreadyset() {
     let v = call(
         &fake,
         "core_user_get_users",
-        &[("criteria[0][key]", "username"), ("criteria[0][value]", "ALICE"), ("criteria[1][key]", "phone"), ("criteria[1][value]", "1")],
+        &[
+            ("criteria[0][key]", "username"),
+            ("criteria[0][value]", "ALICE"),
+            ("criteria[1][key]", "phone"),
+            ("criteria[1][value]", "1"),
+        ],
     );
     assert_eq!(v["users"][0]["username"], "alice", "username criteria are lowercased");
     assert_eq!(v["warnings"][0]["warningcode"], "invalidfieldparameter");
@@ -502,7 +567,12 @@ fn sandbox_moodle_get_users_like_warnings_and_keyalreadyset() {
     let v = call(
         &fake,
         "core_user_get_users",
-        &[("criteria[0][key]", "id"), ("criteria[0][value]", "10"), ("criteria[1][key]", "id"), ("criteria[1][value]", "11")],
+        &[
+            ("criteria[0][key]", "id"),
+            ("criteria[0][value]", "10"),
+            ("criteria[1][key]", "id"),
+            ("criteria[1][value]", "11"),
+        ],
     );
     assert_error(&v, "keyalreadyset");
     assert_error(&call(&fake, "core_user_get_users", &[]), "invalidparameter");
@@ -511,10 +581,17 @@ fn sandbox_moodle_get_users_like_warnings_and_keyalreadyset() {
 #[test]
 fn sandbox_moodle_get_users_by_field() {
     let fake = start(debug());
-    let v = call(&fake, "core_user_get_users_by_field", &[("field", "idnumber"), ("values[0]", "STU-1"), ("values[1]", "nobody")]);
+    let v = call(
+        &fake,
+        "core_user_get_users_by_field",
+        &[("field", "idnumber"), ("values[0]", "STU-1"), ("values[1]", "nobody")],
+    );
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["username"], "alice");
-    assert_eq!(call(&fake, "core_user_get_users_by_field", &[("field", "username"), ("values[0]", "ghost")]), json!([]));
+    assert_eq!(
+        call(&fake, "core_user_get_users_by_field", &[("field", "username"), ("values[0]", "ghost")]),
+        json!([])
+    );
     let v = call(&fake, "core_user_get_users_by_field", &[("field", "username"), ("values[0]", "Alice")]);
     assert_error(&v, "invalidparameter");
     assert_eq!(v["debuginfo"], "The field 'username' value is invalid: Alice(cleaned value: alice)");
@@ -531,9 +608,16 @@ fn sandbox_moodle_delete_users_soft() {
     let u = fake.users().into_iter().find(|u| u.id == 12).unwrap();
     assert!(u.deleted && u.idnumber.is_empty() && u.username != "axb");
     assert_eq!(call(&fake, "core_user_get_users_by_field", &[("field", "username"), ("values[0]", "axb")]), json!([]));
-    assert_eq!(call(&fake, "core_user_get_users", &[("criteria[0][key]", "idnumber"), ("criteria[0][value]", "STU-3")])["users"], json!([]));
+    assert_eq!(
+        call(&fake, "core_user_get_users", &[("criteria[0][key]", "idnumber"), ("criteria[0][value]", "STU-3")])
+            ["users"],
+        json!([])
+    );
     assert_error(&call(&fake, "core_user_delete_users", &[("userids[0]", "12")]), "invalidrecordunknown");
-    assert_error(&call(&fake, "core_user_get_users_by_field", &[("field", "id"), ("values[0]", "12")]), "invalidrecordunknown");
+    assert_error(
+        &call(&fake, "core_user_get_users_by_field", &[("field", "id"), ("values[0]", "12")]),
+        "invalidrecordunknown",
+    );
 }
 
 // ---------- courses ----------
@@ -550,7 +634,12 @@ fn sandbox_moodle_get_courses_site_course_and_escaping() {
     assert_eq!(mp["idnumber"], "5847596000000020");
     let r = post_raw(
         &fake,
-        &encode(&[("wstoken", &fake.token()), ("wsfunction", "core_course_get_courses"), ("moodlewsrestformat", "json"), ("moodlewssettingraw", "1")]),
+        &encode(&[
+            ("wstoken", &fake.token()),
+            ("wsfunction", "core_course_get_courses"),
+            ("moodlewsrestformat", "json"),
+            ("moodlewssettingraw", "1"),
+        ]),
         &encode(&[("options[ids][0]", "20")]),
     );
     let v = r.json();
@@ -575,14 +664,31 @@ fn sandbox_moodle_create_courses_errors_and_manual_instance() {
     let mut args = c("0", "NEW1", "z1", "1");
     args.extend(c("1", "MP101", "z2", "1"));
     let v = call(&fake, "core_course_create_courses", &as_refs(&args));
-    assert_eq!(v, json!({"exception":"core\\exception\\moodle_exception","errorcode":"shortnametaken","message":"Short name is already used for another course (MP101)"}));
+    assert_eq!(
+        v,
+        json!({"exception":"core\\exception\\moodle_exception","errorcode":"shortnametaken","message":"Short name is already used for another course (MP101)"})
+    );
     assert!(!fake.courses().iter().any(|c| c.shortname == "NEW1"), "rolled back");
-    assert_error(&call(&fake, "core_course_create_courses", &as_refs(&c("0", "NEW2", "5847596000000020", "1"))), "courseidnumbertaken");
-    assert_error(&call(&fake, "core_course_create_courses", &as_refs(&c("0", "NEW3", "", "99"))), "errorcatcontextnotvalid");
+    assert_error(
+        &call(&fake, "core_course_create_courses", &as_refs(&c("0", "NEW2", "5847596000000020", "1"))),
+        "courseidnumbertaken",
+    );
+    assert_error(
+        &call(&fake, "core_course_create_courses", &as_refs(&c("0", "NEW3", "", "99"))),
+        "errorcatcontextnotvalid",
+    );
     let v = call(&fake, "core_course_create_courses", &as_refs(&c("0", "A&B", "z9", "1")));
     assert_eq!(v, json!([{"id": 22, "shortname": "A&B"}]), "create echoes the raw shortname");
     // The new course has a manual enrol instance: enrolling works at once.
-    assert_eq!(post(&fake, "enrol_manual_enrol_users", &[("enrolments[0][roleid]", "5"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "22")]).body, "null");
+    assert_eq!(
+        post(
+            &fake,
+            "enrol_manual_enrol_users",
+            &[("enrolments[0][roleid]", "5"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "22")]
+        )
+        .body,
+        "null"
+    );
 }
 
 #[test]
@@ -591,11 +697,20 @@ fn sandbox_moodle_update_courses_warnings() {
     let v = call(
         &fake,
         "core_course_update_courses",
-        &[("courses[0][id]", "21"), ("courses[0][shortname]", "MP101"), ("courses[1][id]", "20"), ("courses[1][fullname]", "Maths"), ("courses[2][id]", "999")],
+        &[
+            ("courses[0][id]", "21"),
+            ("courses[0][shortname]", "MP101"),
+            ("courses[1][id]", "20"),
+            ("courses[1][fullname]", "Maths"),
+            ("courses[2][id]", "999"),
+        ],
     );
     let w = v["warnings"].as_array().unwrap();
     assert_eq!(w.len(), 2, "{v}");
-    assert_eq!((w[0]["item"].as_str(), w[0]["itemid"].as_i64(), w[0]["warningcode"].as_str()), (Some("course"), Some(21), Some("shortnametaken")));
+    assert_eq!(
+        (w[0]["item"].as_str(), w[0]["itemid"].as_i64(), w[0]["warningcode"].as_str()),
+        (Some("course"), Some(21), Some("shortnametaken"))
+    );
     assert_eq!(w[1]["warningcode"], "invalidrecordunknown");
     assert!(fake.courses().iter().any(|c| c.id == 20 && c.fullname == "Maths"));
 }
@@ -603,11 +718,20 @@ fn sandbox_moodle_update_courses_warnings() {
 #[test]
 fn sandbox_moodle_categories() {
     let fake = start(MoodleOptions::default());
-    let v = call(&fake, "core_course_create_categories", &[("categories[0][name]", "BTEC & Co"), ("categories[0][idnumber]", "btec")]);
+    let v = call(
+        &fake,
+        "core_course_create_categories",
+        &[("categories[0][name]", "BTEC & Co"), ("categories[0][idnumber]", "btec")],
+    );
     assert_eq!(v, json!([{"id": 2, "name": "BTEC & Co"}]));
-    let v = call(&fake, "core_course_create_categories", &[("categories[0][name]", "Sub"), ("categories[0][parent]", "77")]);
+    let v = call(
+        &fake,
+        "core_course_create_categories",
+        &[("categories[0][name]", "Sub"), ("categories[0][parent]", "77")],
+    );
     assert_error(&v, "unknowcategory");
-    let v = call(&fake, "core_course_get_categories", &[("criteria[0][key]", "idnumber"), ("criteria[0][value]", "btec")]);
+    let v =
+        call(&fake, "core_course_get_categories", &[("criteria[0][key]", "idnumber"), ("criteria[0][value]", "btec")]);
     assert_eq!(v[0]["name"], "BTEC &amp; Co");
     assert_eq!(v[0]["path"], "/2");
 }
@@ -618,7 +742,8 @@ fn sandbox_moodle_categories() {
 fn sandbox_moodle_enrol_upsert_and_unenrol_noop() {
     let fake = start(MoodleOptions::default());
     let enrol = |extra: &[(&str, &str)]| {
-        let mut a = vec![("enrolments[0][roleid]", "5"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")];
+        let mut a =
+            vec![("enrolments[0][roleid]", "5"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")];
         a.extend_from_slice(extra);
         post(&fake, "enrol_manual_enrol_users", &a)
     };
@@ -629,15 +754,34 @@ fn sandbox_moodle_enrol_upsert_and_unenrol_noop() {
     enrol(&[]);
     let e = fake.enrolments().into_iter().find(|(e, _)| e.courseid == 21 && e.userid == 11).unwrap();
     assert_eq!(e.0.status, 0, "re-sending reactivates");
-    post(&fake, "enrol_manual_enrol_users", &[("enrolments[0][roleid]", "3"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")]);
+    post(
+        &fake,
+        "enrol_manual_enrol_users",
+        &[("enrolments[0][roleid]", "3"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")],
+    );
     let e = fake.enrolments().into_iter().find(|(e, _)| e.courseid == 21 && e.userid == 11).unwrap();
     assert_eq!(e.1, vec![3, 5], "the role is added, the old one stays");
-    let r = post(&fake, "enrol_manual_unenrol_users", &[("enrolments[0][userid]", "12"), ("enrolments[0][courseid]", "21")]);
+    let r = post(
+        &fake,
+        "enrol_manual_unenrol_users",
+        &[("enrolments[0][userid]", "12"), ("enrolments[0][courseid]", "21")],
+    );
     assert_eq!(r.body, "null", "not enrolled: silent no-op");
-    let r = post(&fake, "enrol_manual_unenrol_users", &[("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")]);
+    let r = post(
+        &fake,
+        "enrol_manual_unenrol_users",
+        &[("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")],
+    );
     assert_eq!(r.body, "null");
     assert!(!fake.enrolments().iter().any(|(e, _)| e.courseid == 21));
-    assert_error(&call(&fake, "enrol_manual_unenrol_users", &[("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "999")]), "invalidrecordunknown");
+    assert_error(
+        &call(
+            &fake,
+            "enrol_manual_unenrol_users",
+            &[("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "999")],
+        ),
+        "invalidrecordunknown",
+    );
     let names: Vec<String> = fake.events().iter().map(|e| e.eventname.clone()).collect();
     assert_eq!(names.first().map(String::as_str), Some("\\core\\event\\user_enrolment_created"));
     assert_eq!(names.last().map(String::as_str), Some("\\core\\event\\user_enrolment_deleted"));
@@ -664,9 +808,13 @@ fn sandbox_moodle_enrol_errors_roll_back_the_batch() {
     assert_error(&batch("12", "999", "5"), "invalidparameter");
     let v = batch("12", "21", "1");
     assert_error(&v, "wsusercannotassign");
-    assert_eq!(v["message"], "You don't have the permission to assign this role (1) to this user (12) in this course(21).");
+    assert_eq!(
+        v["message"],
+        "You don't have the permission to assign this role (1) to this user (12) in this course(21)."
+    );
     assert!(!fake.enrolments().iter().any(|(e, _)| e.courseid == 21), "whole batch rolled back");
-    let v = call(&fake, "enrol_manual_enrol_users", &[("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")]);
+    let v =
+        call(&fake, "enrol_manual_enrol_users", &[("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")]);
     assert_error(&v, "invalidparameter");
 }
 
@@ -684,14 +832,37 @@ fn sandbox_moodle_get_enrolled_users_roles_shape_and_options() {
     let v = call(
         &fake,
         "core_enrol_get_enrolled_users",
-        &[("courseid", "20"), ("options[0][name]", "userfields"), ("options[0][value]", "id,username,idnumber,email,roles"), ("options[1][name]", "limitfrom"), ("options[1][value]", "1"), ("options[2][name]", "limitnumber"), ("options[2][value]", "1")],
+        &[
+            ("courseid", "20"),
+            ("options[0][name]", "userfields"),
+            ("options[0][value]", "id,username,idnumber,email,roles"),
+            ("options[1][name]", "limitfrom"),
+            ("options[1][value]", "1"),
+            ("options[2][name]", "limitnumber"),
+            ("options[2][value]", "1"),
+        ],
     );
-    assert_eq!(v, json!([{"id": 11, "username": "a_b", "email": "a_b@example.org", "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 5}]}]));
-    let active = call(&fake, "core_enrol_get_enrolled_users", &[("courseid", "20"), ("options[0][name]", "onlyactive"), ("options[0][value]", "1")]);
+    assert_eq!(
+        v,
+        json!([{"id": 11, "username": "a_b", "email": "a_b@example.org", "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 5}]}])
+    );
+    let active = call(
+        &fake,
+        "core_enrol_get_enrolled_users",
+        &[("courseid", "20"), ("options[0][name]", "onlyactive"), ("options[0][value]", "1")],
+    );
     assert_eq!(active.as_array().unwrap().len(), 2);
-    let susp = call(&fake, "core_enrol_get_enrolled_users", &[("courseid", "20"), ("options[0][name]", "onlysuspended"), ("options[0][value]", "1")]);
+    let susp = call(
+        &fake,
+        "core_enrol_get_enrolled_users",
+        &[("courseid", "20"), ("options[0][name]", "onlysuspended"), ("options[0][value]", "1")],
+    );
     assert_eq!(susp[0]["id"], 12);
-    let bad = call(&fake, "core_enrol_get_enrolled_users", &[("courseid", "20"), ("options[0][name]", "userfields"), ("options[0][value]", "id,shoesize")]);
+    let bad = call(
+        &fake,
+        "core_enrol_get_enrolled_users",
+        &[("courseid", "20"), ("options[0][name]", "userfields"), ("options[0][value]", "id,shoesize")],
+    );
     assert_error(&bad, "invaliduserfield");
 }
 
@@ -703,7 +874,10 @@ fn sandbox_moodle_grade_items_shape_and_no_get_grades() {
     let v = call(&fake, "gradereport_user_get_grade_items", &[("courseid", "20")]);
     assert_eq!(v["warnings"], json!([]));
     let ug = &v["usergrades"][0];
-    assert_eq!((ug["courseid"].as_i64(), ug["userid"].as_i64(), ug["courseidnumber"].as_str()), (Some(20), Some(10), Some("5847596000000020")));
+    assert_eq!(
+        (ug["courseid"].as_i64(), ug["userid"].as_i64(), ug["courseidnumber"].as_str()),
+        (Some(20), Some(10), Some("5847596000000020"))
+    );
     let item = &ug["gradeitems"][0];
     assert!(item["itemname"].is_null());
     assert_eq!(item["itemtype"], "course");
@@ -740,7 +914,10 @@ fn sandbox_moodle_plugin_get_info_and_not_installed() {
     );
     let fake = start(MoodleOptions { plugin_installed: false, ..MoodleOptions::default() });
     assert_error(&call(&fake, "local_student_dashboard_get_info", &[]), "invalidrecordunknown");
-    let fake = start(MoodleOptions { nopermissions: vec!["local/student_dashboard:manage".into()], ..MoodleOptions::default() });
+    let fake = start(MoodleOptions {
+        nopermissions: vec!["local/student_dashboard:manage".into()],
+        ..MoodleOptions::default()
+    });
     assert_error(&call(&fake, "local_student_dashboard_get_info", &[]), "nopermissions");
 }
 
@@ -750,7 +927,11 @@ fn sandbox_moodle_plugin_upsert_is_idempotent() {
     let mut args = reg("0", "5847596000020001", "10", "10000");
     args.extend(reg("1", "5847596000020002", "11", "19.5"));
     let v = call(&fake, "local_student_dashboard_upsert_registrations", &as_refs(&args));
-    assert_eq!((v["created"].as_i64(), v["updated"].as_i64(), v["unchanged"].as_i64()), (Some(2), Some(0), Some(0)), "{v}");
+    assert_eq!(
+        (v["created"].as_i64(), v["updated"].as_i64(), v["unchanged"].as_i64()),
+        (Some(2), Some(0), Some(0)),
+        "{v}"
+    );
     assert_eq!(v["results"][0], json!({"zoho_id": "5847596000020001", "id": 1, "status": "created"}));
     // Same values, other spelling of the same amount: unchanged.
     let mut again = reg("0", "5847596000020001", "10", "10000.00");
@@ -841,11 +1022,26 @@ fn sandbox_moodle_plugin_other_row_types_and_delete() {
     let v = call(
         &fake,
         "local_student_dashboard_upsert_grades",
-        &[("grades[0][zoho_id]", "g1"), ("grades[0][userid]", "10"), ("grades[0][student_zoho_id]", "s1"), ("grades[0][grade]", "Merit"), ("grades[0][moodle_grade]", "65.5")],
+        &[
+            ("grades[0][zoho_id]", "g1"),
+            ("grades[0][userid]", "10"),
+            ("grades[0][student_zoho_id]", "s1"),
+            ("grades[0][grade]", "Merit"),
+            ("grades[0][moodle_grade]", "65.5"),
+        ],
     );
     assert_eq!(v["created"], 1);
     assert_eq!(fake.plugin_rows("grades")[0]["moodle_grade"], 65.5);
-    let v = call(&fake, "local_student_dashboard_upsert_units", &[("units[0][zoho_id]", "u1"), ("units[0][unit_code]", "Unit 1"), ("units[0][unit_name]", "Programming"), ("units[0][credits]", "1000")]);
+    let v = call(
+        &fake,
+        "local_student_dashboard_upsert_units",
+        &[
+            ("units[0][zoho_id]", "u1"),
+            ("units[0][unit_code]", "Unit 1"),
+            ("units[0][unit_name]", "Programming"),
+            ("units[0][credits]", "1000"),
+        ],
+    );
     assert_eq!(v["warnings"][0]["warningcode"], "invalidvalue");
     let v = call(&fake, "local_student_dashboard_delete_payments", &[("zoho_ids[0]", "p1"), ("zoho_ids[1]", "nope")]);
     assert_eq!(v, json!({"deleted": 1, "warnings": []}));
@@ -859,12 +1055,21 @@ fn sandbox_moodle_plugin_other_row_types_and_delete() {
 #[test]
 fn sandbox_moodle_plugin_course_grades_and_enrolments() {
     let fake = start(MoodleOptions::default());
-    let v = call(&fake, "local_student_dashboard_get_course_grades", &[("courseids[0]", "20"), ("courseids[1]", "99"), ("courseids[2]", "1")]);
+    let v = call(
+        &fake,
+        "local_student_dashboard_get_course_grades",
+        &[("courseids[0]", "20"), ("courseids[1]", "99"), ("courseids[2]", "1")],
+    );
     assert_eq!(
         v["grades"],
         json!([{"courseid": 20, "userid": 10, "finalgrade": 85.5, "grademin": 0.0, "grademax": 100.0, "scaleid": null, "scaleitem": null, "timemodified": 1767261600}])
     );
-    let codes: Vec<(i64, &str)> = v["warnings"].as_array().unwrap().iter().map(|w| (w["itemid"].as_i64().unwrap(), w["warningcode"].as_str().unwrap())).collect();
+    let codes: Vec<(i64, &str)> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["itemid"].as_i64().unwrap(), w["warningcode"].as_str().unwrap()))
+        .collect();
     assert_eq!(codes, [(99, "invalidcourseid"), (1, "invalidcourseid")]);
     let v = call(&fake, "local_student_dashboard_get_enrolments", &[]);
     assert_eq!(v["enrolments"].as_array().unwrap().len(), 1);
@@ -894,8 +1099,18 @@ fn faulty(kind: FaultKind) -> FakeMoodle {
 }
 
 fn raw_post(fake: &FakeMoodle) -> std::io::Result<Resp> {
-    let q = encode(&[("wstoken", &fake.token()), ("wsfunction", "core_webservice_get_site_info"), ("moodlewsrestformat", "json")]);
-    request(fake.addr(), "POST", &format!("/webservice/rest/server.php?{q}"), Some("application/x-www-form-urlencoded"), b"")
+    let q = encode(&[
+        ("wstoken", &fake.token()),
+        ("wsfunction", "core_webservice_get_site_info"),
+        ("moodlewsrestformat", "json"),
+    ]);
+    request(
+        fake.addr(),
+        "POST",
+        &format!("/webservice/rest/server.php?{q}"),
+        Some("application/x-www-form-urlencoded"),
+        b"",
+    )
 }
 
 #[test]
@@ -924,7 +1139,13 @@ fn sandbox_moodle_fault_after_apply_is_the_duplicate_hazard() {
     args.push(("wsfunction".into(), "core_user_create_users".into()));
     args.push(("moodlewsrestformat".into(), "json".into()));
     let body = encode(&as_refs(&args));
-    let r = request(fake.addr(), "POST", "/webservice/rest/server.php", Some("application/x-www-form-urlencoded"), body.as_bytes());
+    let r = request(
+        fake.addr(),
+        "POST",
+        "/webservice/rest/server.php",
+        Some("application/x-www-form-urlencoded"),
+        body.as_bytes(),
+    );
     assert!(r.is_err(), "the client saw no answer");
     assert!(fake.users().iter().any(|u| u.username == "neo"), "but the write was applied");
     // Reads are not affected.
@@ -953,9 +1174,15 @@ fn sandbox_moodle_concurrent_calls_do_not_serialise() {
 fn sandbox_moodle_login_token() {
     let fake = start(MoodleOptions::default());
     let login = |u: &str, p: &str, s: &str| {
-        request(fake.addr(), "POST", "/login/token.php", Some("application/x-www-form-urlencoded"), encode(&[("username", u), ("password", p), ("service", s)]).as_bytes())
-            .unwrap()
-            .json()
+        request(
+            fake.addr(),
+            "POST",
+            "/login/token.php",
+            Some("application/x-www-form-urlencoded"),
+            encode(&[("username", u), ("password", p), ("service", s)]).as_bytes(),
+        )
+        .unwrap()
+        .json()
     };
     assert_eq!(login("admin", &fake.admin_password(), "zmsync"), json!({"token": fake.token(), "privatetoken": null}));
     assert_eq!(
@@ -992,7 +1219,10 @@ fn sandbox_moodle_webhooks_are_signed() {
     let sig = head.lines().find_map(|l| l.strip_prefix("X-Moodle-Signature: ")).unwrap();
     assert_eq!(sig, zmsync::sandbox::moodle::webhook::sign(secret, body));
     let v: Value = serde_json::from_str(body).unwrap();
-    assert_eq!((v["event_type"].as_str(), v["student_id"].as_i64(), v["course_id"].as_i64()), (Some("grade_updated"), Some(10), Some(20)));
+    assert_eq!(
+        (v["event_type"].as_str(), v["student_id"].as_i64(), v["course_id"].as_i64()),
+        (Some("grade_updated"), Some(10), Some(20))
+    );
     assert_eq!(v["grade"], 91.0);
     assert!(v["event_id"].as_str().unwrap().starts_with("moodle-"));
 }

@@ -27,7 +27,11 @@ impl Request {
 
 /// What to do with the connection.
 pub enum Reply {
-    Send { status: u16, content_type: &'static str, body: Vec<u8> },
+    Send {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
     /// Keep the connection silent for this long, then close it (a client sees a timeout).
     Hold(Duration),
     /// Abort the connection with a TCP RST.
@@ -56,7 +60,8 @@ pub fn serve(listener: TcpListener, handler: Handler, conns: Arc<Conns>) {
         }
         let Ok(stream) = stream else { continue };
         let (h, c) = (handler.clone(), conns.clone());
-        let spawned = std::thread::Builder::new().name("fake-moodle-conn".into()).spawn(move || connection(stream, h, c));
+        let spawned =
+            std::thread::Builder::new().name("fake-moodle-conn".into()).spawn(move || connection(stream, h, c));
         if let Err(e) = spawned {
             tracing::warn!("fake Moodle: cannot spawn a connection thread: {e}");
         }
@@ -82,7 +87,13 @@ fn connection(stream: TcpStream, handler: Handler, conns: Arc<Conns>) {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(status) => {
-                let _ = write_response(&mut writer, status, "text/html; charset=utf-8", b"<html><body>Bad request</body></html>", true);
+                let _ = write_response(
+                    &mut writer,
+                    status,
+                    "text/html; charset=utf-8",
+                    b"<html><body>Bad request</body></html>",
+                    true,
+                );
                 break;
             }
         };
@@ -216,7 +227,8 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn write_response(w: &mut TcpStream, status: u16, content_type: &str, body: &[u8], close: bool) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\nServer: Apache\r\nContent-Length: {}\r\n", reason(status), body.len());
+    let mut head =
+        format!("HTTP/1.1 {status} {}\r\nServer: Apache\r\nContent-Length: {}\r\n", reason(status), body.len());
     if !content_type.is_empty() {
         head.push_str(&format!("Content-Type: {content_type}\r\n"));
     }

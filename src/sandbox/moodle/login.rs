@@ -26,18 +26,27 @@ pub fn token(shared: &Shared, opts: &MoodleOptions, req: &Request) -> Reply {
         });
         match user {
             Some((id, pw)) => {
-                let ok = if id == ADMIN_ID { password == shared.admin_password } else { pw.as_deref() == Some(password.as_str()) };
+                let ok = if id == ADMIN_ID {
+                    password == shared.admin_password
+                } else {
+                    pw.as_deref() == Some(password.as_str())
+                };
                 if !ok {
                     ajax_error("invalidlogin", "Invalid login, please try again")
                 } else if service != "zmsync" {
-                    ajax_error("servicenotavailable", "Web service is not available (it doesn't exist or might be disabled)")
+                    ajax_error(
+                        "servicenotavailable",
+                        "Web service is not available (it doesn't exist or might be disabled)",
+                    )
                 } else if id != ADMIN_ID {
                     // Only the sync user holds a token for the service; others may not create one.
                     ajax_error("cannotcreatetoken", "Cannot create a web service token for the service zmsync.")
                 } else {
                     match shared.current_token() {
                         Some(t) => json!({"token": t, "privatetoken": null}),
-                        None => ajax_error("cannotcreatetoken", "Cannot create a web service token for the service zmsync."),
+                        None => {
+                            ajax_error("cannotcreatetoken", "Cannot create a web service token for the service zmsync.")
+                        }
                     }
                 }
             }

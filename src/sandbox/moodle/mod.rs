@@ -400,7 +400,12 @@ impl FakeMoodle {
         self.with_state(|s| {
             s.enrolments
                 .values()
-                .map(|e| (e.clone(), s.roles.get(&(e.courseid, e.userid)).map(|r| r.iter().copied().collect()).unwrap_or_default()))
+                .map(|e| {
+                    (
+                        e.clone(),
+                        s.roles.get(&(e.courseid, e.userid)).map(|r| r.iter().copied().collect()).unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -413,7 +418,11 @@ impl FakeMoodle {
     /// Rows of a plugin table (`registrations`, `payments`, `units`, `grades`) in the `get_*` form.
     pub fn plugin_rows(&self, table: &str) -> Vec<Map<String, Value>> {
         self.with_state(|s| {
-            s.plugin.iter().find(|(k, _)| **k == table).map(|(_, t)| t.rows.values().cloned().collect()).unwrap_or_default()
+            s.plugin
+                .iter()
+                .find(|(k, _)| **k == table)
+                .map(|(_, t)| t.rows.values().cloned().collect())
+                .unwrap_or_default()
         })
         .unwrap_or_default()
     }
@@ -451,7 +460,8 @@ impl FakeMoodle {
                     }
                     None => {
                         let id = s.next_grade_id();
-                        s.grades.insert((courseid, userid), Grade { id, courseid, userid, finalgrade, timemodified: now });
+                        s.grades
+                            .insert((courseid, userid), Grade { id, courseid, userid, finalgrade, timemodified: now });
                         id
                     }
                 };
@@ -476,7 +486,14 @@ impl FakeMoodle {
                 let e = s.enrolments.get_mut(&(courseid, userid))?;
                 e.status = i64::from(suspended);
                 e.timemodified = now;
-                Some(Event { eventname: functions::enrol::UPDATED.into(), courseid, userid, timecreated: now, grade_id: None, grade: None })
+                Some(Event {
+                    eventname: functions::enrol::UPDATED.into(),
+                    courseid,
+                    userid,
+                    timecreated: now,
+                    grade_id: None,
+                    grade: None,
+                })
             })
             .flatten();
         self.fire(ev)

@@ -167,7 +167,9 @@ fn validate_scalar(p: P, raw: &Value) -> Result<Value, String> {
         // An array where a scalar is expected.
         return Err("Invalid external api parameter: the value is \"Array\", the server was expecting a scalar".into());
     };
-    let bad = || format!("Invalid external api parameter: the value is \"{s}\", the server was expecting \"{}\" type", p.name());
+    let bad = || {
+        format!("Invalid external api parameter: the value is \"{s}\", the server was expecting \"{}\" type", p.name())
+    };
     match p {
         P::Int => parse_int(s).map(Value::from).ok_or_else(bad),
         P::Bool => match s.as_str() {
@@ -190,7 +192,8 @@ fn validate_scalar(p: P, raw: &Value) -> Result<Value, String> {
 /// `(int)` in PHP, then compared as strings: only canonical decimal integers survive.
 pub fn parse_int(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     if s == "-0" {
@@ -364,12 +367,19 @@ mod tests {
             "users => Invalid parameter value detected: username => Invalid parameter value detected: Invalid external api parameter: the value is \"JDoe\", the server was expecting \"username\" type"
         );
         assert!(err(json!({"users":{"0":{"username":"jdoe","email":" j@x.org"}}})).contains("raw_trimmed"));
-        assert!(err(json!({"users":{"0":{"username":"jdoe","email":"j@x.org","createpassword":"true"}}})).contains("\"bool\""));
-        assert!(err(json!({"users":{"0":{"username":"jdoe","email":"j@x.org","maildisplay":"012"}}})).contains("\"int\""));
-        assert!(err(json!({"users":{"0":{"username":"jdoe"}}})).ends_with("Missing required key in single structure: email"));
+        assert!(err(json!({"users":{"0":{"username":"jdoe","email":"j@x.org","createpassword":"true"}}}))
+            .contains("\"bool\""));
+        assert!(
+            err(json!({"users":{"0":{"username":"jdoe","email":"j@x.org","maildisplay":"012"}}})).contains("\"int\"")
+        );
+        assert!(err(json!({"users":{"0":{"username":"jdoe"}}}))
+            .ends_with("Missing required key in single structure: email"));
         assert!(err(json!({"users":{"0":{"username":"jdoe","email":"e@x.org","suspended":"0"}}}))
             .ends_with("Unexpected keys (suspended) detected in parameter array."));
-        assert_eq!(err(json!({"users":{"0":{"username":"a","email":"b"}},"x":"1"})), "Unexpected keys (x) detected in parameter array.");
+        assert_eq!(
+            err(json!({"users":{"0":{"username":"a","email":"b"}},"x":"1"})),
+            "Unexpected keys (x) detected in parameter array."
+        );
         assert!(err(json!({"users":"x"})).contains("Only arrays accepted"));
         assert_eq!(err(json!({})), "Missing required key in single structure: users");
     }

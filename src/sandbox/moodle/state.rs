@@ -336,7 +336,15 @@ impl State {
     }
 
     /// A new course with its manual enrol instance and course-total grade item (what `create_course` adds).
-    pub fn new_course(&mut self, id: i64, shortname: &str, fullname: &str, idnumber: &str, cat: i64, now: i64) -> Course {
+    pub fn new_course(
+        &mut self,
+        id: i64,
+        shortname: &str,
+        fullname: &str,
+        idnumber: &str,
+        cat: i64,
+        now: i64,
+    ) -> Course {
         self.next_enrol_instance += 1;
         self.next_grade_item += 1;
         Course {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{i, items, ints, oi, os, s, warning, Ctx, Function, CORE_VERSION};
+use super::{i, ints, items, oi, os, s, warning, Ctx, Function, CORE_VERSION};
 use crate::sandbox::moodle::errors::WsError;
 use crate::sandbox::moodle::params::{def, list, opt, req, single, with, Desc, Req, P};
 use crate::sandbox::moodle::state::{format_string, Category, Course, SITE_COURSE_ID};
@@ -265,7 +265,7 @@ fn create_courses(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsE
         // Default start: today at midnight; default end: one year later (course duration setting).
         course.startdate = oi(c, "startdate").unwrap_or(ctx.now - ctx.now.rem_euclid(86400));
         course.enddate = oi(c, "enddate").unwrap_or(course.startdate + 365 * 86400);
-        course.visible = oi(c, "visible").map_or(true, |v| v != 0);
+        course.visible = oi(c, "visible") != Some(0);
         course.summary = os(c, "summary").unwrap_or_default().to_string();
         course.summaryformat = i(c, "summaryformat");
         course.format = s(c, "format").to_string();
@@ -294,7 +294,10 @@ fn update_one(ctx: &mut Ctx, c: &Map<String, Value>) -> Result<bool, WsError> {
     }
     if let Some(sn) = os(c, "shortname") {
         if ctx.state.courses.values().any(|x| x.id != id && x.shortname == sn) {
-            return Err(WsError::moodle("shortnametaken", format!("Short name is already used for another course ({sn})")));
+            return Err(WsError::moodle(
+                "shortnametaken",
+                format!("Short name is already used for another course ({sn})"),
+            ));
         }
     }
     if let Some(idn) = os(c, "idnumber").filter(|v| !v.is_empty()) {
@@ -345,7 +348,11 @@ fn update_courses(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsE
             Ok(_) => ctx.written += 1,
             Err(e) => {
                 let code = e.code_for(ctx.opts.debug).to_string();
-                let msg = if e.missing_record && !ctx.opts.debug { "Can't find data record in database.".into() } else { e.message };
+                let msg = if e.missing_record && !ctx.opts.debug {
+                    "Can't find data record in database.".into()
+                } else {
+                    e.message
+                };
                 warnings.push(warning("course", i(c, "id"), &code, msg));
             }
         }
@@ -355,10 +362,7 @@ fn update_courses(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsE
 
 fn get_categories_schema() -> Vec<(&'static str, Desc)> {
     vec![
-        (
-            "criteria",
-            with(list(single(vec![("key", req(P::Alpha)), ("value", req(P::Raw))])), Req::Default(json!([]))),
-        ),
+        ("criteria", with(list(single(vec![("key", req(P::Alpha)), ("value", req(P::Raw))])), Req::Default(json!([])))),
         ("addsubcategories", def(P::Bool, json!(true))),
     ]
 }
@@ -403,7 +407,10 @@ fn get_categories(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsE
     let add_sub = args.get("addsubcategories").and_then(Value::as_bool).unwrap_or(true);
     let out: Vec<Value> = cats
         .values()
-        .filter(|c| direct.contains(&c.id) || (add_sub && !crit.is_empty() && path_of(cats, c.id).iter().any(|p| direct.contains(p))))
+        .filter(|c| {
+            direct.contains(&c.id)
+                || (add_sub && !crit.is_empty() && path_of(cats, c.id).iter().any(|p| direct.contains(p)))
+        })
         .map(|c| {
             let path = path_of(cats, c.id);
             let coursecount = ctx.state.courses.values().filter(|x| x.categoryid == c.id).count();

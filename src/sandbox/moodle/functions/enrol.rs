@@ -87,7 +87,17 @@ pub fn upsert(ctx_state: &mut crate::sandbox::moodle::state::State, spec: EnrolS
             let id = ctx_state.next_enrolment_id();
             ctx_state.enrolments.insert(
                 (courseid, userid),
-                Enrolment { id, enrolid, courseid, userid, status, timestart, timeend, timecreated: now, timemodified: now },
+                Enrolment {
+                    id,
+                    enrolid,
+                    courseid,
+                    userid,
+                    status,
+                    timestart,
+                    timeend,
+                    timecreated: now,
+                    timemodified: now,
+                },
             );
             Some(CREATED)
         }
@@ -116,7 +126,9 @@ fn enrol_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsErro
         if ctx.state.courses.get(&courseid).and_then(|c| c.manual_enrolid).is_none() {
             return Err(WsError::moodle(
                 "wsnoinstance",
-                format!("Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {courseid})"),
+                format!(
+                    "Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {courseid})"
+                ),
             ));
         }
         if ctx.state.live_user(userid).is_none() {
@@ -124,11 +136,9 @@ fn enrol_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsErro
         }
         let status = i64::from(oi(e, "suspend").unwrap_or(0) != 0);
         let (ts, te) = (oi(e, "timestart").unwrap_or(0), oi(e, "timeend").unwrap_or(0));
-        if let Some(ev) = upsert(
-            ctx.state,
-            EnrolSpec { courseid, userid, roleid, timestart: ts, timeend: te, status },
-            ctx.now,
-        ) {
+        if let Some(ev) =
+            upsert(ctx.state, EnrolSpec { courseid, userid, roleid, timestart: ts, timeend: te, status }, ctx.now)
+        {
             ctx.events.push(ev);
         }
         ctx.written += 1;
@@ -147,13 +157,18 @@ fn unenrol_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsEr
     for e in items(args, "enrolments") {
         let (userid, courseid) = (i(e, "userid"), i(e, "courseid"));
         if !ctx.state.courses.contains_key(&courseid) {
-            return Err(WsError::missing_record("context", "SELECT * FROM {context} WHERE instanceid = ? AND contextlevel = ?"));
+            return Err(WsError::missing_record(
+                "context",
+                "SELECT * FROM {context} WHERE instanceid = ? AND contextlevel = ?",
+            ));
         }
         ctx.require("enrol/manual:unenrol")?;
         if ctx.state.courses.get(&courseid).and_then(|c| c.manual_enrolid).is_none() {
             return Err(WsError::moodle(
                 "wsnoinstance",
-                format!("Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {courseid})"),
+                format!(
+                    "Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {courseid})"
+                ),
             ));
         }
         // Not enrolled: silently nothing to do.
@@ -183,11 +198,41 @@ fn enrolled_schema() -> Vec<(&'static str, Desc)> {
 }
 
 const USERFIELDS: &[&str] = &[
-    "id", "username", "fullname", "firstname", "lastname", "email", "address", "phone1", "phone2", "department",
-    "institution", "interests", "firstaccess", "lastaccess", "auth", "confirmed", "idnumber", "lang", "theme",
-    "timezone", "mailformat", "description", "descriptionformat", "city", "country", "profileimageurlsmall",
-    "profileimageurl", "customfields", "groups", "roles", "preferences", "enrolledcourses", "suspended",
-    "lastcourseaccess", "trackforums",
+    "id",
+    "username",
+    "fullname",
+    "firstname",
+    "lastname",
+    "email",
+    "address",
+    "phone1",
+    "phone2",
+    "department",
+    "institution",
+    "interests",
+    "firstaccess",
+    "lastaccess",
+    "auth",
+    "confirmed",
+    "idnumber",
+    "lang",
+    "theme",
+    "timezone",
+    "mailformat",
+    "description",
+    "descriptionformat",
+    "city",
+    "country",
+    "profileimageurlsmall",
+    "profileimageurl",
+    "customfields",
+    "groups",
+    "roles",
+    "preferences",
+    "enrolledcourses",
+    "suspended",
+    "lastcourseaccess",
+    "trackforums",
 ];
 
 /// Roles of a user in a course, as `user_get_user_details` lists them (`name` "" for built-in roles).

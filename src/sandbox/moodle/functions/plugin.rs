@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{items, ints, oi, os, strs, warning, Ctx, Function, PLUGIN_VERSION};
+use super::{ints, items, oi, os, strs, warning, Ctx, Function, PLUGIN_VERSION};
 use crate::sandbox::moodle::errors::WsError;
 use crate::sandbox::moodle::params::{def, list, opt, req, single, with, Desc, Req, P};
 use crate::sandbox::moodle::state::{BTEC_SCALE, GUEST_ID, SITE_COURSE_ID};
@@ -132,11 +132,26 @@ macro_rules! plugin_fn {
 
 pub static FUNCTIONS: &[Function] = &[
     plugin_fn!("local_student_dashboard_get_info", no_args, get_info, false),
-    plugin_fn!("local_student_dashboard_upsert_registrations", || upsert_schema(&REGISTRATIONS), |c, a| upsert(c, a, "registrations"), true),
-    plugin_fn!("local_student_dashboard_upsert_payments", || upsert_schema(&PAYMENTS), |c, a| upsert(c, a, "payments"), true),
+    plugin_fn!(
+        "local_student_dashboard_upsert_registrations",
+        || upsert_schema(&REGISTRATIONS),
+        |c, a| upsert(c, a, "registrations"),
+        true
+    ),
+    plugin_fn!(
+        "local_student_dashboard_upsert_payments",
+        || upsert_schema(&PAYMENTS),
+        |c, a| upsert(c, a, "payments"),
+        true
+    ),
     plugin_fn!("local_student_dashboard_upsert_units", || upsert_schema(&UNITS), |c, a| upsert(c, a, "units"), true),
     plugin_fn!("local_student_dashboard_upsert_grades", || upsert_schema(&GRADES), |c, a| upsert(c, a, "grades"), true),
-    plugin_fn!("local_student_dashboard_delete_registrations", delete_schema, |c, a| delete(c, a, "registrations"), true),
+    plugin_fn!(
+        "local_student_dashboard_delete_registrations",
+        delete_schema,
+        |c, a| delete(c, a, "registrations"),
+        true
+    ),
     plugin_fn!("local_student_dashboard_delete_payments", delete_schema, |c, a| delete(c, a, "payments"), true),
     plugin_fn!("local_student_dashboard_delete_units", delete_schema, |c, a| delete(c, a, "units"), true),
     plugin_fn!("local_student_dashboard_delete_grades", delete_schema, |c, a| delete(c, a, "grades"), true),
@@ -153,10 +168,7 @@ fn no_args() -> Vec<(&'static str, Desc)> {
 }
 
 fn batch_too_large(n: usize) -> WsError {
-    WsError::moodle(
-        "batchtoolarge",
-        format!("Too many items in one call: {n} (at most {MAX_BATCH})"),
-    )
+    WsError::moodle("batchtoolarge", format!("Too many items in one call: {n} (at most {MAX_BATCH})"))
 }
 
 fn get_info(ctx: &mut Ctx, _args: &Map<String, Value>) -> Result<Value, WsError> {
@@ -322,7 +334,10 @@ fn upsert(ctx: &mut Ctx, args: &Map<String, Value>, plural: &str) -> Result<Valu
         let table = ctx.state.plugin.entry(t.plural).or_default();
         let (id, status) = match table.find(&zoho) {
             Some(id) => {
-                let existing = table.rows.get_mut(&id).ok_or_else(|| WsError::moodle("dmlreadexception", "Error reading from database"))?;
+                let existing = table
+                    .rows
+                    .get_mut(&id)
+                    .ok_or_else(|| WsError::moodle("dmlreadexception", "Error reading from database"))?;
                 let same = fields.iter().all(|(k, v)| existing.get(k) == Some(v));
                 if same {
                     unchanged += 1;
@@ -354,7 +369,9 @@ fn upsert(ctx: &mut Ctx, args: &Map<String, Value>, plural: &str) -> Result<Valu
         }
         results.push(json!({"zoho_id": zoho, "id": id, "status": status}));
     }
-    Ok(json!({"created": created, "updated": updated, "unchanged": unchanged, "results": results, "warnings": warnings}))
+    Ok(
+        json!({"created": created, "updated": updated, "unchanged": unchanged, "results": results, "warnings": warnings}),
+    )
 }
 
 fn delete_schema() -> Vec<(&'static str, Desc)> {
@@ -411,7 +428,12 @@ fn course_warning(ctx: &Ctx, courseid: i64, cap: &str) -> Option<Value> {
         return Some(warning("course", courseid, "invalidcourseid", format!("Unknown course id {courseid}")));
     }
     if ctx.lacks(cap) {
-        return Some(warning("course", courseid, "nopermissions", format!("Missing capability {cap} in course {courseid}")));
+        return Some(warning(
+            "course",
+            courseid,
+            "nopermissions",
+            format!("Missing capability {cap} in course {courseid}"),
+        ));
     }
     None
 }
@@ -476,7 +498,8 @@ fn get_enrolments(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsE
             if ctx.state.live_user(e.userid).is_none() {
                 continue;
             }
-            let roleids: Vec<i64> = ctx.state.roles.get(&(cid, e.userid)).map(|r| r.iter().copied().collect()).unwrap_or_default();
+            let roleids: Vec<i64> =
+                ctx.state.roles.get(&(cid, e.userid)).map(|r| r.iter().copied().collect()).unwrap_or_default();
             out.push(json!({
                 "id": e.id, "courseid": cid, "userid": e.userid, "roleids": roleids, "status": e.status,
                 "timestart": e.timestart, "timeend": e.timeend, "timemodified": e.timemodified

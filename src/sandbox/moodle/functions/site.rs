@@ -26,8 +26,9 @@ fn schema() -> Vec<(&'static str, Desc)> {
 
 fn run(ctx: &mut Ctx, _args: &Map<String, Value>) -> Result<Value, WsError> {
     let user = ctx.state.users.get(&ADMIN_ID).cloned();
-    let (username, first, last) =
-        user.map(|u| (u.username, u.firstname, u.lastname)).unwrap_or_else(|| ("admin".into(), "Admin".into(), "User".into()));
+    let (username, first, last) = user
+        .map(|u| (u.username, u.firstname, u.lastname))
+        .unwrap_or_else(|| ("admin".into(), "Admin".into(), "User".into()));
     let functions: Vec<Value> = service_functions(ctx.opts)
         .into_iter()
         .map(|f| json!({"name": f.name, "version": f.component_version}))

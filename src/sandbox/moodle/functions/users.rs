@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{i, items, ints, ob, oi, os, s, strs, warning, Ctx, Function, CORE_VERSION};
+use super::{i, ints, items, ob, oi, os, s, strs, warning, Ctx, Function, CORE_VERSION};
 use crate::sandbox::moodle::errors::{WsError, EX_MOODLE};
 use crate::sandbox::moodle::params::{clean_text, def, list, opt, req, single, valid_email, with, Desc, Req, P};
 use crate::sandbox::moodle::state::{User, ADMIN_ID, GUEST_ID};
@@ -63,7 +63,10 @@ const THEMES: &[&str] = &["boost", "classic"];
 /// `user_description` as the user's details are returned (keys in the declared order; optional keys absent
 /// when empty, like `user_get_user_details`). `fields` filters as `userfields` does (`id` always present).
 pub fn describe(u: &User, fields: Option<&[String]>, extra: &[(&str, Value)]) -> Value {
-    let want = |k: &str| fields.map_or(true, |f| f.iter().any(|x| x == k));
+    let want = |k: &str| match fields {
+        Some(f) => f.iter().any(|x| x == k),
+        None => true,
+    };
     let mut m = Map::new();
     m.insert("id".into(), json!(u.id));
     let mut put = |k: &str, v: Value| {
@@ -245,7 +248,10 @@ fn get_users_by_field(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value,
         if hit {
             if u.deleted && field == "id" {
                 // context_user::instance(MUST_EXIST) on a deleted user.
-                return Err(WsError::missing_record("user", "SELECT * FROM {context} WHERE instanceid = ? AND contextlevel = 30"));
+                return Err(WsError::missing_record(
+                    "user",
+                    "SELECT * FROM {context} WHERE instanceid = ? AND contextlevel = 30",
+                ));
             }
             out.push(describe(u, None, &[]));
         }
