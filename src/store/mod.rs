@@ -5,9 +5,11 @@
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
 pub mod bridge;
+mod lock;
 mod migrate;
 pub mod postgres;
 mod records;
+mod runs;
 pub mod sqlite;
 mod tokens;
 
@@ -18,9 +20,11 @@ use serde_json::Value;
 
 use crate::exit::{Exit, ExitKind};
 
+pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use tokens::{CachedToken, TokenStore};
+pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -87,7 +91,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + TokenStore {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;
