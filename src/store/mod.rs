@@ -23,8 +23,8 @@ use crate::exit::{Exit, ExitKind};
 pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
-pub use tokens::{CachedToken, TokenStore};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
+pub use tokens::{CachedToken, TokenStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
