@@ -4,5 +4,6 @@
 mod cli;
 mod clients;
 mod sandbox_moodle;
+mod snapshot;
 mod store;
 mod support;
