@@ -359,6 +359,7 @@ fn zoho_429_storm_finishes_and_bad_refresh_token_is_clear() {
     let c = zoho_client(&stub, "good-refresh", None);
     rt().block_on(async { assert_eq!(read_all(&c, "Big").await.unwrap().len(), 1_000) });
     assert!(c.stats().throttled > 0 && c.stats().retries > 0);
+    assert!(stub.calls.load(std::sync::atomic::Ordering::SeqCst) > c.stats().calls / 2);
     let bad = zoho_client(&stub, "wrong", None);
     let e = rt().block_on(async { bad.authenticate().await.unwrap_err() }).to_string();
     assert!(e.contains("invalid_code") && e.contains("ZOHO_REFRESH_TOKEN"), "{e}");
