@@ -2,3 +2,4 @@
 //! Tests, benchmarks and `zmsync demo` all run on it. The fakes follow shared/reference/ to the letter.
 
 pub mod seed;
+pub mod zoho;
