@@ -24,8 +24,9 @@ struct Resp {
 impl Resp {
     #[track_caller]
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("status {} body not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("status {} body not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body))
+        })
     }
     fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or_default().to_string()
@@ -182,10 +183,13 @@ fn seed_students(n: usize) -> ZohoSeed {
 
 const FIELDS: &str = "fields=Name,Last_Name,Academic_Email,Status,Student_Moodle_ID,Modified_Time";
 
+/// Path, lower-cased headers and body of one callback.
+type Received = (String, Vec<(String, String)>, Vec<u8>);
+
 /// A one-shot-per-request HTTP listener that records what it receives and answers 200.
 struct Listener {
     url: String,
-    rx: mpsc::Receiver<(String, Vec<(String, String)>, Vec<u8>)>,
+    rx: mpsc::Receiver<Received>,
 }
 
 impl Listener {
@@ -226,7 +230,7 @@ impl Listener {
     }
 
     #[track_caller]
-    fn next(&self) -> (String, Vec<(String, String)>, Vec<u8>) {
+    fn next(&self) -> Received {
         self.rx.recv_timeout(Duration::from_secs(20)).expect("a callback within 20 s")
     }
 
@@ -278,9 +282,19 @@ fn sandbox_zoho_credentials_are_random_per_start() {
 fn sandbox_zoho_wrong_refresh_token_and_client() {
     let z = Z::default();
     let send = |id: &str, secret: &str, rt: &str| {
-        let body = form(&[("grant_type", "refresh_token"), ("client_id", id), ("client_secret", secret), ("refresh_token", rt)]);
+        let body = form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("refresh_token", rt),
+        ]);
         z.http
-            .send("POST", &z.url("/oauth/v2/token"), &[], Some(("application/x-www-form-urlencoded", body.into_bytes())))
+            .send(
+                "POST",
+                &z.url("/oauth/v2/token"),
+                &[],
+                Some(("application/x-www-form-urlencoded", body.into_bytes())),
+            )
             .json()
     };
     let id = z.fake.client_id();
@@ -373,16 +387,30 @@ fn sandbox_zoho_fields_required_and_at_most_50() {
 #[test]
 fn sandbox_zoho_list_envelope_ids_and_nulls() {
     let z = Z::default();
-    let j = z.get(&format!("/crm/v8/BTEC_Students?{FIELDS}&per_page=2&page=1&sort_by=Modified_Time&sort_order=asc")).json();
+    let j =
+        z.get(&format!("/crm/v8/BTEC_Students?{FIELDS}&per_page=2&page=1&sort_by=Modified_Time&sort_order=asc")).json();
     let rec = &j["data"][0];
     assert!(rec["id"].as_str().unwrap().len() == 19);
     assert_eq!(rec["Student_Moodle_ID"], Value::Null, "asked for but empty: null");
     assert!(rec.get("First_Name").is_none(), "not asked for: absent");
     let info = &j["info"];
-    for k in ["per_page", "count", "page", "sort_by", "sort_order", "more_records", "next_page_token", "previous_page_token", "page_token_expiry"] {
+    for k in [
+        "per_page",
+        "count",
+        "page",
+        "sort_by",
+        "sort_order",
+        "more_records",
+        "next_page_token",
+        "previous_page_token",
+        "page_token_expiry",
+    ] {
         assert!(info.get(k).is_some(), "info.{k} missing");
     }
-    assert_eq!((info["per_page"].as_u64(), info["count"].as_u64(), info["more_records"].as_bool()), (Some(2), Some(2), Some(true)));
+    assert_eq!(
+        (info["per_page"].as_u64(), info["count"].as_u64(), info["more_records"].as_bool()),
+        (Some(2), Some(2), Some(true))
+    );
     assert!(info["next_page_token"].is_string() && info["page_token_expiry"].is_string());
     let r = z.get(&format!("/crm/v8/BTEC_Students?{FIELDS}&sort_by=Name"));
     assert_eq!((r.status, r.code()), (400, "INVALID_DATA".to_string()));
@@ -410,7 +438,7 @@ fn sandbox_zoho_discrete_page_limit_at_2000() {
 fn sandbox_zoho_page_token_continues_past_2000() {
     let n = 2345;
     let z = Z::start(seed_students(n), ZohoOptions::default());
-    let base = format!("/crm/v8/BTEC_Students?fields=Name&per_page=200&sort_by=id&sort_order=asc");
+    let base = "/crm/v8/BTEC_Students?fields=Name&per_page=200&sort_by=id&sort_order=asc";
     let mut ids = Vec::new();
     let mut page = 1;
     let mut token: Option<String> = None;
@@ -452,7 +480,8 @@ fn sandbox_zoho_page_token_bound_to_its_query() {
 
 #[test]
 fn sandbox_zoho_page_token_expires() {
-    let z = Z::start(seed_students(30), ZohoOptions { page_token_ttl: Duration::from_secs(1), ..ZohoOptions::default() });
+    let z =
+        Z::start(seed_students(30), ZohoOptions { page_token_ttl: Duration::from_secs(1), ..ZohoOptions::default() });
     let t = z.get("/crm/v8/BTEC_Students?fields=Name&per_page=10").json()["info"]["next_page_token"]
         .as_str()
         .unwrap()
@@ -503,7 +532,8 @@ fn sandbox_zoho_if_modified_since_inclusive_across_offsets() {
     let path = format!("/crm/v8/BTEC_Students?{FIELDS}&sort_by=Modified_Time&sort_order=asc");
     // 09:56:49Z written with another offset: inclusive, compared as instants.
     let r = z.call("GET", &path, &[("If-Modified-Since", "2026-01-25T11:56:49+02:00")], None);
-    let ids: Vec<String> = r.json()["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().into()).collect();
+    let ids: Vec<String> =
+        r.json()["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().into()).collect();
     assert_eq!(ids, [sid(1), sid(2)]);
     let r = z.call("GET", &path, &[("If-Modified-Since", "2026-01-25T10:00:01+00:00")], None);
     assert_eq!((r.status, r.body.len()), (304, 0));
@@ -545,7 +575,10 @@ fn sandbox_zoho_deleted_stubs() {
     let j = z.get("/crm/v8/BTEC_Students/deleted?type=recycle").json();
     assert_eq!(j["data"].as_array().unwrap().len(), 1);
     let d = &j["data"][0];
-    assert_eq!((d["id"].as_str(), d["type"].as_str(), d["display_name"].as_str()), (Some(sid(2).as_str()), Some("recycle"), Some("STU-00002")));
+    assert_eq!(
+        (d["id"].as_str(), d["type"].as_str(), d["display_name"].as_str()),
+        (Some(sid(2).as_str()), Some("recycle"), Some("STU-00002"))
+    );
     assert_eq!(d["deleted_by"]["id"], INTEGRATION_USER_ID);
     assert_eq!(z.get("/crm/v8/BTEC_Students/deleted?type=all").json()["data"].as_array().unwrap().len(), 2);
     let j = z.get("/crm/v8/BTEC_Students/deleted?type=permanent").json();
@@ -598,7 +631,12 @@ fn sandbox_zoho_write_limits_and_empty_data() {
     assert_eq!(z.fake.records("BTEC_Students").len(), 5, "nothing of a refused batch is written");
     assert_eq!(z.call("PUT", "/crm/v8/BTEC_Students", &[], Some(json!({"data": []}))).status, 400);
     assert_eq!(z.call("POST", "/crm/v8/BTEC_Students/upsert", &[], Some(json!({"trigger": []}))).status, 400);
-    let r = z.http.send("POST", &z.url("/crm/v8/BTEC_Students"), &[("Authorization", &z.auth())], Some(("application/json", b"{not json".to_vec())));
+    let r = z.http.send(
+        "POST",
+        &z.url("/crm/v8/BTEC_Students"),
+        &[("Authorization", &z.auth())],
+        Some(("application/json", b"{not json".to_vec())),
+    );
     assert_eq!(r.status, 400);
     let data: Vec<Value> = (0..100).map(new_student).collect();
     assert_eq!(z.call("POST", "/crm/v8/BTEC_Students", &[], Some(json!({"data": data}))).status, 201);
@@ -608,10 +646,12 @@ fn sandbox_zoho_write_limits_and_empty_data() {
 #[test]
 fn sandbox_zoho_mixed_batch_is_207_in_input_order() {
     let z = Z::default();
-    let data = json!([new_student(1), {"Name": "X"}, new_student(2), {"Name": "Y", "Last_Name": "Y", "Status": "Bogus"}]);
+    let data =
+        json!([new_student(1), {"Name": "X"}, new_student(2), {"Name": "Y", "Last_Name": "Y", "Status": "Bogus"}]);
     let r = z.call("POST", "/crm/v8/BTEC_Students", &[], Some(json!({"data": data})));
     assert_eq!(r.status, 207);
-    let codes: Vec<String> = r.json()["data"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap().into()).collect();
+    let codes: Vec<String> =
+        r.json()["data"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap().into()).collect();
     assert_eq!(codes, ["SUCCESS", "MANDATORY_NOT_FOUND", "SUCCESS", "INVALID_DATA"]);
     assert_eq!(r.json()["data"][1]["details"], json!({"api_name": "Last_Name", "json_path": "$.data[1].Last_Name"}));
     // all failed: 400 with data[]
@@ -623,7 +663,9 @@ fn sandbox_zoho_mixed_batch_is_207_in_input_order() {
 #[test]
 fn sandbox_zoho_validation_codes() {
     let z = Z::default();
-    let post = |rec: Value| z.call("POST", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [rec]}))).json()["data"][0].clone();
+    let post = |rec: Value| {
+        z.call("POST", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [rec]}))).json()["data"][0].clone()
+    };
     let r = post(json!({"Last_Name": "L"}));
     assert_eq!((r["code"].as_str(), r["details"]["api_name"].as_str()), (Some("MANDATORY_NOT_FOUND"), Some("Name")));
     let r = post(json!({"Name": "N", "Last_Name": 5}));
@@ -640,29 +682,44 @@ fn sandbox_zoho_validation_codes() {
     let r = post(json!({"Name": "N", "Last_Name": "L", "Academic_Email": "s1@student.example.edu"}));
     assert_eq!(r["code"], "SUCCESS");
     // update: unknown id, missing id
-    let r = z.call("PUT", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [{"id": "5847596000099999999", "Phone": "1"}, {"Phone": "2"}]})));
+    let r = z.call(
+        "PUT",
+        "/crm/v8/BTEC_Students",
+        &[],
+        Some(json!({"data": [{"id": "5847596000099999999", "Phone": "1"}, {"Phone": "2"}]})),
+    );
     assert_eq!(r.status, 400);
     let j = r.json();
-    assert_eq!((j["data"][0]["code"].as_str(), j["data"][0]["details"]["id"].as_str()), (Some("INVALID_DATA"), Some("5847596000099999999")));
+    assert_eq!(
+        (j["data"][0]["code"].as_str(), j["data"][0]["details"]["id"].as_str()),
+        (Some("INVALID_DATA"), Some("5847596000099999999"))
+    );
     assert_eq!(j["data"][1]["code"], "MANDATORY_NOT_FOUND");
     assert_eq!(j["data"][1]["details"]["api_name"], "id");
     // a wrong type on other modules
     let r = z.call("POST", "/crm/v8/BTEC_Units", &[], Some(json!({"data": [{"Name": "U", "Credits": "ten"}]})));
     assert_eq!(r.json()["data"][0]["details"]["expected_data_type"], "integer");
-    let r = z.call("POST", "/crm/v8/BTEC_Classes", &[], Some(json!({"data": [{"Name": "C", "Start_Date": "01/09/2026"}]})));
+    let r =
+        z.call("POST", "/crm/v8/BTEC_Classes", &[], Some(json!({"data": [{"Name": "C", "Start_Date": "01/09/2026"}]})));
     assert_eq!(r.json()["data"][0]["details"]["expected_data_type"], "date");
 }
 
 #[test]
 fn sandbox_zoho_update_changes_only_sent_fields_and_null_clears() {
     let z = Z::default();
-    let r = z.call("PUT", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [{"id": sid(1), "Student_Moodle_ID": "1234", "Phone": null}], "trigger": []})));
+    let r = z.call(
+        "PUT",
+        "/crm/v8/BTEC_Students",
+        &[],
+        Some(json!({"data": [{"id": sid(1), "Student_Moodle_ID": "1234", "Phone": null}], "trigger": []})),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["data"][0]["message"], "record updated");
     let rec = z.fake.record("BTEC_Students", &sid(1)).unwrap();
     assert_eq!((rec["Student_Moodle_ID"].as_str(), rec["Last_Name"].as_str()), (Some("1234"), Some("Last1")));
     assert_eq!(rec["Modified_By"]["id"], INTEGRATION_USER_ID);
-    let r = z.call("PUT", &format!("/crm/v8/BTEC_Students/{}", sid(2)), &[], Some(json!({"data": [{"Phone": "+44 1"}]})));
+    let r =
+        z.call("PUT", &format!("/crm/v8/BTEC_Students/{}", sid(2)), &[], Some(json!({"data": [{"Phone": "+44 1"}]})));
     assert_eq!(r.status, 200);
     assert_eq!(z.fake.record("BTEC_Students", &sid(2)).unwrap()["Phone"], "+44 1");
 }
@@ -681,7 +738,10 @@ fn sandbox_zoho_upsert_actions() {
     assert_eq!((d[0]["action"].as_str(), d[0]["duplicate_field"].as_str()), (Some("update"), Some("Name")));
     assert_eq!(d[0]["details"]["id"], sid(1));
     assert_eq!((d[1]["action"].as_str(), d[1]["duplicate_field"].clone()), (Some("insert"), Value::Null));
-    assert_eq!((d[2]["action"].as_str(), d[2]["duplicate_field"].as_str()), (Some("update"), Some("Student_ID_Number")));
+    assert_eq!(
+        (d[2]["action"].as_str(), d[2]["duplicate_field"].as_str()),
+        (Some("update"), Some("Student_ID_Number"))
+    );
     assert_eq!(z.fake.record("BTEC_Students", &sid(4)).unwrap()["Last_Name"], "ViaSid");
     let body = json!({"data": [{"Name": "Z", "Last_Name": "Z", "Academic_Email": "s5@student.example.edu"}], "duplicate_check_fields": ["Academic_Email"]});
     let d = z.call("POST", "/crm/v8/BTEC_Students/upsert", &[], Some(body)).json()["data"][0].clone();
@@ -696,7 +756,12 @@ fn sandbox_zoho_delete_207_and_required_ids() {
     assert_eq!(r.json()["details"], json!({"param_name": "ids"}));
     let many: Vec<String> = (0..101).map(sid).collect();
     assert_eq!(z.call("DELETE", &format!("/crm/v8/BTEC_Students?ids={}", many.join(",")), &[], None).status, 400);
-    let r = z.call("DELETE", &format!("/crm/v8/BTEC_Students?ids={},5847596000099999999&wf_trigger=false", sid(1)), &[], None);
+    let r = z.call(
+        "DELETE",
+        &format!("/crm/v8/BTEC_Students?ids={},5847596000099999999&wf_trigger=false", sid(1)),
+        &[],
+        None,
+    );
     assert_eq!(r.status, 207);
     let d = r.json()["data"].clone();
     assert_eq!((d[0]["code"].as_str(), d[0]["message"].as_str()), (Some("SUCCESS"), Some("record deleted")));
@@ -709,7 +774,12 @@ fn sandbox_zoho_delete_207_and_required_ids() {
 #[test]
 fn sandbox_zoho_lookups_accept_id_and_render_name() {
     let z = Z::default();
-    let class = z.call("POST", "/crm/v8/BTEC_Classes", &[], Some(json!({"data": [{"Name": "CL-1", "Class_Short_Name": "CL1"}]})));
+    let class = z.call(
+        "POST",
+        "/crm/v8/BTEC_Classes",
+        &[],
+        Some(json!({"data": [{"Name": "CL-1", "Class_Short_Name": "CL1"}]})),
+    );
     let class_id = class.json()["data"][0]["details"]["id"].as_str().unwrap().to_string();
     let body = json!({"data": [
         {"Name": "E1", "Student": {"id": sid(1), "name": "ignored"}, "Class": {"id": class_id}, "Status": "Active"},
@@ -812,17 +882,24 @@ fn sandbox_zoho_watch_channel_expiry_and_callback_shape() {
     assert_eq!(r.status, 207);
     let w = r.json()["watch"].clone();
     assert_eq!(w[0]["code"], "SUCCESS");
-    let exp = chrono::DateTime::parse_from_rfc3339(w[0]["details"]["events"][0]["channel_expiry"].as_str().unwrap()).unwrap();
+    let exp =
+        chrono::DateTime::parse_from_rfc3339(w[0]["details"]["events"][0]["channel_expiry"].as_str().unwrap()).unwrap();
     let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
     assert!((exp.timestamp() - in_an_hour.timestamp()).abs() < 300, "too far ahead becomes 1 h: {exp}");
-    let exp2 = chrono::DateTime::parse_from_rfc3339(w[1]["details"]["events"][0]["channel_expiry"].as_str().unwrap()).unwrap();
+    let exp2 =
+        chrono::DateTime::parse_from_rfc3339(w[1]["details"]["events"][0]["channel_expiry"].as_str().unwrap()).unwrap();
     assert_eq!(exp2.timestamp(), soon.timestamp(), "within a week is kept");
     assert_eq!(w[2]["status"], "error");
 
     let listed = z.get("/crm/v8/actions/watch").json();
     assert_eq!(listed["watch"].as_array().unwrap().len(), 2);
 
-    z.call("PUT", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [{"id": sid(1), "Phone": "9"}, {"id": sid(2), "Status": "Inactive"}], "trigger": []})));
+    z.call(
+        "PUT",
+        "/crm/v8/BTEC_Students",
+        &[],
+        Some(json!({"data": [{"id": sid(1), "Phone": "9"}, {"id": sid(2), "Status": "Inactive"}], "trigger": []})),
+    );
     let (path, _, body) = hook.next();
     assert_eq!(path, "/notify?src=watch");
     let j: Value = serde_json::from_slice(&body).unwrap();
@@ -838,11 +915,21 @@ fn sandbox_zoho_watch_channel_expiry_and_callback_shape() {
     assert!(j.get("data").is_none());
 
     // PATCH the expiry, then DELETE the channel; no more callbacks.
-    let r = z.call("PATCH", "/crm/v8/actions/watch", &[], Some(json!({"watch": [{"channel_id": 1000000068001u64, "channel_expiry": soon.to_rfc3339()}]})));
+    let r = z.call(
+        "PATCH",
+        "/crm/v8/actions/watch",
+        &[],
+        Some(json!({"watch": [{"channel_id": 1000000068001u64, "channel_expiry": soon.to_rfc3339()}]})),
+    );
     assert_eq!(r.status, 200);
     let patched = r.json()["watch"][0]["details"]["events"][0]["channel_expiry"].as_str().unwrap().to_string();
     assert_eq!(chrono::DateTime::parse_from_rfc3339(&patched).unwrap().timestamp(), soon.timestamp());
-    let r = z.call("PATCH", "/crm/v8/actions/watch", &[], Some(json!({"watch": [{"channel_id": "999", "channel_expiry": soon.to_rfc3339()}]})));
+    let r = z.call(
+        "PATCH",
+        "/crm/v8/actions/watch",
+        &[],
+        Some(json!({"watch": [{"channel_id": "999", "channel_expiry": soon.to_rfc3339()}]})),
+    );
     assert_eq!(r.json()["watch"][0]["code"], "NOT_SUBSCRIBED");
     let r = z.call("DELETE", "/crm/v8/actions/watch?channel_ids=1000000068001", &[], None);
     assert_eq!(r.status, 200);
@@ -856,16 +943,22 @@ fn sandbox_zoho_watch_channel_expiry_and_callback_shape() {
 
 #[test]
 fn sandbox_zoho_concurrency_cap_gives_429() {
-    let z = Z::start(seed_students(3), ZohoOptions { latency_ms: 1500, concurrency_cap: Some(2), ..ZohoOptions::default() });
+    let z = Z::start(
+        seed_students(3),
+        ZohoOptions { latency_ms: 1500, concurrency_cap: Some(2), ..ZohoOptions::default() },
+    );
     let url = z.url(&format!("/crm/v8/BTEC_Students?{FIELDS}"));
     let auth = z.auth();
     let statuses: Vec<u16> = z.http.rt.block_on(async {
-        let futs = (0..10).map(|_| {
-            let c = z.http.client.clone();
-            let url = url.clone();
-            let auth = auth.clone();
-            async move { c.get(url).header("Authorization", auth).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
-        });
+        let futs =
+            (0..10).map(|_| {
+                let c = z.http.client.clone();
+                let url = url.clone();
+                let auth = auth.clone();
+                async move {
+                    c.get(url).header("Authorization", auth).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+                }
+            });
         let handles: Vec<_> = futs.map(tokio::spawn).collect();
         let mut out = Vec::new();
         for h in handles {
@@ -901,7 +994,10 @@ fn sandbox_zoho_every_nth_credit_budget_and_retry_after() {
     }
     let r = z.get(&p);
     assert_eq!((last, r.status), (429, 429));
-    assert_eq!(r.json(), json!({"code":"TOO_MANY_REQUESTS","details":{},"message":r.json()["message"],"status":"error"}));
+    assert_eq!(
+        r.json(),
+        json!({"code":"TOO_MANY_REQUESTS","details":{},"message":r.json()["message"],"status":"error"})
+    );
     assert_eq!(r.headers.get("retry-after").unwrap(), "7");
 }
 
@@ -937,7 +1033,15 @@ fn sandbox_zoho_fault_kinds_each_reachable() {
 #[test]
 fn sandbox_zoho_random_faults_are_deterministic_by_seed() {
     let run = || {
-        let z = Z::start(seed_students(2), ZohoOptions { fault_rate: 0.5, fault_kinds: vec![FaultKind::InternalError], fault_seed: 42, ..ZohoOptions::default() });
+        let z = Z::start(
+            seed_students(2),
+            ZohoOptions {
+                fault_rate: 0.5,
+                fault_kinds: vec![FaultKind::InternalError],
+                fault_seed: 42,
+                ..ZohoOptions::default()
+            },
+        );
         (0..20).map(|_| z.get(&format!("/crm/v8/BTEC_Students?{FIELDS}")).status).collect::<Vec<u16>>()
     };
     let a = run();

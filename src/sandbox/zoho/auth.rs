@@ -111,8 +111,7 @@ pub fn token_grant(shared: &Shared, req: &HttpRequest) -> HttpResponse {
 
 /// Checks `Authorization: Zoho-oauthtoken <token>`; the error answer when it does not pass.
 pub fn check(shared: &Shared, req: &HttpRequest) -> Result<(), HttpResponse> {
-    let auth_failure =
-        || error(401, "AUTHENTICATION_FAILURE", json!({}), "Authentication failed");
+    let auth_failure = || error(401, "AUTHENTICATION_FAILURE", json!({}), "Authentication failed");
     let header = req.header("authorization").unwrap_or_default().trim();
     let Some((scheme, token)) = header.split_once(' ') else { return Err(auth_failure()) };
     if !scheme.eq_ignore_ascii_case("Zoho-oauthtoken") || token.trim().is_empty() {

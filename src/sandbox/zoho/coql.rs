@@ -192,7 +192,12 @@ fn parse(q: &str) -> Result<Query, HttpResponse> {
     p.kw("from")?;
     let module = p.word()?;
     if !p.is_kw("where") {
-        return Err(error(400, "SYNTAX_ERROR", json!({"clause": "where", "near": p.near()}), "where clause is missing"));
+        return Err(error(
+            400,
+            "SYNTAX_ERROR",
+            json!({"clause": "where", "near": p.near()}),
+            "where clause is missing",
+        ));
     }
     p.kw("where")?;
     let mut filter = vec![Vec::new()];
@@ -234,7 +239,9 @@ fn parse(q: &str) -> Result<Query, HttpResponse> {
             };
             Cond::Cmp(field, op, p.value()?)
         };
-        filter.last_mut().map(|g| g.push(cond));
+        if let Some(g) = filter.last_mut() {
+            g.push(cond);
+        }
         if p.is_kw("and") {
             p.pos += 1;
         } else if p.is_kw("or") {
@@ -391,7 +398,12 @@ pub fn query(shared: &Shared, opts: &ZohoOptions, req: &HttpRequest) -> HttpResp
     let q = match serde_json::from_slice::<Value>(&req.body).ok().and_then(|v| v.get("select_query").cloned()) {
         Some(Value::String(q)) => q,
         _ => {
-            return error(400, "REQUIRED_PARAM_MISSING", json!({"param_name": "select_query"}), "One of the expected parameter is missing")
+            return error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                json!({"param_name": "select_query"}),
+                "One of the expected parameter is missing",
+            )
         }
     };
     let q = match parse(&q) {
@@ -402,7 +414,12 @@ pub fn query(shared: &Shared, opts: &ZohoOptions, req: &HttpRequest) -> HttpResp
         return error(400, "INVALID_QUERY", json!({"clause": "from", "near": q.module}), "invalid module given");
     };
     if q.select.len() > MAX_SELECT {
-        return error(400, "LIMIT_EXCEEDED", json!({"clause": "select", "limit": MAX_SELECT}), "select columns limit exceeded");
+        return error(
+            400,
+            "LIMIT_EXCEEDED",
+            json!({"clause": "select", "limit": MAX_SELECT}),
+            "select columns limit exceeded",
+        );
     }
     if q.limit <= 0 {
         return error(400, "INVALID_DATA", json!({"clause": "limit"}), "limit should be greater than 0");

@@ -26,8 +26,13 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] =
-        [FaultKind::TooManyRequests, FaultKind::InternalError, FaultKind::BadGateway, FaultKind::Timeout, FaultKind::Reset];
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::TooManyRequests,
+        FaultKind::InternalError,
+        FaultKind::BadGateway,
+        FaultKind::Timeout,
+        FaultKind::Reset,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -225,8 +225,7 @@ fn read_request(reader: &mut BufReader<TcpStream>, stop: &AtomicBool) -> io::Res
     if req.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
         req.body = read_chunked(reader)?;
     } else if let Some(len) = req.header("content-length") {
-        let len: usize =
-            len.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length"))?;
+        let len: usize = len.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length"))?;
         if len > MAX_BODY {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
         }

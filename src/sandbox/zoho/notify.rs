@@ -157,14 +157,8 @@ impl Notifier {
 
     fn notify_channels(&self, shared: &Shared, module: &str, changes: &[Change]) {
         let t = now();
-        let channels: Vec<Channel> = self
-            .channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|c| c.expiry > t)
-            .cloned()
-            .collect();
+        let channels: Vec<Channel> =
+            self.channels.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|c| c.expiry > t).cloned().collect();
         let server_time = Utc::now().timestamp_millis();
         for op in [ChangeOp::Insert, ChangeOp::Update, ChangeOp::Delete] {
             let batch: Vec<&Change> = changes.iter().filter(|c| c.op == op).collect();
@@ -238,7 +232,10 @@ impl Notifier {
             };
             let mut headers = Vec::new();
             if let Some(secret) = &opts.webhook_hmac_secret {
-                headers.push(("X-Zoho-Signature".to_string(), format!("sha256={}", sign(secret.expose(), body.as_bytes()))));
+                headers.push((
+                    "X-Zoho-Signature".to_string(),
+                    format!("sha256={}", sign(secret.expose(), body.as_bytes())),
+                ));
             }
             self.send(Delivery { webhook: true, url: url.clone(), content_type, headers, body: body.into_bytes() });
         }
@@ -278,18 +275,31 @@ impl Notifier {
             return HttpResponse::empty(204);
         }
         let n = out.len();
-        HttpResponse::json(200, &json!({"watch": out, "info": {"per_page": 200, "count": n, "page": 1, "more_records": false}}))
+        HttpResponse::json(
+            200,
+            &json!({"watch": out, "info": {"per_page": 200, "count": n, "page": 1, "more_records": false}}),
+        )
     }
 
     fn subscribe(&self, shared: &Shared, req: &HttpRequest, patch: bool) -> HttpResponse {
         let items = match serde_json::from_slice::<Value>(&req.body).ok().and_then(|v| v.get("watch").cloned()) {
             Some(Value::Array(items)) if !items.is_empty() => items,
             _ => {
-                return error(400, "REQUIRED_PARAM_MISSING", json!({"param_name": "watch"}), "One of the expected parameter is missing")
+                return error(
+                    400,
+                    "REQUIRED_PARAM_MISSING",
+                    json!({"param_name": "watch"}),
+                    "One of the expected parameter is missing",
+                )
             }
         };
         if items.len() > MAX_WATCH_PER_REQUEST {
-            return error(400, "LIMIT_EXCEEDED", json!({"limit": MAX_WATCH_PER_REQUEST, "param_name": "watch"}), "too many watch objects");
+            return error(
+                400,
+                "LIMIT_EXCEEDED",
+                json!({"limit": MAX_WATCH_PER_REQUEST, "param_name": "watch"}),
+                "too many watch objects",
+            );
         }
         let mut results = Vec::new();
         let mut ok = 0;
@@ -298,10 +308,9 @@ impl Notifier {
             let r = if patch {
                 amend(&mut channels, item, i)
             } else {
-                parse_channel(item, i, None).map(|c| {
+                parse_channel(item, i).inspect(|c| {
                     channels.retain(|x| x.key() != c.key());
                     channels.push(c.clone());
-                    c
                 })
             };
             match r {
@@ -318,7 +327,13 @@ impl Notifier {
             }
         }
         let all_ok = if patch || req.method == "PUT" { 200 } else { 201 };
-        let status = if ok == items.len() { all_ok } else if ok == 0 { 400 } else { 207 };
+        let status = if ok == items.len() {
+            all_ok
+        } else if ok == 0 {
+            400
+        } else {
+            207
+        };
         HttpResponse::json(status, &json!({"watch": results}))
     }
 
@@ -330,7 +345,12 @@ impl Notifier {
             .map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default();
         if ids.is_empty() {
-            return error(400, "REQUIRED_PARAM_MISSING", json!({"param_name": "channel_ids"}), "One of the expected parameter is missing");
+            return error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                json!({"param_name": "channel_ids"}),
+                "One of the expected parameter is missing",
+            );
         }
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let mut results = Vec::new();
@@ -349,7 +369,13 @@ impl Notifier {
                 None => results.push(not_subscribed(id)),
             }
         }
-        let status = if ok == ids.len() { 200 } else if ok == 0 { 400 } else { 207 };
+        let status = if ok == ids.len() {
+            200
+        } else if ok == 0 {
+            400
+        } else {
+            207
+        };
         HttpResponse::json(status, &json!({"watch": results}))
     }
 }
@@ -392,7 +418,9 @@ pub fn capped_expiry(requested: Option<&str>, now: DateTime<FixedOffset>) -> Dat
 }
 
 fn parse_events(v: Option<&Value>, i: usize) -> Result<Vec<String>, Value> {
-    let Some(Value::Array(a)) = v else { return Err(item_error("MANDATORY_NOT_FOUND", "events", i, "required field not found")) };
+    let Some(Value::Array(a)) = v else {
+        return Err(item_error("MANDATORY_NOT_FOUND", "events", i, "required field not found"));
+    };
     let events: Vec<String> = a.iter().filter_map(Value::as_str).map(str::to_string).collect();
     let valid = |e: &String| match e.split_once('.') {
         Some((m, op)) => schema::module(m).is_some() && ["create", "edit", "delete", "all"].contains(&op),
@@ -425,13 +453,15 @@ fn parse_token(v: Option<&Value>, i: usize) -> Result<Option<String>, Value> {
 fn parse_channel_id(v: Option<&Value>, i: usize) -> Result<Value, Value> {
     match v {
         Some(Value::Number(n)) if n.is_u64() => Ok(Value::Number(n.clone())),
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Ok(Value::String(s.clone())),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Value::String(s.clone()))
+        }
         None => Err(item_error("MANDATORY_NOT_FOUND", "channel_id", i, "required field not found")),
         _ => Err(item_error("INVALID_DATA", "channel_id", i, "invalid data")),
     }
 }
 
-fn parse_channel(item: &Value, i: usize, _existing: Option<&Channel>) -> Result<Channel, Value> {
+fn parse_channel(item: &Value, i: usize) -> Result<Channel, Value> {
     let channel_id = parse_channel_id(item.get("channel_id"), i)?;
     let events = parse_events(item.get("events"), i)?;
     let notify_url = parse_url(item.get("notify_url"), i)?;
@@ -448,7 +478,9 @@ fn parse_channel(item: &Value, i: usize, _existing: Option<&Channel>) -> Result<
 
 fn amend(channels: &mut [Channel], item: &Value, i: usize) -> Result<Channel, Value> {
     let id = parse_channel_id(item.get("channel_id"), i)?;
-    let Some(c) = channels.iter_mut().find(|c| c.key() == id_key(&id)) else { return Err(not_subscribed(&id_key(&id))) };
+    let Some(c) = channels.iter_mut().find(|c| c.key() == id_key(&id)) else {
+        return Err(not_subscribed(&id_key(&id)));
+    };
     if now() >= c.expiry {
         return Err(not_subscribed(&id_key(&id)));
     }

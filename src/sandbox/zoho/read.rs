@@ -316,9 +316,8 @@ pub fn list(shared: &Shared, opts: &ZohoOptions, m: &ModuleDef, req: &HttpReques
     let (next_token, token_expiry) = match (more, last) {
         (true, Some(last)) => {
             let expires = Instant::now() + opts.page_token_ttl;
-            let expiry_text = store::fmt_time(
-                &(store::now() + chrono::Duration::from_std(opts.page_token_ttl).unwrap_or_default()),
-            );
+            let expiry_text =
+                store::fmt_time(&(store::now() + chrono::Duration::from_std(opts.page_token_ttl).unwrap_or_default()));
             let tok = shared.pages().issue(PageToken {
                 binding: bind,
                 last,
@@ -352,17 +351,19 @@ pub fn list(shared: &Shared, opts: &ZohoOptions, m: &ModuleDef, req: &HttpReques
     )
 }
 
-fn shared_module<'a>(
-    data: &'a store::Store,
-    module: &str,
-) -> Option<&'a std::collections::BTreeMap<Id, Rec>> {
+fn shared_module<'a>(data: &'a store::Store, module: &str) -> Option<&'a std::collections::BTreeMap<Id, Rec>> {
     data.modules.get(module)
 }
 
 /// `GET /crm/v8/{module}/{id}`: a one-element `data`, 204 for an unknown id.
 pub fn one(shared: &Shared, m: &ModuleDef, id: &str, req: &HttpRequest) -> HttpResponse {
     if !is_record_id(id) {
-        return error(400, "INVALID_DATA", json!({"api_name": "id", "json_path": "$.path.id"}), "the id given seems to be invalid");
+        return error(
+            400,
+            "INVALID_DATA",
+            json!({"api_name": "id", "json_path": "$.path.id"}),
+            "the id given seems to be invalid",
+        );
     }
     let params = req.query_pairs();
     let fields = match parse_fields(&params, false) {
@@ -407,7 +408,7 @@ pub fn deleted(shared: &Shared, m: &ModuleDef, req: &HttpRequest) -> HttpRespons
         .filter(|d| kind == "all" || d.kind == kind)
         .filter(|d| ims.map_or(true, |t| d.deleted_time >= t))
         .collect();
-    rows.sort_by(|a, b| b.deleted_time.cmp(&a.deleted_time));
+    rows.sort_by_key(|d| std::cmp::Reverse(d.deleted_time));
     let start = (page - 1) * per_page;
     if start >= rows.len() {
         return HttpResponse::empty(204);
@@ -445,7 +446,12 @@ mod tests {
     #[test]
     fn token_checks_in_order() {
         let now = Instant::now();
-        let t = PageToken { binding: "b".into(), last: (0, Id("1".into())), delivered: 200, expires: now + Duration::from_secs(5) };
+        let t = PageToken {
+            binding: "b".into(),
+            last: (0, Id("1".into())),
+            delivered: 200,
+            expires: now + Duration::from_secs(5),
+        };
         assert!(check_token(&t, "b", 1000, now).is_ok());
         assert_eq!(check_token(&t, "other", 1000, now).unwrap_err(), TokenError::Mismatch);
         assert_eq!(check_token(&t, "b", 1000, now + Duration::from_secs(6)).unwrap_err(), TokenError::Expired);

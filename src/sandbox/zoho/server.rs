@@ -99,7 +99,11 @@ fn route(path: &str) -> Route {
     }
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let rest = match segs.as_slice() {
-        ["crm", version, rest @ ..] if version.starts_with('v') && version[1..].chars().all(|c| c.is_ascii_digit() || c == '.') => rest,
+        ["crm", version, rest @ ..]
+            if version.starts_with('v') && version[1..].chars().all(|c| c.is_ascii_digit() || c == '.') =>
+        {
+            rest
+        }
         _ => return Route::NotFound,
     };
     match rest {
@@ -147,9 +151,12 @@ pub fn handle(shared: &Shared, req: HttpRequest) -> Action {
     *shared.stats_mut().requests.entry(endpoint(&req.method, &r)).or_default() += 1;
     let action = match r {
         Route::Token => Action::Respond(auth::token_grant(shared, &req)),
-        Route::NotFound => {
-            Action::Respond(error(404, "INVALID_URL_PATTERN", json!({}), "Please check if the URL trying to access is a correct one"))
-        }
+        Route::NotFound => Action::Respond(error(
+            404,
+            "INVALID_URL_PATTERN",
+            json!({}),
+            "Please check if the URL trying to access is a correct one",
+        )),
         r => api_call(shared, &req, r),
     };
     if let Action::Respond(resp) = &action {
@@ -249,10 +256,20 @@ fn dispatch(shared: &Shared, opts: &ZohoOptions, req: &HttpRequest, r: Route) ->
 /// `GET /crm/v8/settings/fields?module=M` (§11 item 21').
 fn fields_meta(opts: &ZohoOptions, req: &HttpRequest) -> HttpResponse {
     let Some((_, name)) = req.query_pairs().into_iter().find(|(k, _)| k == "module") else {
-        return error(400, "REQUIRED_PARAM_MISSING", json!({"param_name": "module"}), "One of the expected parameter is missing");
+        return error(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            json!({"param_name": "module"}),
+            "One of the expected parameter is missing",
+        );
     };
     let Some(d) = schema::module(&name) else {
-        return error(400, "INVALID_MODULE", json!({"param_name": "module"}), "the module name given seems to be invalid");
+        return error(
+            400,
+            "INVALID_MODULE",
+            json!({"param_name": "module"}),
+            "the module name given seems to be invalid",
+        );
     };
     if opts.metadata_204_module.as_deref() == Some(d.api_name) {
         return HttpResponse::empty(204);

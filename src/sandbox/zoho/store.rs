@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn ids_order_numerically() {
-        let mut v = vec![Id("100".into()), Id("99".into()), Id("5847596000000000001".into())];
+        let mut v = [Id("100".into()), Id("99".into()), Id("5847596000000000001".into())];
         v.sort();
         assert_eq!(v[0].0, "99");
         assert_eq!(v[2].0, "5847596000000000001");

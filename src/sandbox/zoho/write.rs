@@ -173,7 +173,11 @@ fn validate(
 ) -> Result<Map<String, Value>, RecordError> {
     let inserting = self_id.is_none();
     for fd in m.fields.iter().filter(|f| f.mandatory) {
-        let missing = if inserting { is_blank(obj.get(fd.api_name)) } else { obj.contains_key(fd.api_name) && is_blank(obj.get(fd.api_name)) };
+        let missing = if inserting {
+            is_blank(obj.get(fd.api_name))
+        } else {
+            obj.contains_key(fd.api_name) && is_blank(obj.get(fd.api_name))
+        };
         if missing {
             return Err(RecordError {
                 code: "MANDATORY_NOT_FOUND",
@@ -214,7 +218,13 @@ fn validate(
     Ok(out)
 }
 
-fn insert(store: &mut Store, m: &ModuleDef, obj: &Map<String, Value>, i: usize, actor: Actor) -> Result<Applied, RecordError> {
+fn insert(
+    store: &mut Store,
+    m: &ModuleDef,
+    obj: &Map<String, Value>,
+    i: usize,
+    actor: Actor,
+) -> Result<Applied, RecordError> {
     let fields = validate(store, m, obj, i, None)?;
     let id = store.new_id();
     let t = now();
@@ -240,7 +250,11 @@ fn update(
     }
     let fields = validate(store, m, obj, i, Some(id))?;
     let Some(rec) = store.modules.get_mut(m.api_name).and_then(|r| r.get_mut(&Id(id.to_string()))) else {
-        return Err(RecordError { code: "INVALID_DATA", message: "the related id given seems to be invalid", details: json!({"id": id}) });
+        return Err(RecordError {
+            code: "INVALID_DATA",
+            message: "the related id given seems to be invalid",
+            details: json!({"id": id}),
+        });
     };
     let mut changed = Vec::new();
     for (k, v) in fields {
@@ -375,14 +389,24 @@ pub fn write(
         Ok(v @ Value::Object(_)) => v,
         _ => {
             return (
-                error(400, "INVALID_DATA", json!({"expected_data_type": "jsonobject"}), "body is not a valid JSON object"),
+                error(
+                    400,
+                    "INVALID_DATA",
+                    json!({"expected_data_type": "jsonobject"}),
+                    "body is not a valid JSON object",
+                ),
                 false,
             )
         }
     };
     let Some(Value::Array(data)) = body.get("data") else {
         return (
-            error(400, "REQUIRED_PARAM_MISSING", json!({"param_name": "data"}), "One of the expected parameter is missing"),
+            error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                json!({"param_name": "data"}),
+                "One of the expected parameter is missing",
+            ),
             false,
         );
     };
@@ -405,7 +429,12 @@ pub fn write(
         Some(Value::Array(a)) => Some(a.iter().filter_map(Value::as_str).map(str::to_string).collect()),
         Some(_) => {
             return (
-                error(400, "INVALID_DATA", json!({"param_name": "trigger", "expected_data_type": "jsonarray"}), "invalid trigger"),
+                error(
+                    400,
+                    "INVALID_DATA",
+                    json!({"param_name": "trigger", "expected_data_type": "jsonarray"}),
+                    "invalid trigger",
+                ),
                 false,
             )
         }
@@ -415,7 +444,12 @@ pub fn write(
             let names: Vec<String> = a.iter().filter_map(Value::as_str).map(str::to_string).collect();
             if let Some(bad) = names.iter().find(|n| m.field(n).is_none()) {
                 return (
-                    error(400, "INVALID_DATA", json!({"api_name": bad, "param_name": "duplicate_check_fields"}), "invalid duplicate_check_fields"),
+                    error(
+                        400,
+                        "INVALID_DATA",
+                        json!({"api_name": bad, "param_name": "duplicate_check_fields"}),
+                        "invalid duplicate_check_fields",
+                    ),
                     false,
                 );
             }
@@ -449,8 +483,12 @@ pub fn write(
     for (i, item) in data.iter().enumerate() {
         let Value::Object(obj) = item else {
             results.push(
-                RecordError { code: "INVALID_DATA", message: "invalid data", details: json!({"json_path": format!("$.data[{i}]"), "expected_data_type": "jsonobject"}) }
-                    .to_json(),
+                RecordError {
+                    code: "INVALID_DATA",
+                    message: "invalid data",
+                    details: json!({"json_path": format!("$.data[{i}]"), "expected_data_type": "jsonobject"}),
+                }
+                .to_json(),
             );
             continue;
         };
@@ -477,7 +515,13 @@ pub fn write(
 }
 
 /// `DELETE /crm/v8/{module}?ids=...` (or `/{module}/{id}`).
-pub fn delete(shared: &Shared, opts: &ZohoOptions, m: &ModuleDef, req: &HttpRequest, path_id: Option<&str>) -> (HttpResponse, bool) {
+pub fn delete(
+    shared: &Shared,
+    opts: &ZohoOptions,
+    m: &ModuleDef,
+    req: &HttpRequest,
+    path_id: Option<&str>,
+) -> (HttpResponse, bool) {
     let params = req.query_pairs();
     let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
     let ids: Vec<String> = match path_id {
@@ -488,12 +532,20 @@ pub fn delete(shared: &Shared, opts: &ZohoOptions, m: &ModuleDef, req: &HttpRequ
     };
     if ids.is_empty() {
         return (
-            error(400, "REQUIRED_PARAM_MISSING", json!({"param_name": "ids"}), "One of the expected parameter is missing"),
+            error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                json!({"param_name": "ids"}),
+                "One of the expected parameter is missing",
+            ),
             false,
         );
     }
     if ids.len() > MAX_WRITE {
-        return (error(400, "LIMIT_EXCEEDED", json!({"limit": MAX_WRITE, "param_name": "ids"}), "Record count exceeded"), false);
+        return (
+            error(400, "LIMIT_EXCEEDED", json!({"limit": MAX_WRITE, "param_name": "ids"}), "Record count exceeded"),
+            false,
+        );
     }
     let wf_trigger = get("wf_trigger");
     note_write(
@@ -512,7 +564,9 @@ pub fn delete(shared: &Shared, opts: &ZohoOptions, m: &ModuleDef, req: &HttpRequ
     let mut store = shared.data();
     for id in &ids {
         if store.remove(m.api_name, id, Actor::Integration).is_some() {
-            results.push(json!({"code": "SUCCESS", "status": "success", "message": "record deleted", "details": {"id": id}}));
+            results.push(
+                json!({"code": "SUCCESS", "status": "success", "message": "record deleted", "details": {"id": id}}),
+            );
             changes.push(Change { op: ChangeOp::Delete, id: id.clone(), fields: Vec::new() });
         } else {
             results.push(json!({"code": "INVALID_DATA", "status": "error", "message": "record not deleted", "details": {"id": id}}));
@@ -537,7 +591,10 @@ fn rejected(e: RecordError) -> FakeZohoError {
 fn as_object(fields: Value) -> Result<Map<String, Value>, FakeZohoError> {
     match fields {
         Value::Object(o) => Ok(o),
-        other => Err(FakeZohoError::Rejected { code: "INVALID_DATA".into(), details: json!({"expected": "object", "got": other}) }),
+        other => Err(FakeZohoError::Rejected {
+            code: "INVALID_DATA".into(),
+            details: json!({"expected": "object", "got": other}),
+        }),
     }
 }
 
@@ -569,7 +626,12 @@ pub fn ui_delete(shared: &Shared, module: &str, id: &str) -> Result<(), FakeZoho
     if shared.data().remove(module, id, Actor::Human).is_none() {
         return Err(FakeZohoError::UnknownRecord { module: module.into(), id: id.into() });
     }
-    shared.notifier.after_write(shared, module, &[Change { op: ChangeOp::Delete, id: id.into(), fields: Vec::new() }], true);
+    shared.notifier.after_write(
+        shared,
+        module,
+        &[Change { op: ChangeOp::Delete, id: id.into(), fields: Vec::new() }],
+        true,
+    );
     Ok(())
 }
 
