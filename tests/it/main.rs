@@ -4,7 +4,7 @@
 mod cli;
 mod clients;
 mod sandbox_moodle;
-mod snapshot;
 mod sandbox_zoho;
+mod snapshot;
 mod store;
 mod support;
