@@ -3,4 +3,5 @@
 
 pub mod drift;
 pub mod generator;
+pub mod moodle;
 pub mod seed;

@@ -127,7 +127,7 @@ fn postgres_newer_schema_is_refused_untouched() {
     assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
     assert_eq!(tables(&mut c), before);
     let n: i64 = c.query_one("SELECT count(*) FROM schema_migrations", &[]).unwrap().get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, LATEST_VERSION + 1, "the future row plus ours, nothing added");
 }
 
 #[test]
@@ -144,4 +144,152 @@ fn bad_urls_are_usage_errors() {
         let err = store::open(url).err().unwrap_or_else(|| panic!("{url} should fail"));
         assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
     }
+}
+
+fn rec(kind: zmsync::model::Kind, key: &str, email: &str) -> zmsync::model::Record {
+    let mut fields = zmsync::model::Fields::new();
+    fields.insert("email".into(), json!(email));
+    let mut refs = zmsync::model::Fields::new();
+    refs.insert("moodle_id".into(), json!("57"));
+    zmsync::model::Record::new(kind, key, fields, refs)
+}
+
+store_test!(snapshot_stages_then_swaps_in_one_step, |s: &dyn Store| {
+    use zmsync::model::Kind;
+    s.replace_records(Kind::Student, &[rec(Kind::Student, "1", "a@x"), rec(Kind::Student, "2", "b@x")]).unwrap();
+    // A snapshot in progress is invisible until committed.
+    s.stage_records("snap-1", Kind::Student, &[rec(Kind::Student, "2", "b2@x")]).unwrap();
+    s.stage_records("snap-1", Kind::Student, &[rec(Kind::Student, "3", "c@x"), rec(Kind::Student, "3", "c2@x")])
+        .unwrap();
+    assert_eq!(s.records(Kind::Student).unwrap().len(), 2);
+    assert_eq!(s.commit_snapshot("snap-1", Kind::Student, true).unwrap(), 2);
+    let got = s.records(Kind::Student).unwrap();
+    assert_eq!(got.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+    assert_eq!(got[0].field("email"), &json!("b2@x"));
+    assert_eq!(got[1].field("email"), &json!("c2@x"), "the last staged version wins");
+    assert_eq!(got[1].refs["moodle_id"], json!("57"));
+    assert_eq!(got[1], rec(Kind::Student, "3", "c2@x"));
+    // Incremental: upsert, keep the rest.
+    s.stage_records("snap-2", Kind::Student, &[rec(Kind::Student, "9", "z@x")]).unwrap();
+    assert_eq!(s.commit_snapshot("snap-2", Kind::Student, false).unwrap(), 3);
+    // Other kinds untouched; discard drops staged rows.
+    s.stage_records("snap-3", Kind::MoodleUser, &[rec(Kind::MoodleUser, "5", "m@x")]).unwrap();
+    s.discard_snapshot("snap-3").unwrap();
+    assert_eq!(s.commit_snapshot("snap-3", Kind::MoodleUser, false).unwrap(), 0);
+    s.delete_records(Kind::Student, &["9".into()]).unwrap();
+    assert_eq!(s.record_count(Kind::Student).unwrap(), 2);
+});
+
+store_test!(links_and_sync_state, |s: &dyn Store| {
+    use zmsync::model::{Entity, Fields};
+    use zmsync::store::{Link, SyncState};
+    let l = |z: &str, m: &str| Link { entity: Entity::Student, zoho_id: z.into(), moodle_id: m.into() };
+    s.put_links(&[l("z1", "m1"), l("z2", "m2")]).unwrap();
+    s.put_links(&[l("z1", "m9")]).unwrap();
+    // Moving m2 to z3 unlinks z2: one Moodle object is never linked twice.
+    s.put_links(&[l("z3", "m2")]).unwrap();
+    assert_eq!(s.links(Entity::Student).unwrap(), vec![l("z1", "m9"), l("z3", "m2")]);
+    assert!(s.links(Entity::Teacher).unwrap().is_empty());
+    s.delete_links(Entity::Student, &["z1".into()]).unwrap();
+    assert_eq!(s.links(Entity::Student).unwrap(), vec![l("z3", "m2")]);
+
+    let mut fields = Fields::new();
+    fields.insert("active".into(), json!(true));
+    let st = SyncState {
+        entity: Entity::Enrollment,
+        key: "z3|77".into(),
+        fields: fields.clone(),
+        fingerprint: zmsync::model::fingerprint(&fields),
+        synced_at: chrono::DateTime::from_timestamp(1_767_261_600, 123_000).unwrap(),
+        run_id: None,
+    };
+    s.put_sync_states(std::slice::from_ref(&st)).unwrap();
+    assert_eq!(s.sync_states(Entity::Enrollment).unwrap(), vec![st.clone()]);
+    let mut st2 = st.clone();
+    st2.fields.insert("active".into(), json!(false));
+    s.put_sync_states(std::slice::from_ref(&st2)).unwrap();
+    assert_eq!(s.sync_states(Entity::Enrollment).unwrap()[0].fields, st2.fields);
+    s.delete_sync_states(Entity::Enrollment, &["z3|77".into()]).unwrap();
+    assert!(s.sync_states(Entity::Enrollment).unwrap().is_empty());
+});
+
+store_test!(runs_and_journal, |s: &dyn Store| {
+    use zmsync::store::{JournalEntry, NewRun};
+    let id = s.create_run(&NewRun { kind: "full", module: None, dry_run: false, allow_mass_change: true }).unwrap();
+    let id2 = s
+        .create_run(&NewRun { kind: "module", module: Some("BTEC_Students"), dry_run: true, allow_mass_change: false })
+        .unwrap();
+    assert!(id2 > id);
+    assert_eq!(s.running_runs().unwrap().len(), 2);
+    assert!(s.last_good_run(None).unwrap().is_none());
+    let entry = |seq: i64| JournalEntry {
+        run_id: id,
+        seq,
+        entity: "student".into(),
+        key: format!("k{seq}"),
+        target: "moodle".into(),
+        op: "create".into(),
+        changes: Some(json!({"email": "a@x"})),
+        fingerprints: Some(json!({"zoho": "abc"})),
+        outcome: "planned".into(),
+        target_id: None,
+        message: None,
+    };
+    s.journal_planned(&[entry(1), entry(2)]).unwrap();
+    s.journal_outcomes(
+        id,
+        &[(1, "applied", Some("57"), None), (2, "rejected", None, Some("Email address already exists"))],
+    )
+    .unwrap();
+    let j = s.journal(id).unwrap();
+    assert_eq!(j.len(), 2);
+    assert_eq!((j[0].outcome.as_str(), j[0].target_id.as_deref()), ("applied", Some("57")));
+    assert_eq!(j[1].message.as_deref(), Some("Email address already exists"));
+    assert_eq!(j[0].changes, Some(json!({"email": "a@x"})));
+    s.finish_run(id, "completed", &json!({"created": 1}), None).unwrap();
+    s.finish_run(id2, "failed", &json!({}), Some("boom")).unwrap();
+    let run = s.run(id).unwrap().unwrap();
+    assert_eq!(run.status, "completed");
+    assert!(run.allow_mass_change && run.finished_at.is_some());
+    assert_eq!(run.summary, Some(json!({"created": 1})));
+    assert_eq!(s.last_good_run(Some("full")).unwrap().unwrap().id, id);
+    assert!(s.last_good_run(Some("module")).unwrap().is_none(), "dry runs and failures are not good runs");
+    assert_eq!(s.recent_runs(1).unwrap()[0].id, id2);
+    assert_eq!(s.run(id2).unwrap().unwrap().error.as_deref(), Some("boom"));
+    assert!(s.running_runs().unwrap().is_empty());
+});
+
+#[test]
+fn sqlite_run_lock_is_exclusive_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("l.db").display());
+    let a = store::open(&url).unwrap();
+    let b = store::open(&url).unwrap();
+    let guard = a.try_lock_runs().unwrap().expect("first lock");
+    assert!(b.try_lock_runs().unwrap().is_none(), "a second holder must be refused");
+    drop(guard);
+    assert!(b.try_lock_runs().unwrap().is_some(), "released on drop");
+}
+
+#[test]
+fn postgres_run_lock_is_exclusive_and_released() {
+    let Some(schema) = PgSchema::create() else { return };
+    let a = store::open(&schema.url).unwrap();
+    let b = store::open(&schema.url).unwrap();
+    let guard = a.try_lock_runs().unwrap().expect("first lock");
+    assert!(b.try_lock_runs().unwrap().is_none());
+    drop(guard);
+    // The connection went back to a's pool without the lock: b can take it, and so can a again.
+    let g2 = b.try_lock_runs().unwrap().expect("released on drop");
+    drop(g2);
+    assert!(a.try_lock_runs().unwrap().is_some());
+}
+
+#[test]
+fn postgres_run_locks_of_two_schemas_are_independent() {
+    let (Some(one), Some(two)) = (PgSchema::create(), PgSchema::create()) else { return };
+    let a = store::open(&one.url).unwrap();
+    let b = store::open(&two.url).unwrap();
+    let _g = a.try_lock_runs().unwrap().expect("lock in schema one");
+    assert!(b.try_lock_runs().unwrap().is_some(), "another store in the same database is not blocked");
 }
