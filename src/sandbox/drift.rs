@@ -289,7 +289,8 @@ pub fn plan(
                 };
                 let mut f = Fields::new();
                 f.insert("active".into(), json!(true));
-                f.insert("start_date".into(), json!(date_str(today)));
+                // As a teacher does in the UI: no dates (the fake's `enrol` helper does the same).
+                f.insert("start_date".into(), Value::Null);
                 f.insert("end_date".into(), Value::Null);
                 let item = enrollment::moodle_enrol(settings.roles.student, s.uid, c, &f);
                 let n = |k: &str| item.get(k).and_then(Value::as_i64).unwrap_or(0);

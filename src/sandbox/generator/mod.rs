@@ -215,6 +215,8 @@ struct ClassInfo {
     unit: usize,
     start: i64,
     end: Option<i64>,
+    /// The course total's maximum (one grade item per course: most out of 100, some out of 20).
+    grademax: f64,
 }
 
 /// A course-total grade in Moodle; its Zoho BTEC_Grades record is derived from it.
@@ -430,7 +432,8 @@ impl<'a> Gen<'a> {
         m.insert("Moodle_Course_ID".into(), Value::Null);
         self.stamp(&mut m, created_from);
         self.push("BTEC_Classes", m);
-        self.classes.push(ClassInfo { id, name: short, unit, start: start_day, end });
+        let grademax = if self.rng.gen_bool(0.2) { 20.0 } else { 100.0 };
+        self.classes.push(ClassInfo { id, name: short, unit, start: start_day, end, grademax });
     }
 
     fn student(
@@ -572,9 +575,9 @@ impl<'a> Gen<'a> {
                 17..=18 => "Withdrawn",
                 _ => "Completed",
             };
-            let (class_id, class_name, start, end, unit) = {
+            let (class_id, class_name, start, end, unit, grademax) = {
                 let c = &self.classes[c];
-                (c.id.clone(), c.name.clone(), c.start, c.end, c.unit)
+                (c.id.clone(), c.name.clone(), c.start, c.end, c.unit, c.grademax)
             };
             // Late joiners start after the class did.
             let start = if self.rng.gen_bool(0.1) { start + self.rng.gen_range(1..30) } else { start };
@@ -593,16 +596,15 @@ impl<'a> Gen<'a> {
             self.stamp(&mut m, start * DAY);
             self.push("BTEC_Enrollments", m);
             if graded {
-                self.grade(s, &class_id, &class_name, unit);
+                self.grade(s, &class_id, &class_name, unit, grademax);
             }
         }
     }
 
     /// A course total in Moodle and, where the sync would have written it, its BTEC_Grades record. The
     /// random draws do not depend on the state, so every state has the same Zoho data.
-    fn grade(&mut self, s: &StudentInfo, class_id: &str, class_name: &str, unit: usize) {
+    fn grade(&mut self, s: &StudentInfo, class_id: &str, class_name: &str, unit: usize, grademax: f64) {
         let hundredths = self.rng.gen_range(2_000..9_800u32);
-        let grademax = if self.rng.gen_bool(0.2) { 20.0 } else { 100.0 };
         let finalgrade = hundredths as f64 / 100.0 * grademax / 100.0;
         let timemodified = AS_OF - self.rng.gen_range(3 * DAY..200 * DAY);
         let ist = self.rng.gen_bool(0.4);
