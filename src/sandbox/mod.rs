@@ -5,3 +5,4 @@ pub mod drift;
 pub mod generator;
 pub mod moodle;
 pub mod seed;
+pub mod zoho;

@@ -1,7 +1,8 @@
 //! Integration tests: one binary (faster to link), one module per area. They run the real `zmsync` binary
-//! or the library against real stores and, later, the sandbox servers on loopback.
+//! or the library against real stores and the sandbox servers on loopback.
 
 mod cli;
 mod sandbox_moodle;
+mod sandbox_zoho;
 mod store;
 mod support;
