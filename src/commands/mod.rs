@@ -3,6 +3,7 @@
 mod completions;
 mod db;
 mod init;
+mod sandbox;
 mod settings;
 
 use anyhow::Result;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 
