@@ -3,6 +3,7 @@
 mod completions;
 mod db;
 mod init;
+mod sandbox;
 mod settings;
 mod snapshot;
 
@@ -35,6 +36,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 
