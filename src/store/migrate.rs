@@ -6,14 +6,18 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub static SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+pub static SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "events", sql: include_str!("../../migrations/sqlite/0002_events.sql") },
+];
 
-pub static POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") }];
+pub static POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, name: "events", sql: include_str!("../../migrations/postgres/0002_events.sql") },
+];
 
 /// The newest schema this binary knows. Both dialects move together.
-pub const LATEST_VERSION: i64 = 1;
+pub const LATEST_VERSION: i64 = 2;
 
 #[cfg(test)]
 mod tests {

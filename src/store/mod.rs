@@ -4,6 +4,7 @@
 //! The store is synchronous. Never call it from inside a tokio task: the `postgres` crate runs its own
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
+pub mod events;
 mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use crate::exit::{Exit, ExitKind};
 
+pub use events::EventStore;
 pub use migrate::{Migration, LATEST_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +82,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync {
+pub trait Store: EventStore + Send + Sync {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;
