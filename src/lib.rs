@@ -8,3 +8,4 @@ pub mod sandbox;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod webhook;

@@ -1,7 +1,9 @@
 //! One file per command. Each takes the parsed arguments and a [`Context`] and returns an exit code.
 
 mod db;
+mod events;
 mod init;
+mod serve;
 mod settings;
 
 use anyhow::Result;
@@ -30,6 +32,8 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Init => init::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
+        Command::Serve(args) => serve::run(&ctx, args),
+        Command::Events(cmd) => events::run(&ctx, cmd),
     }
 }
 

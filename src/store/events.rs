@@ -315,7 +315,8 @@ impl EventStore for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let claimed_at = now();
         let stale = ts(claimed_at - STALE_CLAIM);
-        let rows: Vec<(String, String, String, Option<String>, String, i32, Option<String>)> = {
+        type MarkRow = (String, String, String, Option<String>, String, i32, Option<String>);
+        let rows: Vec<MarkRow> = {
             let mut stmt = tx.prepare(
                 "SELECT source, entity, key, first_event_id, marked_at, attempts, last_error FROM dirty
                  WHERE claimed_at IS NULL OR claimed_at < ?1 ORDER BY marked_at LIMIT ?2",

@@ -4,3 +4,4 @@
 mod cli;
 mod store;
 mod support;
+mod webhook;
