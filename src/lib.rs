@@ -12,4 +12,5 @@ pub mod secret;
 pub mod settings;
 pub mod snapshot;
 pub mod store;
+pub mod webhook;
 pub mod zoho;

@@ -2,8 +2,10 @@
 
 mod completions;
 mod db;
+mod events;
 mod init;
 mod sandbox;
+mod serve;
 mod settings;
 mod snapshot;
 
@@ -37,6 +39,8 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Serve(args) => serve::run(&ctx, args),
+        Command::Events(cmd) => events::run(&ctx, cmd),
     }
 }
 
