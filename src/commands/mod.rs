@@ -5,6 +5,7 @@ mod db;
 mod init;
 mod sandbox;
 mod settings;
+mod snapshot;
 
 use anyhow::Result;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Init => init::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
+        Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
         Command::Sandbox(args) => sandbox::run(args),
