@@ -375,6 +375,14 @@ impl StaleCheck {
         Ok(StaleCheck { records, base })
     }
 
+    /// From fingerprints already at hand: per kind `key → fingerprint`, per entity `base key → fingerprint`.
+    pub fn from_parts(
+        records: HashMap<Kind, HashMap<String, String>>,
+        base: HashMap<Entity, HashMap<String, String>>,
+    ) -> StaleCheck {
+        StaleCheck { records, base }
+    }
+
     /// An op is stale when a record it was computed from changed, appeared or vanished since, or its base
     /// moved. A stale op must be skipped (the next run plans it afresh).
     pub fn is_stale(&self, op: &Op) -> bool {
