@@ -55,6 +55,13 @@ pub enum Command {
     /// Inspect the store.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Install, e.g.:\n  zmsync completions bash > /etc/bash_completion.d/zmsync\n  zmsync completions zsh > \"${fpath[1]}/_zmsync\"\n  zmsync completions fish > ~/.config/fish/completions/zmsync.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `zmsync man > /usr/local/share/man/man1/zmsync.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One file per command. Each takes the parsed arguments and a [`Context`] and returns an exit code.
 
+mod completions;
 mod db;
 mod init;
 mod settings;
@@ -30,6 +31,8 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Init => init::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
     }
 }
 

@@ -4,9 +4,11 @@
 //! The store is synchronous. Never call it from inside a tokio task: the `postgres` crate runs its own
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
+mod lock;
 mod migrate;
 pub mod postgres;
 mod records;
+mod runs;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -16,8 +18,10 @@ use serde_json::Value;
 
 use crate::exit::{Exit, ExitKind};
 
+pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
+pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -82,7 +86,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

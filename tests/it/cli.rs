@@ -6,7 +6,7 @@ use crate::support::{files_below, Scratch};
 fn help_lists_only_working_commands() {
     let s = Scratch::new();
     let out = s.run(&["--help"]).ok().stdout;
-    for cmd in ["init", "settings", "db"] {
+    for cmd in ["init", "settings", "db", "completions", "man"] {
         assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
     }
     let v = s.run(&["--version"]).ok().stdout;
@@ -170,4 +170,20 @@ fn secrets_never_leak() {
             assert!(!text.contains(v), "secret {v} leaked into {}", f.display());
         }
     }
+}
+
+#[test]
+fn completions_and_man_page_render() {
+    let s = Scratch::new();
+    let bash = s.run(&["completions", "bash"]).ok().stdout;
+    assert!(bash.contains("_zmsync()") && bash.contains("settings"), "bash completion looks wrong");
+    let zsh = s.run(&["completions", "zsh"]).ok().stdout;
+    assert!(zsh.starts_with("#compdef zmsync"), "{}", &zsh[..zsh.len().min(80)]);
+    let fish = s.run(&["completions", "fish"]).ok().stdout;
+    assert!(fish.contains("complete -c zmsync"), "fish completion looks wrong");
+    let man = s.run(&["man"]).ok().stdout;
+    assert!(man.contains(".TH zmsync") && man.contains("settings"), "man page looks wrong");
+    let r = s.run(&["completions", "tcsh"]).code(2);
+    assert!(r.stderr.contains("bash") && r.stderr.contains("zsh"), "{}", r.stderr);
+    assert!(!s.path().join("zmsync.db").exists(), "rendering help opens no store");
 }

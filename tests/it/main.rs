@@ -2,5 +2,6 @@
 //! or the library against real stores and, later, the sandbox servers on loopback.
 
 mod cli;
+mod sandbox_moodle;
 mod store;
 mod support;

@@ -212,3 +212,84 @@ store_test!(links_and_sync_state, |s: &dyn Store| {
     s.delete_sync_states(Entity::Enrollment, &["z3|77".into()]).unwrap();
     assert!(s.sync_states(Entity::Enrollment).unwrap().is_empty());
 });
+
+store_test!(runs_and_journal, |s: &dyn Store| {
+    use zmsync::store::{JournalEntry, NewRun};
+    let id = s.create_run(&NewRun { kind: "full", module: None, dry_run: false, allow_mass_change: true }).unwrap();
+    let id2 = s
+        .create_run(&NewRun { kind: "module", module: Some("BTEC_Students"), dry_run: true, allow_mass_change: false })
+        .unwrap();
+    assert!(id2 > id);
+    assert_eq!(s.running_runs().unwrap().len(), 2);
+    assert!(s.last_good_run(None).unwrap().is_none());
+    let entry = |seq: i64| JournalEntry {
+        run_id: id,
+        seq,
+        entity: "student".into(),
+        key: format!("k{seq}"),
+        target: "moodle".into(),
+        op: "create".into(),
+        changes: Some(json!({"email": "a@x"})),
+        fingerprints: Some(json!({"zoho": "abc"})),
+        outcome: "planned".into(),
+        target_id: None,
+        message: None,
+    };
+    s.journal_planned(&[entry(1), entry(2)]).unwrap();
+    s.journal_outcomes(
+        id,
+        &[(1, "applied", Some("57"), None), (2, "rejected", None, Some("Email address already exists"))],
+    )
+    .unwrap();
+    let j = s.journal(id).unwrap();
+    assert_eq!(j.len(), 2);
+    assert_eq!((j[0].outcome.as_str(), j[0].target_id.as_deref()), ("applied", Some("57")));
+    assert_eq!(j[1].message.as_deref(), Some("Email address already exists"));
+    assert_eq!(j[0].changes, Some(json!({"email": "a@x"})));
+    s.finish_run(id, "completed", &json!({"created": 1}), None).unwrap();
+    s.finish_run(id2, "failed", &json!({}), Some("boom")).unwrap();
+    let run = s.run(id).unwrap().unwrap();
+    assert_eq!(run.status, "completed");
+    assert!(run.allow_mass_change && run.finished_at.is_some());
+    assert_eq!(run.summary, Some(json!({"created": 1})));
+    assert_eq!(s.last_good_run(Some("full")).unwrap().unwrap().id, id);
+    assert!(s.last_good_run(Some("module")).unwrap().is_none(), "dry runs and failures are not good runs");
+    assert_eq!(s.recent_runs(1).unwrap()[0].id, id2);
+    assert_eq!(s.run(id2).unwrap().unwrap().error.as_deref(), Some("boom"));
+    assert!(s.running_runs().unwrap().is_empty());
+});
+
+#[test]
+fn sqlite_run_lock_is_exclusive_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("l.db").display());
+    let a = store::open(&url).unwrap();
+    let b = store::open(&url).unwrap();
+    let guard = a.try_lock_runs().unwrap().expect("first lock");
+    assert!(b.try_lock_runs().unwrap().is_none(), "a second holder must be refused");
+    drop(guard);
+    assert!(b.try_lock_runs().unwrap().is_some(), "released on drop");
+}
+
+#[test]
+fn postgres_run_lock_is_exclusive_and_released() {
+    let Some(schema) = PgSchema::create() else { return };
+    let a = store::open(&schema.url).unwrap();
+    let b = store::open(&schema.url).unwrap();
+    let guard = a.try_lock_runs().unwrap().expect("first lock");
+    assert!(b.try_lock_runs().unwrap().is_none());
+    drop(guard);
+    // The connection went back to a's pool without the lock: b can take it, and so can a again.
+    let g2 = b.try_lock_runs().unwrap().expect("released on drop");
+    drop(g2);
+    assert!(a.try_lock_runs().unwrap().is_some());
+}
+
+#[test]
+fn postgres_run_locks_of_two_schemas_are_independent() {
+    let (Some(one), Some(two)) = (PgSchema::create(), PgSchema::create()) else { return };
+    let a = store::open(&one.url).unwrap();
+    let b = store::open(&two.url).unwrap();
+    let _g = a.try_lock_runs().unwrap().expect("lock in schema one");
+    assert!(b.try_lock_runs().unwrap().is_some(), "another store in the same database is not blocked");
+}

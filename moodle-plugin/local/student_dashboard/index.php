@@ -49,8 +49,7 @@ $title = get_string('pluginname', 'local_student_dashboard');
 $PAGE->set_title($isown ? $title : $title . ': ' . fullname($student));
 $PAGE->set_heading($title);
 
-$output = $PAGE->get_renderer('local_student_dashboard');
-echo $output->header();
+echo $OUTPUT->header();
 
 if ($canviewall) {
     $students = [];
@@ -64,7 +63,7 @@ if ($canviewall) {
             'current' => ((int) $found->id === (int) $student->id),
         ];
     }
-    echo $output->render_from_template('local_student_dashboard/student_selector', [
+    echo $OUTPUT->render_from_template('local_student_dashboard/student_selector', [
         'actionurl' => (new moodle_url('/local/student_dashboard/index.php'))->out(false),
         'search' => $search,
         'searched' => $search !== '',
@@ -80,6 +79,6 @@ $dashboard = new dashboard(
     dashboard_data::converter(),
     $isown
 );
-echo $output->render($dashboard);
+echo $OUTPUT->render($dashboard);
 
-echo $output->footer();
+echo $OUTPUT->footer();
