@@ -92,7 +92,7 @@ const IDENTITY: [Entity; 3] = [Entity::Student, Entity::Teacher, Entity::Class];
 impl Inputs {
     /// Reads what reconciling `entities` needs: their records, links and base, and always the records and
     /// links of students, teachers and classes (everything else refers to them).
-    pub fn load(store: &dyn RecordStore, entities: &[Entity]) -> Result<Inputs, StoreError> {
+    pub fn load<S: RecordStore + ?Sized>(store: &S, entities: &[Entity]) -> Result<Inputs, StoreError> {
         let mut kinds: Vec<Kind> = vec![Kind::Student, Kind::Teacher, Kind::MoodleUser, Kind::Class, Kind::MoodleCourse];
         let mut with_base: Vec<Entity> = IDENTITY.to_vec();
         for e in entities {
@@ -136,14 +136,14 @@ pub struct Analysis {
 
 /// Reads the store and plans. The plan carries the guard verdicts; a refused plan is returned too (a diff
 /// report still shows it) — call [`enforce`] before saving or applying one.
-pub fn reconcile(store: &dyn RecordStore, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
+pub fn reconcile<S: RecordStore + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
     let entities = if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
     let inputs = Inputs::load(store, &entities)?;
     Ok(analyse(&inputs, settings, &Options { entities, ..opts.clone() }).plan)
 }
 
 /// [`reconcile`], then the guards: a refused plan is an error (exit 4).
-pub fn plan(store: &dyn RecordStore, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
+pub fn plan<S: RecordStore + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
     let plan = reconcile(store, settings, opts)?;
     enforce(&plan).map_err(ReconcileError::Refused)?;
     Ok(plan)
@@ -317,7 +317,9 @@ pub struct BaselineSummary {
 
 /// Records, for every pair that agrees, its link and its `sync_state` base. Apply calls this after a run;
 /// tests use it to establish a base before drifting.
-pub fn baseline(store: &dyn RecordStore, settings: &Settings, run_id: Option<i64>) -> Result<BaselineSummary, ReconcileError> {
+pub fn baseline<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings, run_id: Option<i64>) -> Result<BaselineSummary, ReconcileError> {
     let entities = select(None, settings).unwrap_or_default();
     let inputs = Inputs::load(store, &entities)?;
     let analysis = analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true });

@@ -261,7 +261,7 @@ impl Plan {
     }
 
     /// The ops whose records changed since the plan was made (apply skips them). Reads the store.
-    pub fn stale_ops(&self, store: &dyn RecordStore) -> Result<Vec<u64>, StoreError> {
+    pub fn stale_ops<S: RecordStore + ?Sized>(&self, store: &S) -> Result<Vec<u64>, StoreError> {
         let check = StaleCheck::load(store, &self.entities)?;
         Ok(self.ops.iter().filter(|op| check.is_stale(op)).map(|op| op.seq).collect())
     }
@@ -360,7 +360,7 @@ pub struct StaleCheck {
 }
 
 impl StaleCheck {
-    pub fn load(store: &dyn RecordStore, entities: &[Entity]) -> Result<StaleCheck, StoreError> {
+    pub fn load<S: RecordStore + ?Sized>(store: &S, entities: &[Entity]) -> Result<StaleCheck, StoreError> {
         let mut records = HashMap::new();
         let mut base = HashMap::new();
         for e in entities {
