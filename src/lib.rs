@@ -6,6 +6,7 @@ pub mod config;
 pub mod exit;
 pub mod mapping;
 pub mod model;
+pub mod reconcile;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

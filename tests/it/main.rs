@@ -2,6 +2,7 @@
 //! or the library against real stores and the sandbox servers on loopback.
 
 mod cli;
+mod reconcile;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod store;
