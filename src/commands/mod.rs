@@ -5,6 +5,7 @@ mod db;
 mod diff;
 mod init;
 mod plan;
+mod sandbox;
 mod settings;
 mod snapshot;
 
@@ -39,6 +40,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 
