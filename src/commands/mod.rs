@@ -3,9 +3,11 @@
 mod completions;
 mod db;
 mod diff;
+mod events;
 mod init;
 mod plan;
 mod sandbox;
+mod serve;
 mod settings;
 mod snapshot;
 
@@ -41,6 +43,8 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Serve(args) => serve::run(&ctx, args),
+        Command::Events(cmd) => events::run(&ctx, cmd),
     }
 }
 

@@ -10,3 +10,4 @@ mod sandbox_zoho;
 mod snapshot;
 mod store;
 mod support;
+mod webhook;
