@@ -9,6 +9,7 @@ pub mod mapping;
 pub mod model;
 pub mod moodle;
 pub mod reconcile;
+pub mod run;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

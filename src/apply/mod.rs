@@ -348,9 +348,13 @@ pub fn tally(plan: &Plan, done: &[Done]) -> BTreeMap<Entity, Tally> {
     out
 }
 
-/// Ops that are only bookkeeping: they never reach an API.
+/// Ops that are only bookkeeping (links) never reach an API.
 pub fn sends(op: &Op) -> bool {
     op.action != Action::Link
+}
+
+pub fn sends_op(d: &Done) -> bool {
+    d.action != Action::Link
 }
 
 pub(crate) fn str_field<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
