@@ -183,7 +183,10 @@ pub fn default_report_dir(store: &dyn Store) -> PathBuf {
         crate::store::Dialect::Sqlite => {
             Path::new(&loc).parent().map(|p| p.join("reports")).unwrap_or_else(|| PathBuf::from("reports"))
         }
-        crate::store::Dialect::Postgres => PathBuf::from("reports"),
+        // Absolute, so the path printed in the summary works from anywhere.
+        crate::store::Dialect::Postgres => {
+            std::env::current_dir().map(|d| d.join("reports")).unwrap_or_else(|_| PathBuf::from("reports"))
+        }
     }
 }
 
