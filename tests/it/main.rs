@@ -9,6 +9,6 @@ mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;
 mod store;
-mod sync;
 mod support;
+mod sync;
 mod webhook;

@@ -66,7 +66,9 @@ fn assert_consistent(sb: &Sandbox) {
         assert!(pairs.insert((e.courseid, e.userid)), "duplicate enrolment {}:{}", e.courseid, e.userid);
     }
     for s in sb.zoho().records("BTEC_Students") {
-        let (Some(num), Some(mid)) = (s["Student_ID_Number"].as_str(), s["Student_Moodle_ID"].as_str()) else { continue };
+        let (Some(num), Some(mid)) = (s["Student_ID_Number"].as_str(), s["Student_Moodle_ID"].as_str()) else {
+            continue;
+        };
         if mid.is_empty() {
             continue;
         }
@@ -141,7 +143,8 @@ fn sync_dry_run_module_and_stale_saved_plan() {
     json(&s.run(&["--json", "sync", "--all"]).ok());
     let _ = sb.drift(6);
     let plan = s.path().join("plan.json");
-    let r = s.run(&["--json", "sync", "--all", "--dry-run", "--allow-mass-change", "--plan-out", plan.to_str().unwrap()]);
+    let r =
+        s.run(&["--json", "sync", "--all", "--dry-run", "--allow-mass-change", "--plan-out", plan.to_str().unwrap()]);
     let planned = json(&r.ok())["planned_ops"].as_u64().unwrap();
     assert!(planned > 0);
     // Change one student that the plan touches.
@@ -154,7 +157,8 @@ fn sync_dry_run_module_and_stale_saved_plan() {
         sb.zoho().update_record("BTEC_Students", id, serde_json::json!({"Phone": "+44 1 2345 6789"})).unwrap();
         expect_stale = p["ops"].as_array().unwrap().iter().filter(|o| o["zoho_id"] == op["zoho_id"]).count();
     }
-    let v = json(&Run::from(s.cmd(&["--json", "apply", plan.to_str().unwrap(), "--allow-mass-change"]).output().unwrap()));
+    let v =
+        json(&Run::from(s.cmd(&["--json", "apply", plan.to_str().unwrap(), "--allow-mass-change"]).output().unwrap()));
     assert_eq!(v["stale"].as_array().unwrap().len(), expect_stale, "{v}");
 }
 
@@ -187,7 +191,9 @@ fn sync_rejected_records_exit_3_and_are_in_the_csv_and_journal() {
     assert!(csv.lines().any(|l| l.contains("student") && l.contains(",applied,")), "the rest was applied");
     let store = zmsync::store::open(&s.db_url()).unwrap();
     let j = store.journal(v["run_id"].as_i64().unwrap()).unwrap();
-    assert!(j.iter().any(|e| e.outcome == "rejected" && e.message.as_deref().unwrap_or("").contains("wsusercannotassign")));
+    assert!(j
+        .iter()
+        .any(|e| e.outcome == "rejected" && e.message.as_deref().unwrap_or("").contains("wsusercannotassign")));
     // Fixed in Moodle: the next run applies them.
     sb.moodle().update_options(|o| o.wsusercannotassign = vec![]);
     s.run(&["sync", "--all"]).ok();
@@ -202,7 +208,12 @@ fn sync_killed_at_random_points_converges_without_duplicates() {
     let mut kills = 0;
     for _ in 0..12 {
         let before = moodle_writes(&sb) + zoho_writes(&sb);
-        let mut child = s.cmd(&["sync", "--all"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = s
+            .cmd(&["sync", "--all"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         // Wait until it writes, then a random moment more.
         let t = Instant::now();
         while moodle_writes(&sb) + zoho_writes(&sb) == before && t.elapsed() < Duration::from_secs(30) {

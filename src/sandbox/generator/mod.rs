@@ -751,6 +751,7 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
     let mut course_of: HashMap<String, i64> = HashMap::new();
     let mut next_course = FIRST_COURSE_ID;
     let teaching: crate::model::Fields = [("active".to_string(), json!(true))].into_iter().collect();
+    #[allow(clippy::explicit_counter_loop)] // ids are handed out in record order
     for rec in zoho.modules.get_mut("BTEC_Classes").expect("module present") {
         let r = map(Kind::Class, rec, settings);
         let create = class::moodle_course_create(&r.key, &r.fields).expect("generated classes have names");
