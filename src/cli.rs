@@ -71,6 +71,10 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `zmsync man > /usr/local/share/man/man1/zmsync.1`.
     Man,
+    /// Work out what a sync would change and save it as a plan (JSON), or show a saved plan.
+    Plan(PlanArgs),
+    /// What differs between Zoho and Moodle, one row per record and field (CSV, JSON or a table).
+    Diff(DiffArgs),
     /// Serve a fake Zoho CRM and a fake Moodle on 127.0.0.1, filled with a generated college, until Ctrl-C.
     #[command(
         long_about = "Serve a fake Zoho CRM and a fake Moodle on 127.0.0.1, filled with a generated BTEC college, \
@@ -80,6 +84,17 @@ pub enum Command {
         after_help = "Examples:\n  zmsync sandbox --state synced > sandbox.env &\n  eval \"$(zmsync sandbox --state drifted --seed 7 | head -7)\""
     )]
     Sandbox(SandboxArgs),
+    /// Sync: snapshot both sides, plan, apply, report. One of --all, --module M or --incremental.
+    #[command(after_help = "Exit codes: 0 done; 1 failed; 3 finished but some records were rejected or failed \
+                            (see the CSV report and `zmsync db`); 4 refused (a safety guard, or another run holds \
+                            the lock). Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
+                            docs/sync.md.")]
+    Sync(SyncArgs),
+    /// Apply a saved plan (`zmsync plan --out plan.json`): ops whose records changed since are skipped and listed.
+    Apply(ApplyArgs),
+    /// Start the sandbox in-process, sync 1,500 students into its empty Moodle, run again (no change), and
+    /// print where the reports are.
+    Demo(DemoArgs),
     /// Run the webhook receiver: verify signed events, record them, mark records dirty, answer at once.
     #[command(after_help = "Routes, payloads and set-up: docs/webhooks.md. The first line on stdout is the bound \
                             address (useful with --bind 127.0.0.1:0). SIGTERM or SIGINT drains and stops.")]
@@ -87,6 +102,72 @@ pub enum Command {
     /// The webhook event queue: status, retry failed events, clean up old ones.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+/// Which data a reconcile reads.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only this module: an entity (student, teacher, class, enrollment, grade, payment, registration, unit)
+    /// or a Zoho module name (BTEC_Students…). Default: every enabled module.
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+    /// Use the snapshot already in the store. (Taking a fresh snapshot first is not built yet: today both
+    /// `plan` and `diff` always work on the store as the last `zmsync snapshot` left it.)
+    #[arg(long)]
+    pub cached: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub command: Option<PlanCommand>,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+    /// Write the plan here (JSON). Without it, only the summary is printed.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Accept a plan that removes or suspends more than guards.max_removals (recorded on the plan). Never
+    /// overrides the empty-side guard.
+    #[arg(long)]
+    pub allow_mass_change: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// A saved plan: summary and the table of its ops.
+    Show {
+        file: PathBuf,
+        /// Rows of the ops table to print.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Csv,
+    Json,
+    Table,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "CSV columns: run_id, entity, key, zoho_id, moodle_id, field, zoho_value, moodle_value, \
+                  base_value, action, reason. The per-entity summary goes to stderr for CSV, into the document \
+                  for JSON and below the table for a table. Files written with --out start with a UTF-8 BOM so \
+                  that Excel reads accents correctly (--no-bom to leave it off).")]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+    /// Write the report here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Default: a table on a terminal, CSV otherwise (and always CSV with --out).
+    #[arg(long, value_enum)]
+    pub format: Option<DiffFormat>,
+    /// No UTF-8 byte-order mark at the start of a CSV file.
+    #[arg(long)]
+    pub no_bom: bool,
 }
 
 #[derive(Debug, Args)]
@@ -186,4 +267,57 @@ pub enum SettingsCommand {
 pub enum DbCommand {
     /// Schema version, dialect and location (never a password).
     Status,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["all", "module", "incremental"])))]
+pub struct SyncArgs {
+    /// Every enabled module.
+    #[arg(long)]
+    pub all: bool,
+    /// One module: an entity (student, class, enrollment…) or a Zoho module name (BTEC_Students…).
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+    /// Only the records marked dirty by webhooks, plus Zoho changes since the last run.
+    #[arg(long)]
+    pub incremental: bool,
+    /// With --incremental: keep running, syncing as dirty marks arrive, until SIGTERM or SIGINT.
+    #[arg(long, requires = "incremental")]
+    pub follow: bool,
+    #[command(flatten)]
+    pub common: RunArgs,
+    /// Write the plan this run applies (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do everything but write: print what would be done (the CSV lists it too).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let a plan over the mass-change limit through (recorded on the run).
+    #[arg(long)]
+    pub allow_mass_change: bool,
+    /// Where the CSV report goes [default: reports/ beside the store].
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file written by `zmsync plan --out` or `zmsync sync --plan-out`.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the store and the reports [default: a new temporary directory, kept].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Students in the generated college.
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub students: usize,
 }

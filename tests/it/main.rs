@@ -3,10 +3,12 @@
 
 mod cli;
 mod clients;
+mod reconcile;
 mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;
 mod store;
 mod support;
+mod sync;
 mod webhook;
