@@ -201,6 +201,7 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         settings,
         records: &inputs.records,
         states: &inputs.states,
+        links: &inputs.links,
         students: &students,
         teachers: &teachers,
         classes: &classes,

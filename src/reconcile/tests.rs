@@ -287,7 +287,8 @@ fn reconcile_student_deletion_follows_policy() {
     let p = fx.plan();
     let op = only(&p);
     assert_eq!((op.entity, op.action, op.target), (Entity::Student, Action::Suspend, Side::Moodle));
-    assert_eq!((op.key.as_str(), op.zoho_id.as_deref(), op.moodle_id.as_deref()), ("102", None, Some("12")));
+    assert_eq!((op.key.as_str(), op.zoho_id.as_deref(), op.moodle_id.as_deref()), ("102", Some("102"), Some("12")));
+    assert_eq!(op.fingerprints.zoho, None, "gone from Zoho");
     // Already suspended: nothing more to do.
     fx.set(Kind::MoodleUser, "12", user(12, "S-2", "b@x.edu", "Bob", true));
     assert!(fx.plan().ops.is_empty());
@@ -531,7 +532,9 @@ fn reconcile_enrolment_missing_on_one_side() {
     fx.remove(Kind::MoodleEnrolment, "31:12");
     let p = fx.plan();
     assert_eq!(enrolment_ops(&p), vec![(Action::Update, Side::Zoho, vec!["active"], false)]);
-    assert_eq!((p.ops[0].zoho_id.as_deref(), p.ops[0].moodle_id.as_deref()), (Some("402"), None));
+    // The enrolment keeps the `courseid:userid` its base knows; its fingerprint says it is gone.
+    assert_eq!((p.ops[0].zoho_id.as_deref(), p.ops[0].moodle_id.as_deref()), (Some("402"), Some("31:12")));
+    assert_eq!(p.ops[0].fingerprints.moodle, None);
     fx.set(Kind::Enrollment, "402", enrollment("402", "102", "301", "Withdrawn", "2026-01-01"));
     assert!(enrolment_ops(&fx.plan()).is_empty());
 

@@ -138,7 +138,7 @@ both_stores!(reconcile_store_baseline_then_drift, |s: &dyn Store| {
     assert_eq!(
         got,
         vec![
-            (Entity::Student, Action::Suspend, None, Some("103")),
+            (Entity::Student, Action::Suspend, Some("5847596000000003"), Some("103")),
             (Entity::Enrollment, Action::Update, Some("7004"), Some("7:104")),
         ]
     );
