@@ -3,6 +3,9 @@
 
 mod cli;
 mod reconcile;
+// Switched off until the sandbox generator and snapshot::run are on main: then delete the next line.
+#[cfg(any())]
+mod reconcile_e2e;
 mod sandbox_moodle;
 mod store;
 mod support;
