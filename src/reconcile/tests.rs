@@ -370,7 +370,8 @@ fn reconcile_links_by_idnumber_then_unique_email() {
     let mut fx = Fx::synced();
     fx.inputs.links.clear();
     fx.inputs.states.clear();
-    // 101 keeps its write-back; 102's write-back is missing; a new student matches by email only.
+    // 101 is paired by the Moodle id Zoho holds (nothing to plan); 102's write-back is missing (paired by
+    // idnumber); a new student matches by email only.
     fx.set(Kind::Student, "102", student("102", "S-2", "b@x.edu", "Bob", "Active", None));
     fx.set(Kind::Student, "104", student("104", "S-4", "D@X.edu", "Di", "Active", None));
     fx.set(Kind::MoodleUser, "14", user(14, "", "d@x.edu", "Di", false));
@@ -383,7 +384,7 @@ fn reconcile_links_by_idnumber_then_unique_email() {
         .collect();
     assert_eq!(
         ident,
-        vec![(Action::Link, "101", Some("11")), (Action::WriteBack, "102", Some("12")), (Action::WriteBack, "104", Some("14"))]
+        vec![(Action::WriteBack, "102", Some("12")), (Action::WriteBack, "104", Some("14"))]
     );
     // Di's Moodle user has no id number: the pairing also shows as a field update.
     assert!(p.ops.iter().any(|o| o.key == "104" && o.action == Action::Update && o.changes.contains_key("id_number")));
