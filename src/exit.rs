@@ -63,6 +63,15 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::reconcile::ReconcileError>() {
             return e.exit();
         }
+        if let Some(e) = cause.downcast_ref::<crate::snapshot::SnapshotError>() {
+            return e.exit();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::zoho::ZohoError>() {
+            return e.exit();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::moodle::MoodleError>() {
+            return e.exit();
+        }
     }
     Exit::Failed
 }

@@ -6,6 +6,7 @@ mod diff;
 mod init;
 mod plan;
 mod settings;
+mod snapshot;
 
 use anyhow::Result;
 
@@ -35,6 +36,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Plan(args) => plan::run(&ctx, args),
         Command::Diff(args) => diff::run(&ctx, args),
+        Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
     }

@@ -3,3 +3,4 @@
 
 pub mod moodle;
 pub mod seed;
+pub mod zoho;
