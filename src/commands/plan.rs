@@ -17,8 +17,8 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
     if let Some(PlanCommand::Show { file, limit }) = args.command {
         let text = std::fs::read_to_string(&file)
             .map_err(|e| UsageError(format!("cannot read the plan {}: {e}", file.display())))?;
-        let plan = Plan::from_json(&text)
-            .map_err(|e| UsageError(format!("{} is not a zmsync plan: {e}", file.display())))?;
+        let plan =
+            Plan::from_json(&text).map_err(|e| UsageError(format!("{} is not a zmsync plan: {e}", file.display())))?;
         if ctx.json {
             print_json(&serde_json::to_value(&plan)?);
         } else {
@@ -74,10 +74,9 @@ pub(super) fn refresh(ctx: &Context, store: &dyn Store, settings: &Settings, arg
             Ok(())
         }
         Err(SnapshotError::Refused(r)) => Err(Refused(SnapshotError::Refused(r).to_string()).into()),
-        Err(e) if e.exit() == Exit::Usage => Err(UsageError(format!(
-            "{e}\n  hint: to plan from the snapshot already in the store, add --cached"
-        ))
-        .into()),
+        Err(e) if e.exit() == Exit::Usage => {
+            Err(UsageError(format!("{e}\n  hint: to plan from the snapshot already in the store, add --cached")).into())
+        }
         Err(e) => Err(e.into()),
     }
 }
