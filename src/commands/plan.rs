@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
     let settings = Settings::from_rows(&store.settings_map()?)?;
     let entities = reconcile::select(args.reconcile.module.as_deref(), &settings)?;
     refresh(ctx, store.as_ref(), &settings, &args.reconcile)?;
-    let opts = Options { entities, run_id: None, allow_mass_change: args.allow_mass_change };
+    let opts = Options { entities, run_id: None, allow_mass_change: args.allow_mass_change, collect_agreed: false };
     let plan = reconcile::reconcile(&*store, &settings, &opts)?;
     // A refused plan is never written: nothing downstream can apply it by mistake.
     reconcile::enforce(&plan)?;

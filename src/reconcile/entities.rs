@@ -393,7 +393,9 @@ pub fn teaching_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
                 seen.insert(e.key.as_str());
             }
         }
-        p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        if !p.agrees() {
+            p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        }
         p.base = base.get(key.as_str()).copied();
         if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
             p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
@@ -584,7 +586,9 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -
                 seen_moodle.insert(e.key.as_str());
             }
         }
-        p.refs = link_refs("student", s, c, uid, cid, role);
+        if !p.agrees() {
+            p.refs = link_refs("student", s, c, uid, cid, role);
+        }
         p.base = base.get(key.as_str()).copied();
         if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
             p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
@@ -643,7 +647,9 @@ pub fn grade_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec
             if let Some(g) = moodle.get(format!("{co}:{u}").as_str()) {
                 p = p.with_moodle(Cow::Borrowed(*g), g);
                 seen.insert(g.key.as_str());
-                p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
+                if !p.agrees() {
+                    p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
+                }
             }
         }
         // A Zoho grade is always ours: one without a Moodle grade is reported.
@@ -719,7 +725,9 @@ pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
             p = p.with_moodle(Cow::Borrowed(*m), m);
             p.linked = true;
         }
-        p.refs = student_refs(z.field_str("student"));
+        if !p.agrees() {
+            p.refs = student_refs(z.field_str("student"));
+        }
         p.base = base.get(z.key.as_str()).copied();
         pairs.push(p);
     }

@@ -167,7 +167,7 @@ impl Fx {
 
     /// What `baseline` stores, in memory.
     fn baseline(&mut self) {
-        let a = analyse(&self.inputs, &self.settings, &Options::default());
+        let a = analyse(&self.inputs, &self.settings, &Options { collect_agreed: true, ..Options::default() });
         for (entity, agreed) in a.agreed {
             for g in agreed {
                 if let (Some(z), Some(m)) = (&g.zoho_id, &g.moodle_id) {
@@ -473,7 +473,7 @@ fn reconcile_same_change_on_both_sides_writes_nothing() {
     let mut fx = Fx::synced();
     fx.set(Kind::Enrollment, "401", enrollment("401", "101", "301", "Withdrawn", "2026-01-01"));
     fx.set(Kind::MoodleEnrolment, "31:11", enrolment(31, 11, 5, false, T0, T0));
-    let a = analyse(&fx.inputs, &fx.settings, &Options::default());
+    let a = analyse(&fx.inputs, &fx.settings, &Options { collect_agreed: true, ..Options::default() });
     assert!(a.plan.ops.is_empty());
     // The base moves: baseline records the new agreement.
     let agreed = &a.agreed[&Entity::Enrollment];
