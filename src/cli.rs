@@ -111,8 +111,8 @@ pub struct ReconcileArgs {
     /// or a Zoho module name (BTEC_Students…). Default: every enabled module.
     #[arg(long, value_name = "MODULE")]
     pub module: Option<String>,
-    /// Use the snapshot already in the store. (Taking a fresh snapshot first is not built yet: today both
-    /// `plan` and `diff` always work on the store as the last `zmsync snapshot` left it.)
+    /// Use the snapshot already in the store instead of taking a fresh one first (of --module only, when
+    /// given; the snapshot's summary goes to stderr).
     #[arg(long)]
     pub cached: bool,
 }

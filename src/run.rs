@@ -289,7 +289,12 @@ fn body(
             (p, stale)
         }
         None => {
-            let ro = reconcile::Options { entities, run_id: Some(run_id), allow_mass_change: opts.allow_mass_change };
+            let ro = reconcile::Options {
+                entities,
+                run_id: Some(run_id),
+                allow_mass_change: opts.allow_mass_change,
+                collect_agreed: false,
+            };
             (reconcile::reconcile(store, settings, &ro)?, Vec::new())
         }
     };

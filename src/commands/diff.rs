@@ -15,9 +15,10 @@ pub fn run(ctx: &Context, args: DiffArgs) -> Result<Exit> {
     let store = ctx.store()?;
     let settings = Settings::from_rows(&store.settings_map()?)?;
     let entities = reconcile::select(args.reconcile.module.as_deref(), &settings)?;
+    super::plan::refresh(ctx, store.as_ref(), &settings, &args.reconcile)?;
     // A diff is how a mass change is reviewed, so that guard only warns here; an empty side means the
     // snapshot is not to be trusted and the report would be nonsense.
-    let opts = Options { entities, run_id: None, allow_mass_change: true };
+    let opts = Options { entities, run_id: None, allow_mass_change: true, collect_agreed: false };
     let plan = reconcile::reconcile(&*store, &settings, &opts)?;
     let empty: Vec<&str> = plan
         .guards

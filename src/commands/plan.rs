@@ -3,11 +3,15 @@
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
+use std::io::IsTerminal;
+
 use super::{print_json, Context};
-use crate::cli::{PlanArgs, PlanCommand};
-use crate::exit::{Exit, UsageError};
+use crate::cli::{PlanArgs, PlanCommand, ReconcileArgs};
+use crate::exit::{Exit, ExitKind, Refused, UsageError};
 use crate::reconcile::{self, Options, Plan};
 use crate::settings::Settings;
+use crate::snapshot::{self, SnapshotError};
+use crate::store::Store;
 
 pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
     if let Some(PlanCommand::Show { file, limit }) = args.command {
@@ -25,7 +29,8 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
     let store = ctx.store()?;
     let settings = Settings::from_rows(&store.settings_map()?)?;
     let entities = reconcile::select(args.reconcile.module.as_deref(), &settings)?;
-    let opts = Options { entities, run_id: None, allow_mass_change: args.allow_mass_change };
+    refresh(ctx, store.as_ref(), &settings, &args.reconcile)?;
+    let opts = Options { entities, run_id: None, allow_mass_change: args.allow_mass_change, collect_agreed: false };
     let plan = reconcile::reconcile(&*store, &settings, &opts)?;
     // A refused plan is never written: nothing downstream can apply it by mistake.
     reconcile::enforce(&plan)?;
@@ -43,4 +48,35 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Done)
+}
+
+/// Takes a fresh snapshot of what `args` covers, unless `--cached`. Its summary goes to stderr, so stdout
+/// stays the plan or the report.
+pub(super) fn refresh(ctx: &Context, store: &dyn Store, settings: &Settings, args: &ReconcileArgs) -> Result<()> {
+    if args.cached {
+        return Ok(());
+    }
+    let only = match args.module.as_deref() {
+        None => None,
+        Some(m) => Some(snapshot::parse_module(m, settings).ok_or_else(|| {
+            UsageError(format!(
+                "unknown module `{m}`\n  hint: valid names are: {}",
+                snapshot::valid_module_names(settings).join(", ")
+            ))
+        })?),
+    };
+    let opts = snapshot::Options { only, progress: !ctx.json && std::io::stderr().is_terminal(), ..Default::default() };
+    match snapshot::run(store, settings, &ctx.config, &opts) {
+        Ok(summary) => {
+            if !ctx.json {
+                eprint!("{}", summary.table());
+            }
+            Ok(())
+        }
+        Err(SnapshotError::Refused(r)) => Err(Refused(SnapshotError::Refused(r).to_string()).into()),
+        Err(e) if e.exit() == Exit::Usage => {
+            Err(UsageError(format!("{e}\n  hint: to plan from the snapshot already in the store, add --cached")).into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

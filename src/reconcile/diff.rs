@@ -23,8 +23,8 @@ pub struct Pair<'a> {
     pub zoho: Option<Cow<'a, Record>>,
     pub moodle: Option<Cow<'a, Record>>,
     /// The stored records' fingerprints (what a stale check compares later).
-    pub zoho_fp: Option<String>,
-    pub moodle_fp: Option<String>,
+    pub zoho_fp: Option<&'a str>,
+    pub moodle_fp: Option<&'a str>,
     pub base: Option<&'a SyncState>,
     /// Linked (stored or matched): a target-only record is ours, so its source deleted it.
     pub linked: bool,
@@ -48,18 +48,26 @@ impl<'a> Pair<'a> {
         }
     }
 
-    pub fn with_zoho(mut self, shown: Cow<'a, Record>, stored: &Record) -> Pair<'a> {
+    pub fn with_zoho(mut self, shown: Cow<'a, Record>, stored: &'a Record) -> Pair<'a> {
         self.zoho_id = Some(stored.key.clone());
-        self.zoho_fp = Some(stored.fingerprint.clone());
+        self.zoho_fp = Some(stored.fingerprint.as_str());
         self.zoho = Some(shown);
         self
     }
 
-    pub fn with_moodle(mut self, shown: Cow<'a, Record>, stored: &Record) -> Pair<'a> {
+    pub fn with_moodle(mut self, shown: Cow<'a, Record>, stored: &'a Record) -> Pair<'a> {
         self.moodle_id = Some(stored.key.clone());
-        self.moodle_fp = Some(stored.fingerprint.clone());
+        self.moodle_fp = Some(stored.fingerprint.as_str());
         self.moodle = Some(shown);
         self
+    }
+
+    /// Both sides present with equal fingerprints: nothing will be planned, so nothing else is prepared.
+    pub fn agrees(&self) -> bool {
+        match (&self.zoho, &self.moodle) {
+            (Some(z), Some(m)) => z.fingerprint == m.fingerprint,
+            _ => false,
+        }
     }
 
     pub fn side(&self, side: Side) -> Option<&Record> {
@@ -71,8 +79,8 @@ impl<'a> Pair<'a> {
 
     fn fingerprints(&self) -> Fingerprints {
         Fingerprints {
-            zoho: self.zoho_fp.clone(),
-            moodle: self.moodle_fp.clone(),
+            zoho: self.zoho_fp.map(str::to_string),
+            moodle: self.moodle_fp.map(str::to_string),
             base: self.base.map(|b| b.fingerprint.clone()),
         }
     }
@@ -113,6 +121,8 @@ pub struct Agreed {
 
 #[derive(Debug, Default)]
 pub struct EntityDiff {
+    /// Keep the agreeing pairs (only `baseline` needs them; a plain diff only counts them).
+    pub collect_agreed: bool,
     pub ops: Vec<Op>,
     pub issues: Vec<Issue>,
     pub conflicts: Vec<Conflict>,
@@ -165,6 +175,9 @@ impl EntityDiff {
 
     fn agree(&mut self, pair: &Pair, rec: &Record) {
         self.counts.unchanged += 1;
+        if !self.collect_agreed {
+            return;
+        }
         self.agreed.push(Agreed {
             key: pair.key.clone(),
             zoho_id: pair.zoho_id.clone(),
@@ -191,8 +204,9 @@ pub fn diff(
     policy: ConflictPolicy,
     pairs: &[Pair],
     rules: &dyn EntityRules,
+    collect_agreed: bool,
 ) -> EntityDiff {
-    let mut out = EntityDiff::default();
+    let mut out = EntityDiff { collect_agreed, ..EntityDiff::default() };
     for pair in pairs {
         out.counts.zoho_records += pair.zoho.is_some() as u64;
         out.counts.moodle_records += pair.moodle.is_some() as u64;

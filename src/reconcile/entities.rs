@@ -19,6 +19,7 @@ pub struct World<'a> {
     pub settings: &'a Settings,
     pub records: &'a BTreeMap<Kind, Vec<Record>>,
     pub states: &'a BTreeMap<Entity, Vec<SyncState>>,
+    pub links: &'a BTreeMap<Entity, Vec<crate::store::Link>>,
     pub students: &'a Linked,
     pub teachers: &'a Linked,
     pub classes: &'a Linked,
@@ -32,6 +33,14 @@ impl<'a> World<'a> {
 
     pub fn base(&self, entity: Entity) -> HashMap<&'a str, &'a SyncState> {
         self.states.get(&entity).map(|v| v.iter().map(|s| (s.key.as_str(), s)).collect()).unwrap_or_default()
+    }
+
+    /// Moodle id → Zoho id of the stored links of `entity` (to name a record gone from Zoho).
+    pub fn linked_zoho(&self, entity: Entity) -> HashMap<&'a str, &'a str> {
+        self.links
+            .get(&entity)
+            .map(|v| v.iter().map(|l| (l.moodle_id.as_str(), l.zoho_id.as_str())).collect())
+            .unwrap_or_default()
     }
 
     fn creating(&self, entity: Entity, zoho_id: &str) -> bool {
@@ -128,6 +137,8 @@ pub fn person_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
         }
         if let Some(u) = users.get(mid.as_str()) {
             let mut p = Pair::new(zid).with_moodle(view(u, names), u);
+            // Ops name a record gone from its side by the id the link knows.
+            p.zoho_id = Some(zid.clone());
             p.linked = true;
             p.base = base.get(zid.as_str()).copied();
             pairs.push(p);
@@ -187,11 +198,11 @@ impl EntityRules for PersonRules<'_> {
             );
         }
         let refs = one("username", json!(username));
-        op(Action::Create, src.fields.clone(), Fields::new(), "new in Zoho: no Moodle user yet".to_string(), refs)
+        op(Action::Create, src.fields.clone(), Fields::new(), "new in Zoho: no Moodle user yet", refs)
     }
 
     fn remove(&self, pair: &Pair, target: Side, _tgt: &Record) -> Outcome {
-        let what = "deleted in Zoho".to_string();
+        let what = "deleted in Zoho";
         if target == Side::Zoho {
             return Outcome::Nothing;
         }
@@ -210,7 +221,7 @@ impl EntityRules for PersonRules<'_> {
                     Action::Suspend,
                     Fields::new(),
                     Fields::new(),
-                    removal_reason(self.entity, policy, &what),
+                    removal_reason(self.entity, policy, what),
                     Fields::new(),
                 )
             }
@@ -218,10 +229,10 @@ impl EntityRules for PersonRules<'_> {
                 Action::Delete,
                 Fields::new(),
                 Fields::new(),
-                removal_reason(self.entity, policy, &what),
+                removal_reason(self.entity, policy, what),
                 Fields::new(),
             ),
-            other => ignored(self.entity, other, &what),
+            other => ignored(self.entity, other, what),
         }
     }
 
@@ -259,6 +270,7 @@ pub fn class_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
         if !seen.contains(zid.as_str()) {
             if let Some(c) = courses.get(mid.as_str()) {
                 let mut p = Pair::new(zid).with_moodle(Cow::Borrowed(*c), c);
+                p.zoho_id = Some(zid.clone());
                 p.linked = true;
                 p.base = base.get(zid.as_str()).copied();
                 pairs.push(p);
@@ -381,8 +393,13 @@ pub fn teaching_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
                 seen.insert(e.key.as_str());
             }
         }
-        p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        if !p.agrees() {
+            p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        }
         p.base = base.get(key.as_str()).copied();
+        if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
+            p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
+        }
         pairs.push(p);
     }
     for (mkey, e) in &moodle {
@@ -393,6 +410,7 @@ pub fn teaching_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
         let key = format!("{t}|{c}");
         let mut p = Pair::new(&key).with_moodle(view(e, &["active"]), e);
         p.refs = link_refs("teacher", &t, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
+        p.zoho_id = Some(c.clone());
         p.base = base.get(key.as_str()).copied();
         pairs.push(p);
     }
@@ -568,10 +586,16 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -
                 seen_moodle.insert(e.key.as_str());
             }
         }
-        p.refs = link_refs("student", s, c, uid, cid, role);
+        if !p.agrees() {
+            p.refs = link_refs("student", s, c, uid, cid, role);
+        }
         p.base = base.get(key.as_str()).copied();
+        if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
+            p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
+        }
         pairs.push(p);
     }
+    let linked_zoho = w.linked_zoho(Entity::Enrollment);
     let mut extra: Vec<(&&str, &&Record)> = moodle.iter().filter(|(k, _)| !seen_moodle.contains(*k)).collect();
     extra.sort_by(|a, b| a.0.cmp(b.0));
     for (_, e) in extra {
@@ -580,6 +604,7 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -
         let key = format!("{s}|{c}");
         let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(*e), e);
         p.refs = link_refs("student", &s, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
+        p.zoho_id = linked_zoho.get(e.key.as_str()).map(|z| z.to_string());
         p.base = base.get(key.as_str()).copied();
         pairs.push(p);
     }
@@ -622,20 +647,27 @@ pub fn grade_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec
             if let Some(g) = moodle.get(format!("{co}:{u}").as_str()) {
                 p = p.with_moodle(Cow::Borrowed(*g), g);
                 seen.insert(g.key.as_str());
-                p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
+                if !p.agrees() {
+                    p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
+                }
             }
         }
         // A Zoho grade is always ours: one without a Moodle grade is reported.
         p.linked = true;
         p.base = base.get(key.as_str()).copied();
+        if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
+            p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
+        }
         pairs.push(p);
     }
+    let linked_zoho = w.linked_zoho(Entity::Grade);
     let mut extra: Vec<&&Record> = moodle.iter().filter(|(k, _)| !seen.contains(*k)).map(|(_, r)| r).collect();
     extra.sort_by(|a, b| a.key.cmp(&b.key));
     for g in extra {
         let Some((s, c)) = natural_key(g, &w.students.map, &w.classes.map) else { continue };
         let key = format!("{s}|{c}");
         let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(*g), g);
+        p.zoho_id = linked_zoho.get(g.key.as_str()).map(|z| z.to_string());
         p.refs.insert("student_zoho_id".into(), json!(s));
         p.refs.insert("class_zoho_id".into(), json!(c));
         p.refs.insert("unit_id".into(), unit_of(&c));
@@ -693,7 +725,9 @@ pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
             p = p.with_moodle(Cow::Borrowed(*m), m);
             p.linked = true;
         }
-        p.refs = student_refs(z.field_str("student"));
+        if !p.agrees() {
+            p.refs = student_refs(z.field_str("student"));
+        }
         p.base = base.get(z.key.as_str()).copied();
         pairs.push(p);
     }
@@ -703,6 +737,7 @@ pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
         }
         // The plugin's tables hold only rows zmsync wrote: every row is ours.
         let mut p = Pair::new(&m.key).with_moodle(Cow::Borrowed(m), m);
+        p.zoho_id = Some(m.key.clone());
         p.linked = true;
         p.refs = student_refs(m.field_str("student"));
         p.refs.insert("row_id".into(), m.refs.get("row_id").cloned().unwrap_or(Value::Null));

@@ -247,9 +247,11 @@ pub fn link(
                 Some(other) => format!("Zoho's Moodle id {other} is wrong"),
             };
             (Action::WriteBack, format!("{why}; paired by {}", how_name(*how)))
-        } else if *how != How::Stored {
+        } else if matches!(how, How::IdNumber | How::Email) {
             (Action::Link, format!("paired by {}", how_name(*how)))
         } else {
+            // Stored, or already recorded in Zoho's own Moodle id field: nothing to plan (baseline stores the
+            // local link once the pair agrees), so a synced college diffs empty even before its first base.
             continue;
         };
         let mut changes = Fields::new();

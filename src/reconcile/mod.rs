@@ -48,6 +48,8 @@ pub struct Options {
     /// The entities to plan, in any order; empty = every enabled entity.
     pub entities: Vec<Entity>,
     pub run_id: Option<i64>,
+    /// Keep the pairs that agree in [`Analysis::agreed`] (what `baseline` records); a plan only counts them.
+    pub collect_agreed: bool,
     /// Let a plan over the mass-change limit through (recorded on the plan). Never overrides the empty-side
     /// guard.
     pub allow_mass_change: bool,
@@ -219,21 +221,28 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         settings,
         records: &inputs.records,
         states: &inputs.states,
+        links: &inputs.links,
         students: &students,
         teachers: &teachers,
         classes: &classes,
         creating: &empty_creating,
     };
-    let mut diffs: BTreeMap<Entity, EntityDiff> =
-        IDENTITY.par_iter().filter(|e| entities.contains(e)).map(|e| (*e, diff_entity(&world0, *e))).collect();
+    let mut diffs: BTreeMap<Entity, EntityDiff> = IDENTITY
+        .par_iter()
+        .filter(|e| entities.contains(e))
+        .map(|e| (*e, diff_entity(&world0, *e, opts.collect_agreed)))
+        .collect();
     let mut creating: HashMap<Entity, HashSet<String>> = HashMap::new();
     for (e, d) in &diffs {
         let set = d.ops.iter().filter(|o| o.action == Action::Create).map(|o| o.key.clone()).collect();
         creating.insert(*e, set);
     }
     let world = World { creating: &creating, ..world0 };
-    let rest: Vec<(Entity, EntityDiff)> =
-        entities.par_iter().filter(|e| !IDENTITY.contains(e)).map(|e| (*e, diff_entity(&world, *e))).collect();
+    let rest: Vec<(Entity, EntityDiff)> = entities
+        .par_iter()
+        .filter(|e| !IDENTITY.contains(e))
+        .map(|e| (*e, diff_entity(&world, *e, opts.collect_agreed)))
+        .collect();
     diffs.extend(rest);
 
     // Assemble in dependency order; link ops of an entity come before its other ops.
@@ -287,7 +296,7 @@ fn op_rank(a: Action) -> usize {
     }
 }
 
-fn diff_entity(w: &World, e: Entity) -> EntityDiff {
+fn diff_entity(w: &World, e: Entity, collect: bool) -> EntityDiff {
     let direction = e.direction(w.settings);
     let policy = w.settings.conflicts;
     let mut pre = EntityDiff::default();
@@ -295,11 +304,11 @@ fn diff_entity(w: &World, e: Entity) -> EntityDiff {
         Entity::Student | Entity::Teacher => {
             let linked = if e == Entity::Student { w.students } else { w.teachers };
             let rules = entities::PersonRules::new(w, e, &linked.blocked);
-            diff::diff(e, direction, policy, &entities::person_pairs(w, e), &rules)
+            diff::diff(e, direction, policy, &entities::person_pairs(w, e), &rules, collect)
         }
         Entity::Class => {
             let rules = entities::ClassRules { settings: w.settings, blocked: &w.classes.blocked };
-            diff::diff(e, direction, policy, &entities::class_pairs(w), &rules)
+            diff::diff(e, direction, policy, &entities::class_pairs(w), &rules, collect)
         }
         Entity::Teaching | Entity::Enrollment => {
             let pairs = if e == Entity::Teaching {
@@ -308,15 +317,15 @@ fn diff_entity(w: &World, e: Entity) -> EntityDiff {
                 entities::enrollment_pairs(w, &mut pre)
             };
             let rules = entities::EnrolRules { entity: e, settings: w.settings, world: w };
-            diff::diff(e, direction, policy, &pairs, &rules as &dyn EntityRules)
+            diff::diff(e, direction, policy, &pairs, &rules as &dyn EntityRules, collect)
         }
         Entity::Grade => {
             let pairs = entities::grade_pairs(w, &mut pre);
-            diff::diff(e, direction, policy, &pairs, &entities::GradeRules)
+            diff::diff(e, direction, policy, &pairs, &entities::GradeRules, collect)
         }
         Entity::Unit | Entity::Registration | Entity::Payment => {
             let rules = entities::DashboardRules { entity: e, settings: w.settings, world: w };
-            diff::diff(e, direction, policy, &entities::dashboard_pairs(w, e), &rules)
+            diff::diff(e, direction, policy, &entities::dashboard_pairs(w, e), &rules, collect)
         }
     };
     d.issues.splice(0..0, pre.issues);
@@ -339,7 +348,8 @@ pub fn baseline<S: RecordStore + ?Sized>(
 ) -> Result<BaselineSummary, ReconcileError> {
     let entities = select(None, settings).unwrap_or_default();
     let inputs = Inputs::load(store, &entities)?;
-    let analysis = analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true });
+    let analysis =
+        analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true, collect_agreed: true });
     let now = chrono::Utc::now();
     let mut links = Vec::new();
     let mut states = Vec::new();

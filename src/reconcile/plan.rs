@@ -91,9 +91,12 @@ pub struct Op {
     /// `{student_zoho_id}|{class_zoho_id}` for enrolments and grades; `{teacher_zoho_id}|{class_zoho_id}` for
     /// teaching. Also the `sync_state` key.
     pub key: String,
-    /// The Zoho record's id, when the record exists in Zoho.
+    /// The Zoho record's id, when it is known: the record exists, or existed and the link or base still
+    /// names it (a student deleted in Zoho keeps its id). `None`: it never existed in Zoho.
     pub zoho_id: Option<String>,
-    /// The Moodle record's key (user or course id, `courseid:userid`, dashboard `zoho_id`), when it exists.
+    /// The Moodle record's key (user or course id, `courseid:userid`, dashboard `zoho_id`), known as above:
+    /// an enrolment removed in Moodle keeps its `courseid:userid`. `None`: it never existed in Moodle.
+    /// Whether the record exists now is in `fingerprints` (`None` = absent when planned).
     pub moodle_id: Option<String>,
     /// Field → the value the target gets (for a create: every field).
     pub changes: Fields,

@@ -136,7 +136,7 @@ fn op_rows(run_id: Option<i64>, op: &Op, out: &mut Vec<Row>) {
         reason: if op.conflict { format!("[conflict] {}", op.reason) } else { op.reason.clone() },
     };
     // A create lists what it sends; a removal has no fields worth a row each.
-    if op.changes.is_empty() || op.action.is_removal() && op.before.is_empty() {
+    if op.changes.is_empty() || (op.action.is_removal() && op.before.is_empty()) {
         out.push(base_row);
         return;
     }

@@ -167,7 +167,7 @@ impl Fx {
 
     /// What `baseline` stores, in memory.
     fn baseline(&mut self) {
-        let a = analyse(&self.inputs, &self.settings, &Options::default());
+        let a = analyse(&self.inputs, &self.settings, &Options { collect_agreed: true, ..Options::default() });
         for (entity, agreed) in a.agreed {
             for g in agreed {
                 if let (Some(z), Some(m)) = (&g.zoho_id, &g.moodle_id) {
@@ -287,7 +287,8 @@ fn reconcile_student_deletion_follows_policy() {
     let p = fx.plan();
     let op = only(&p);
     assert_eq!((op.entity, op.action, op.target), (Entity::Student, Action::Suspend, Side::Moodle));
-    assert_eq!((op.key.as_str(), op.zoho_id.as_deref(), op.moodle_id.as_deref()), ("102", None, Some("12")));
+    assert_eq!((op.key.as_str(), op.zoho_id.as_deref(), op.moodle_id.as_deref()), ("102", Some("102"), Some("12")));
+    assert_eq!(op.fingerprints.zoho, None, "gone from Zoho");
     // Already suspended: nothing more to do.
     fx.set(Kind::MoodleUser, "12", user(12, "S-2", "b@x.edu", "Bob", true));
     assert!(fx.plan().ops.is_empty());
@@ -375,7 +376,8 @@ fn reconcile_links_by_idnumber_then_unique_email() {
     let mut fx = Fx::synced();
     fx.inputs.links.clear();
     fx.inputs.states.clear();
-    // 101 keeps its write-back; 102's write-back is missing; a new student matches by email only.
+    // 101 is paired by the Moodle id Zoho holds (nothing to plan); 102's write-back is missing (paired by
+    // idnumber); a new student matches by email only.
     fx.set(Kind::Student, "102", student("102", "S-2", "b@x.edu", "Bob", "Active", None));
     fx.set(Kind::Student, "104", student("104", "S-4", "D@X.edu", "Di", "Active", None));
     fx.set(Kind::MoodleUser, "14", user(14, "", "d@x.edu", "Di", false));
@@ -386,14 +388,7 @@ fn reconcile_links_by_idnumber_then_unique_email() {
         .filter(|o| o.entity == Entity::Student && matches!(o.action, Action::Link | Action::WriteBack))
         .map(|o| (o.action, o.key.as_str(), o.moodle_id.as_deref()))
         .collect();
-    assert_eq!(
-        ident,
-        vec![
-            (Action::Link, "101", Some("11")),
-            (Action::WriteBack, "102", Some("12")),
-            (Action::WriteBack, "104", Some("14"))
-        ]
-    );
+    assert_eq!(ident, vec![(Action::WriteBack, "102", Some("12")), (Action::WriteBack, "104", Some("14"))]);
     // Di's Moodle user has no id number: the pairing also shows as a field update.
     assert!(p.ops.iter().any(|o| o.key == "104" && o.action == Action::Update && o.changes.contains_key("id_number")));
 }
@@ -478,7 +473,7 @@ fn reconcile_same_change_on_both_sides_writes_nothing() {
     let mut fx = Fx::synced();
     fx.set(Kind::Enrollment, "401", enrollment("401", "101", "301", "Withdrawn", "2026-01-01"));
     fx.set(Kind::MoodleEnrolment, "31:11", enrolment(31, 11, 5, false, T0, T0));
-    let a = analyse(&fx.inputs, &fx.settings, &Options::default());
+    let a = analyse(&fx.inputs, &fx.settings, &Options { collect_agreed: true, ..Options::default() });
     assert!(a.plan.ops.is_empty());
     // The base moves: baseline records the new agreement.
     let agreed = &a.agreed[&Entity::Enrollment];
@@ -544,7 +539,9 @@ fn reconcile_enrolment_missing_on_one_side() {
     fx.remove(Kind::MoodleEnrolment, "31:12");
     let p = fx.plan();
     assert_eq!(enrolment_ops(&p), vec![(Action::Update, Side::Zoho, vec!["active"], false)]);
-    assert_eq!((p.ops[0].zoho_id.as_deref(), p.ops[0].moodle_id.as_deref()), (Some("402"), None));
+    // The enrolment keeps the `courseid:userid` its base knows; its fingerprint says it is gone.
+    assert_eq!((p.ops[0].zoho_id.as_deref(), p.ops[0].moodle_id.as_deref()), (Some("402"), Some("31:12")));
+    assert_eq!(p.ops[0].fingerprints.moodle, None);
     fx.set(Kind::Enrollment, "402", enrollment("402", "102", "301", "Withdrawn", "2026-01-01"));
     assert!(enrolment_ops(&fx.plan()).is_empty());
 

@@ -4,6 +4,7 @@
 mod cli;
 mod clients;
 mod reconcile;
+mod reconcile_e2e;
 mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;

@@ -111,11 +111,9 @@ fn plan(s: &dyn Store) -> Plan {
 both_stores!(reconcile_store_baseline_then_drift, |s: &dyn Store| {
     let data = college(30);
     load(s, &data);
-    // Before any base: everything is paired by the Moodle ids Zoho holds and agrees; the pairings are the
-    // only ops (store-only links).
+    // Before any base: everything is paired by the Moodle ids Zoho holds and agrees: nothing to plan.
     let p = plan(s);
-    assert_eq!(p.ops.len(), 31);
-    assert!(p.ops.iter().all(|o| o.action == Action::Link), "{:#?}", p.ops);
+    assert!(p.ops.is_empty(), "{:#?}", p.ops);
     let b = reconcile::baseline(s, &Settings::defaults(), Some(1)).unwrap();
     assert_eq!(b.states, 30 + 1 + 30 + 30);
     assert_eq!(s.links(Entity::Student).unwrap().len(), 30);
@@ -138,7 +136,7 @@ both_stores!(reconcile_store_baseline_then_drift, |s: &dyn Store| {
     assert_eq!(
         got,
         vec![
-            (Entity::Student, Action::Suspend, None, Some("103")),
+            (Entity::Student, Action::Suspend, Some("5847596000000003"), Some("103")),
             (Entity::Enrollment, Action::Update, Some("7004"), Some("7:104")),
         ]
     );
@@ -180,7 +178,7 @@ fn reconcile_cli_mass_change_is_refused_then_allowed() {
     let s = store::open(&sc.db_url()).unwrap();
     s.replace_records(Kind::Student, &data[0].1).unwrap();
     let url = sc.db_url();
-    let r = sc.run(&["--database-url", &url, "plan", "--out", "plan.json"]).code(4);
+    let r = sc.run(&["--database-url", &url, "plan", "--cached", "--out", "plan.json"]).code(4);
     assert!(
         r.stderr.contains("26") && r.stderr.contains("25") && r.stderr.contains("--allow-mass-change"),
         "{}",
@@ -188,7 +186,7 @@ fn reconcile_cli_mass_change_is_refused_then_allowed() {
     );
     assert!(!sc.path().join("plan.json").exists(), "a refused plan must not be written");
 
-    let r = sc.run(&["--database-url", &url, "plan", "--out", "plan.json", "--allow-mass-change"]).ok();
+    let r = sc.run(&["--database-url", &url, "plan", "--cached", "--out", "plan.json", "--allow-mass-change"]).ok();
     assert!(r.stdout.contains("allowed"), "{}", r.stdout);
     let text = std::fs::read_to_string(sc.path().join("plan.json")).unwrap();
     let p = Plan::from_json(&text).unwrap();
@@ -208,10 +206,10 @@ fn reconcile_cli_empty_side_is_refused_even_when_allowed() {
     drop_students(&mut data, 5);
     store::open(&sc.db_url()).unwrap().replace_records(Kind::Student, &[]).unwrap();
     let url = sc.db_url();
-    let r = sc.run(&["--database-url", &url, "plan", "--out", "p.json", "--allow-mass-change"]).code(4);
+    let r = sc.run(&["--database-url", &url, "plan", "--cached", "--out", "p.json", "--allow-mass-change"]).code(4);
     assert!(r.stderr.contains("holds no student records"), "{}", r.stderr);
     assert!(!sc.path().join("p.json").exists());
-    sc.run(&["--database-url", &url, "diff", "--out", "d.csv"]).code(4);
+    sc.run(&["--database-url", &url, "diff", "--cached", "--out", "d.csv"]).code(4);
     assert!(!sc.path().join("d.csv").exists());
 }
 
@@ -233,7 +231,7 @@ fn reconcile_cli_diff_csv_is_safe_for_spreadsheets() {
     s.replace_records(Kind::Class, &data[2].1).unwrap();
     s.replace_records(Kind::Payment, &data[6].1).unwrap();
     let url = sc.db_url();
-    let r = sc.run(&["--database-url", &url, "diff", "--out", "d.csv"]).ok();
+    let r = sc.run(&["--database-url", &url, "diff", "--cached", "--out", "d.csv"]).ok();
     assert!(r.stderr.contains("entity") && r.stderr.contains("payment"), "summary on stderr: {}", r.stderr);
     let bytes = std::fs::read(sc.path().join("d.csv")).unwrap();
     assert!(bytes.starts_with("\u{feff}".as_bytes()), "a BOM for Excel");
@@ -268,14 +266,14 @@ fn reconcile_cli_diff_csv_is_safe_for_spreadsheets() {
     assert_eq!(&status[6], "'@Paid");
 
     // stdout: no BOM; JSON parses; nothing secret anywhere.
-    let csv_out = sc.run(&["--database-url", &url, "diff", "--format", "csv"]).ok();
+    let csv_out = sc.run(&["--database-url", &url, "diff", "--cached", "--format", "csv"]).ok();
     assert!(csv_out.stdout.starts_with("run_id,"));
-    let json_out = sc.run(&["--database-url", &url, "diff", "--format", "json"]).ok();
+    let json_out = sc.run(&["--database-url", &url, "diff", "--cached", "--format", "json"]).ok();
     let doc: Value = serde_json::from_str(&json_out.stdout).unwrap();
     assert_eq!(doc["rows"].as_array().unwrap().len(), rows.len());
-    let table = sc.run(&["--database-url", &url, "diff", "--format", "table"]).ok();
+    let table = sc.run(&["--database-url", &url, "diff", "--cached", "--format", "table"]).ok();
     assert!(table.stdout.contains("[-working, \"Level 5\"-]") || table.stdout.contains("{+"), "{}", table.stdout);
-    let plan = sc.run(&["--database-url", &url, "plan", "--out", "p.json"]).ok();
+    let plan = sc.run(&["--database-url", &url, "plan", "--cached", "--out", "p.json"]).ok();
     let everything = [
         String::from_utf8_lossy(&bytes).into_owned(),
         csv_out.stdout,
@@ -289,4 +287,14 @@ fn reconcile_cli_diff_csv_is_safe_for_spreadsheets() {
     for secret in ["SECRET-1", "SECRET-2", "SECRET-3"] {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
+}
+
+#[test]
+fn reconcile_cli_takes_a_fresh_snapshot_unless_cached() {
+    let sc = scratch_with(&college(2), true);
+    let url = sc.db_url();
+    // No Zoho or Moodle configured: the snapshot cannot run, and the error says how to use the store as is.
+    let r = sc.run(&["--database-url", &url, "plan"]).code(2);
+    assert!(r.stderr.contains("--cached"), "{}", r.stderr);
+    sc.run(&["--database-url", &url, "plan", "--cached"]).ok();
 }
