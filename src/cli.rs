@@ -55,6 +55,15 @@ pub enum Command {
     /// Inspect the store.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Fetch the enabled modules from Zoho and Moodle into the store (records, fingerprints).
+    #[command(after_help = "A full snapshot that finds no records where the store holds some is refused (exit 4) \
+                            and writes nothing: check the token's permissions, the module names in mapping.fields \
+                            and Moodle restrictions.")]
+    Snapshot {
+        /// Only this module: a Zoho module (BTEC_Students) or an entity name (student).
+        #[arg(long, value_name = "MODULE")]
+        module: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Install, e.g.:\n  zmsync completions bash > /etc/bash_completion.d/zmsync\n  zmsync completions zsh > \"${fpath[1]}/_zmsync\"\n  zmsync completions fish > ~/.config/fish/completions/zmsync.fish"

@@ -60,6 +60,15 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::settings::SettingsError>() {
             return e.exit();
         }
+        if let Some(e) = cause.downcast_ref::<crate::snapshot::SnapshotError>() {
+            return e.exit();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::zoho::ZohoError>() {
+            return e.exit();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::moodle::MoodleError>() {
+            return e.exit();
+        }
     }
     Exit::Failed
 }

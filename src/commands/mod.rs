@@ -4,6 +4,7 @@ mod completions;
 mod db;
 mod init;
 mod settings;
+mod snapshot;
 
 use anyhow::Result;
 
@@ -31,6 +32,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Init => init::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
+        Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
     }

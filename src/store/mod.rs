@@ -4,12 +4,14 @@
 //! The store is synchronous. Never call it from inside a tokio task: the `postgres` crate runs its own
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
+pub mod bridge;
 mod lock;
 mod migrate;
 pub mod postgres;
 mod records;
 mod runs;
 pub mod sqlite;
+mod tokens;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,7 @@ pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
+pub use tokens::{CachedToken, TokenStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -61,6 +64,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("stored timestamp is corrupt: {0}")]
     Time(String),
+    #[error("the store thread has stopped")]
+    Closed,
 }
 
 impl ExitKind for StoreError {
@@ -86,7 +91,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + RunStore + RunLock {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

@@ -2,7 +2,9 @@
 //! or the library against real stores and the sandbox servers on loopback.
 
 mod cli;
+mod clients;
 mod sandbox_moodle;
 mod sandbox_zoho;
+mod snapshot;
 mod store;
 mod support;

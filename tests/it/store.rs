@@ -293,3 +293,34 @@ fn postgres_run_locks_of_two_schemas_are_independent() {
     let _g = a.try_lock_runs().unwrap().expect("lock in schema one");
     assert!(b.try_lock_runs().unwrap().is_some(), "another store in the same database is not blocked");
 }
+
+store_test!(zoho_token_cache_roundtrips_and_cursors_upsert, |s: &dyn Store| {
+    use chrono::{Duration, TimeZone, Utc};
+    use zmsync::model::Kind;
+    use zmsync::secret::Secret;
+    use zmsync::store::CachedToken;
+    assert!(s.zoho_token("1000.ABC").unwrap().is_none());
+    let at = Utc.with_ymd_and_hms(2026, 1, 25, 10, 0, 0).unwrap();
+    let mut t = CachedToken {
+        client_id: "1000.ABC".into(),
+        accounts_url: "https://accounts.zoho.eu".into(),
+        api_domain: "https://www.zohoapis.eu".into(),
+        access_token: Secret::new("1000.token-one"),
+        expires_at: at + Duration::seconds(3600),
+        refreshed_at: at,
+    };
+    s.put_zoho_token(&t).unwrap();
+    assert_eq!(s.zoho_token("1000.ABC").unwrap(), Some(t.clone()));
+    t.access_token = Secret::new("1000.token-two");
+    t.expires_at = at + Duration::seconds(7200);
+    s.put_zoho_token(&t).unwrap();
+    assert_eq!(s.zoho_token("1000.ABC").unwrap().unwrap().access_token.expose(), "1000.token-two");
+    s.delete_zoho_token("1000.ABC").unwrap();
+    assert!(s.zoho_token("1000.ABC").unwrap().is_none());
+
+    assert_eq!(s.cursor(Kind::Payment).unwrap(), None);
+    s.put_cursor(Kind::Payment, r#"{"time":"2026-01-25T10:00:00Z","ids":["1"]}"#).unwrap();
+    s.put_cursor(Kind::Payment, r#"{"time":"2026-01-26T10:00:00Z","ids":["2"]}"#).unwrap();
+    assert_eq!(s.cursor(Kind::Payment).unwrap().unwrap(), r#"{"time":"2026-01-26T10:00:00Z","ids":["2"]}"#);
+    assert_eq!(s.cursor(Kind::Student).unwrap(), None);
+});

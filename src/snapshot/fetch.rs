@@ -1,0 +1,510 @@
+//! Fetching and staging: one task per kind (Zoho) or per Moodle source, each streaming pages into the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use super::plan::Plan;
+use super::summary::Unmappable;
+use super::{Mode, Options, SnapshotError};
+use crate::config::Config;
+use crate::mapping::{self, MapError, ZohoNames};
+use crate::model::{Kind, Record, Side};
+use crate::moodle::{self, calls};
+use crate::settings::Settings;
+use crate::store::bridge::{self, StoreBridge};
+use crate::zoho::{self, ListQuery};
+
+/// Records mapped and staged per store call (Moodle answers arrive whole; Zoho pages are 200).
+const STAGE_CHUNK: usize = 500;
+
+pub struct Clients {
+    pub zoho: Option<zoho::Client>,
+    pub moodle: Option<moodle::Client>,
+}
+
+impl Clients {
+    pub fn new(
+        plan: &Plan,
+        config: &Config,
+        opts: &Options,
+        settings: &Settings,
+        bridge: &StoreBridge,
+    ) -> Result<Clients, SnapshotError> {
+        let zoho = if plan.side(Side::Zoho).is_empty() {
+            None
+        } else {
+            let o = opts.zoho.clone().unwrap_or_else(|| zoho::ClientOptions::from_settings(settings));
+            Some(zoho::Client::new(&config.zoho, o, Some(bridge::token_cache(bridge)))?)
+        };
+        let moodle = if plan.side(Side::Moodle).is_empty() {
+            None
+        } else {
+            let o = opts.moodle.clone().unwrap_or_else(|| moodle::ClientOptions {
+                max_input_vars: settings.max_input_vars,
+                ..moodle::ClientOptions::default()
+            });
+            Some(moodle::Client::new(&config.moodle, o)?)
+        };
+        Ok(Clients { zoho, moodle })
+    }
+}
+
+/// One kind fetched and staged, not yet committed.
+#[derive(Debug)]
+pub struct Staged {
+    pub kind: Kind,
+    pub snapshot_id: String,
+    /// The Zoho module or the Moodle function it came from.
+    pub source: String,
+    pub records: u64,
+    pub skipped: u64,
+    pub unmappable: Vec<Unmappable>,
+    /// The incremental cursor to store on commit (Zoho kinds).
+    pub cursor: Option<String>,
+}
+
+/// Where one kind's pages go: mapped, counted, staged.
+struct Sink {
+    kind: Kind,
+    source: String,
+    sid: String,
+    bridge: StoreBridge,
+    settings: Arc<Settings>,
+    bar: ProgressBar,
+    records: u64,
+    skipped: u64,
+    unmappable: Vec<Unmappable>,
+}
+
+impl Sink {
+    async fn page(&mut self, raws: Vec<Value>) -> Result<(), SnapshotError> {
+        for chunk in raws.chunks(STAGE_CHUNK) {
+            let mut recs: Vec<Record> = Vec::with_capacity(chunk.len());
+            for raw in chunk {
+                match mapping::map_record(self.kind, raw, &self.settings) {
+                    Ok(r) => recs.push(r),
+                    Err(MapError::Skip(_)) => self.skipped += 1,
+                    Err(e) => {
+                        let key = raw_key(raw);
+                        tracing::warn!(kind = %self.kind, key = %key, "record not mapped: {e}");
+                        self.unmappable.push(Unmappable { key, reason: e.to_string() });
+                    }
+                }
+            }
+            self.records += recs.len() as u64;
+            self.bar.inc(chunk.len() as u64);
+            if recs.is_empty() {
+                continue;
+            }
+            let (sid, kind) = (self.sid.clone(), self.kind);
+            self.bridge.run(move |s| s.stage_records(&sid, kind, &recs)).await?;
+        }
+        Ok(())
+    }
+
+    fn finish(self, cursor: Option<String>) -> Staged {
+        self.bar.finish_with_message("done");
+        Staged {
+            kind: self.kind,
+            snapshot_id: self.sid,
+            source: self.source,
+            records: self.records,
+            skipped: self.skipped,
+            unmappable: self.unmappable,
+            cursor,
+        }
+    }
+}
+
+/// The identity of a raw record, for reports of records that did not map.
+fn raw_key(raw: &Value) -> String {
+    let s = |k: &str| match raw.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    match (s("zoho_id"), s("courseid"), s("userid"), s("id")) {
+        (Some(z), _, _, _) => z,
+        (None, Some(c), Some(u), _) => format!("{c}:{u}"),
+        (None, _, _, Some(id)) => id,
+        _ => "(no id)".into(),
+    }
+}
+
+/// The snapshot id of a kind in this run (known up front so a failed run can discard every kind's pages).
+fn snapshot_id(run: &str, kind: Kind) -> String {
+    format!("{run}-{}", kind.name())
+}
+
+struct Ctx {
+    run: String,
+    bridge: StoreBridge,
+    settings: Arc<Settings>,
+    bars: MultiProgress,
+    mode: Mode,
+}
+
+impl Ctx {
+    fn sink(&self, kind: Kind, source: &str) -> Sink {
+        let bar = self.bars.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>24.bold} {spinner} {pos:>7} records {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(format!("{} {}", kind.side(), kind.name()));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Sink {
+            kind,
+            source: source.to_string(),
+            sid: snapshot_id(&self.run, kind),
+            bridge: self.bridge.clone(),
+            settings: self.settings.clone(),
+            bar,
+            records: 0,
+            skipped: 0,
+            unmappable: Vec::new(),
+        }
+    }
+
+    fn incremental(&self) -> Option<&super::Incremental> {
+        match &self.mode {
+            Mode::Incremental(i) => Some(i),
+            Mode::Full => None,
+        }
+    }
+
+    /// Moodle keys of an incremental run for `kind` (`None` in a full run).
+    fn keys(&self, kind: Kind) -> Option<HashSet<String>> {
+        self.incremental().map(|i| i.moodle_keys.get(&kind).map(|v| v.iter().cloned().collect()).unwrap_or_default())
+    }
+}
+
+type Task = Result<Vec<Staged>, SnapshotError>;
+
+/// Fetches and stages every kind of the plan. On failure, everything staged is discarded.
+pub async fn fetch_all(
+    plan: &Plan,
+    clients: &Clients,
+    settings: &Arc<Settings>,
+    bridge: &StoreBridge,
+    opts: &Options,
+) -> Result<Vec<Staged>, SnapshotError> {
+    let run = format!("snap-{}-{}", std::process::id(), Utc::now().timestamp_micros());
+    let bars = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let ctx = Arc::new(Ctx {
+        run: run.clone(),
+        bridge: bridge.clone(),
+        settings: settings.clone(),
+        bars,
+        mode: opts.mode.clone(),
+    });
+    let result = spawn_all(plan, clients, &ctx).await;
+    if result.is_err() {
+        for kind in &plan.kinds {
+            let sid = snapshot_id(&run, *kind);
+            let _ = bridge.run(move |s| s.discard_snapshot(&sid)).await;
+        }
+    }
+    result
+}
+
+async fn spawn_all(plan: &Plan, clients: &Clients, ctx: &Arc<Ctx>) -> Result<Vec<Staged>, SnapshotError> {
+    // Fail fast, before any task starts, on credentials and site set-up.
+    let mut ws_user = None;
+    if let Some(m) = &clients.moodle {
+        let needed = moodle_functions(plan);
+        ws_user = Some(m.check_site(&needed).await?.site.userid);
+    }
+    if let Some(z) = &clients.zoho {
+        z.authenticate().await?;
+    }
+    let mut set: JoinSet<Task> = JoinSet::new();
+    if let Some(z) = &clients.zoho {
+        for kind in plan.side(Side::Zoho) {
+            let (z, ctx) = (z.clone(), ctx.clone());
+            set.spawn(async move { zoho_kind(&z, kind, &ctx).await.map(|s| vec![s]) });
+        }
+    }
+    if let Some(m) = &clients.moodle {
+        if plan.has(Kind::MoodleUser) {
+            let (m, ctx) = (m.clone(), ctx.clone());
+            set.spawn(async move { moodle_users(&m, ws_user, &ctx).await.map(|s| vec![s]) });
+        }
+        if plan.has(Kind::MoodleCourse) || plan.has(Kind::MoodleEnrolment) || plan.has(Kind::MoodleGrade) {
+            let (m, ctx, plan) = (m.clone(), ctx.clone(), plan.clone());
+            set.spawn(async move { moodle_courses(&m, &plan, &ctx).await });
+        }
+        for kind in [Kind::DashboardUnit, Kind::DashboardRegistration, Kind::DashboardPayment] {
+            if plan.has(kind) {
+                let (m, ctx) = (m.clone(), ctx.clone());
+                set.spawn(async move { dashboard(&m, kind, &ctx).await.map(|s| vec![s]) });
+            }
+        }
+    }
+    let mut staged = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let result = match joined {
+            Ok(r) => r,
+            Err(e) => Err(SnapshotError::Runtime(std::io::Error::other(e.to_string()))),
+        };
+        match result {
+            Ok(s) => staged.extend(s),
+            Err(e) => {
+                set.shutdown().await;
+                return Err(e);
+            }
+        }
+    }
+    staged.sort_by_key(|s| s.kind);
+    Ok(staged)
+}
+
+/// The read functions the plan's Moodle kinds need.
+fn moodle_functions(plan: &Plan) -> Vec<String> {
+    let p = calls::PLUGIN;
+    let mut f = BTreeSet::from(["core_webservice_get_site_info".to_string(), format!("{p}_get_info")]);
+    for kind in plan.side(Side::Moodle) {
+        match kind {
+            Kind::MoodleUser => {
+                f.insert("core_user_get_users".into());
+            }
+            Kind::MoodleCourse => {
+                f.insert("core_course_get_courses".into());
+            }
+            Kind::MoodleEnrolment => {
+                f.insert("core_course_get_courses".into());
+                f.insert(format!("{p}_get_enrolments"));
+            }
+            Kind::MoodleGrade => {
+                f.insert("core_course_get_courses".into());
+                f.insert(format!("{p}_get_course_grades"));
+            }
+            k => {
+                f.insert(format!("{p}_get_{}", mapping::dashboard::table(k)));
+            }
+        }
+    }
+    f.into_iter().collect()
+}
+
+// ---- Zoho ---------------------------------------------------------------------------------------------------
+
+/// Where the last run stopped: the largest `Modified_Time` and the ids modified at exactly that instant
+/// (`If-Modified-Since` is inclusive; these are skipped when read again).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ZohoCursor {
+    time: Option<DateTime<Utc>>,
+    ids: Vec<String>,
+}
+
+impl ZohoCursor {
+    fn see(&mut self, rec: &Value) {
+        let Some(t) =
+            rec.get("Modified_Time").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        else {
+            return;
+        };
+        let t = t.with_timezone(&Utc);
+        let id = rec.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        match self.time {
+            Some(cur) if t < cur => {}
+            Some(cur) if t == cur => self.ids.push(id),
+            _ => {
+                self.time = Some(t);
+                self.ids = vec![id];
+            }
+        }
+    }
+}
+
+async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Staged, SnapshotError> {
+    let names = ZohoNames::for_kind(&ctx.settings, kind);
+    let module = names.module().to_string();
+    let fields = names.read_fields();
+    let mut sink = ctx.sink(kind, &module);
+    let mut cursor = ZohoCursor::default();
+    let mut query = ListQuery::new(&module, fields.clone());
+    if let Some(inc) = ctx.incremental() {
+        if let Some(ids) = inc.zoho_ids.get(&kind).filter(|ids| !ids.is_empty()) {
+            let recs = client.get_by_ids(&module, &fields, ids).await?;
+            recs.iter().for_each(|r| cursor.see(r));
+            sink.page(recs).await?;
+        }
+        let stored: Option<ZohoCursor> =
+            ctx.bridge.run(move |s| s.cursor(kind)).await?.and_then(|c| serde_json::from_str(&c).ok());
+        let (since, seen) = match (inc.since, stored) {
+            (Some(t), _) => (Some(t), HashSet::new()),
+            (None, Some(c)) => (c.time, c.ids.iter().map(|id| (id.clone(), String::new())).collect()),
+            (None, None) => (None, HashSet::new()),
+        };
+        let Some(since) = since else {
+            // No cursor yet: an incremental run only fetches the keys it was given.
+            return Ok(sink.finish(None));
+        };
+        query.modified_since = Some(since);
+        query.seen = seen;
+    }
+    let skip_ids: HashSet<String> = query.seen.iter().map(|(id, _)| id.clone()).collect();
+    let boundary = query.modified_since;
+    query.seen.clear();
+    let mut pages = client.list(query);
+    while let Some(mut page) = pages.next().await? {
+        // The cursor's own records come back (inclusive If-Modified-Since): skip those not modified since.
+        if let Some(b) = boundary {
+            page.retain(|r| {
+                let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+                let at =
+                    r.get("Modified_Time").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+                !(skip_ids.contains(id) && at.map(|t| t.with_timezone(&Utc) <= b).unwrap_or(false))
+            });
+        }
+        page.iter().for_each(|r| cursor.see(r));
+        sink.page(page).await?;
+    }
+    let cursor = cursor.time.is_some().then(|| json!(cursor).to_string());
+    Ok(sink.finish(cursor))
+}
+
+// ---- Moodle -------------------------------------------------------------------------------------------------
+
+async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Result<Staged, SnapshotError> {
+    let mut sink = ctx.sink(Kind::MoodleUser, "core_user_get_users");
+    let users = match ctx.keys(Kind::MoodleUser) {
+        None => m.users(ws_user).await?,
+        Some(keys) if keys.is_empty() => Vec::new(),
+        Some(keys) => {
+            sink.source = "core_user_get_users_by_field".into();
+            m.users_by_field("id", &keys.into_iter().collect::<Vec<_>>()).await?
+        }
+    };
+    sink.page(users).await?;
+    Ok(sink.finish(None))
+}
+
+fn keep(keys: &Option<HashSet<String>>, raw: &Value) -> bool {
+    keys.as_ref().map(|k| k.contains(&raw_key(raw))).unwrap_or(true)
+}
+
+async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
+    let courses = m.courses().await?;
+    let ids: Vec<i64> = courses.iter().filter_map(|c| c.get("id").and_then(Value::as_i64)).collect();
+    let mut out = Vec::new();
+    if plan.has(Kind::MoodleCourse) {
+        let mut sink = ctx.sink(Kind::MoodleCourse, "core_course_get_courses");
+        let keys = ctx.keys(Kind::MoodleCourse);
+        sink.page(courses.into_iter().filter(|c| keep(&keys, c)).collect()).await?;
+        out.push(sink.finish(None));
+    } else {
+        drop(courses);
+    }
+    for kind in [Kind::MoodleEnrolment, Kind::MoodleGrade] {
+        if !plan.has(kind) {
+            continue;
+        }
+        let keys = ctx.keys(kind);
+        // An incremental run reads only the courses its keys name.
+        let wanted: Vec<i64> = match &keys {
+            None => ids.clone(),
+            Some(k) => {
+                let cs: BTreeSet<i64> = k.iter().filter_map(|key| key.split(':').next()?.parse().ok()).collect();
+                ids.iter().copied().filter(|i| cs.contains(i)).collect()
+            }
+        };
+        let source = if kind == Kind::MoodleEnrolment { "get_enrolments" } else { "get_course_grades" };
+        let mut sink = ctx.sink(kind, &format!("{}_{source}", calls::PLUGIN));
+        for chunk in wanted.chunks(calls::COURSES_PER_CALL) {
+            let (rows, warnings) =
+                if kind == Kind::MoodleEnrolment { m.enrolments(chunk).await? } else { m.course_grades(chunk).await? };
+            for w in warnings {
+                tracing::warn!(kind = %kind, code = %w.warningcode, item = ?w.itemid, "{}", w.message);
+            }
+            sink.page(rows.into_iter().filter(|r| keep(&keys, r)).collect()).await?;
+        }
+        out.push(sink.finish(None));
+    }
+    Ok(out)
+}
+
+async fn dashboard(m: &moodle::Client, kind: Kind, ctx: &Ctx) -> Result<Staged, SnapshotError> {
+    let table = mapping::dashboard::table(kind);
+    let mut sink = ctx.sink(kind, &format!("{}_get_{table}", calls::PLUGIN));
+    let keys = ctx.keys(kind);
+    let mut from = 0usize;
+    loop {
+        let (rows, total) = m.plugin_rows(table, from, calls::PLUGIN_PAGE).await?;
+        let n = rows.len();
+        if let Some(total) = Some(total).filter(|t| *t > 0) {
+            sink.bar.set_length(total);
+        }
+        sink.page(rows.into_iter().filter(|r| keep(&keys, r)).collect()).await?;
+        from += n;
+        if n == 0 || from as u64 >= total {
+            break;
+        }
+    }
+    Ok(sink.finish(None))
+}
+
+// ---- guard and clean-up -----------------------------------------------------------------------------------
+
+/// The empty-side guard: a full snapshot that found nothing for a kind the store holds records of is refused.
+/// An empty answer is far more often a permission, a renamed module or a restriction than a real mass deletion,
+/// and committing it would make the reconcile plan to delete or suspend everything.
+pub async fn guard(staged: &[Staged], bridge: &StoreBridge) -> Result<Vec<String>, SnapshotError> {
+    let mut refusals = Vec::new();
+    for s in staged.iter().filter(|s| s.records == 0) {
+        let kind = s.kind;
+        let held = bridge.run(move |st| st.record_count(kind)).await?;
+        if held > 0 {
+            let check = match kind.side() {
+                Side::Zoho => format!(
+                    "the Zoho token's scopes and the integration user's permission on {}, and the module name in the \
+                     setting mapping.fields",
+                    s.source
+                ),
+                Side::Moodle => "the web-service user's capabilities (e.g. moodle/user:viewalldetails, \
+                                 moodle/course:view, local/student_dashboard:manage), any context restriction on \
+                                 the token, and that the plugin's tables were not emptied"
+                    .to_string(),
+            };
+            refusals.push(format!(
+                "{} {} ({}) returned no records but the store holds {held}; check {check}",
+                kind.side(),
+                kind.name(),
+                s.source
+            ));
+        }
+    }
+    Ok(refusals)
+}
+
+pub async fn discard(staged: &[Staged], bridge: &StoreBridge) {
+    for s in staged {
+        let sid = s.snapshot_id.clone();
+        if let Err(e) = bridge.run(move |st| st.discard_snapshot(&sid)).await {
+            tracing::warn!("cannot discard a staged snapshot: {e}");
+        }
+    }
+}
+
+/// Moodle API calls per kind, by the functions each kind's fetch uses.
+pub fn moodle_calls(kind: Kind, by_function: &BTreeMap<String, moodle::FunctionStats>) -> u64 {
+    let p = calls::PLUGIN;
+    let names: Vec<String> = match kind {
+        Kind::MoodleUser => vec!["core_user_get_users".into(), "core_user_get_users_by_field".into()],
+        Kind::MoodleCourse => vec!["core_course_get_courses".into()],
+        Kind::MoodleEnrolment => vec![format!("{p}_get_enrolments")],
+        Kind::MoodleGrade => vec![format!("{p}_get_course_grades")],
+        k => vec![format!("{p}_get_{}", mapping::dashboard::table(k))],
+    };
+    names.iter().filter_map(|n| by_function.get(n)).map(|f| f.calls).sum()
+}
