@@ -71,6 +71,76 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `zmsync man > /usr/local/share/man/man1/zmsync.1`.
     Man,
+    /// Work out what a sync would change and save it as a plan (JSON), or show a saved plan.
+    Plan(PlanArgs),
+    /// What differs between Zoho and Moodle, one row per record and field (CSV, JSON or a table).
+    Diff(DiffArgs),
+}
+
+/// Which data a reconcile reads.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only this module: an entity (student, teacher, class, enrollment, grade, payment, registration, unit)
+    /// or a Zoho module name (BTEC_Students…). Default: every enabled module.
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+    /// Use the snapshot already in the store. (Taking a fresh snapshot first is not built yet: today both
+    /// `plan` and `diff` always work on the store as the last `zmsync snapshot` left it.)
+    #[arg(long)]
+    pub cached: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub command: Option<PlanCommand>,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+    /// Write the plan here (JSON). Without it, only the summary is printed.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Accept a plan that removes or suspends more than guards.max_removals (recorded on the plan). Never
+    /// overrides the empty-side guard.
+    #[arg(long)]
+    pub allow_mass_change: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// A saved plan: summary and the table of its ops.
+    Show {
+        file: PathBuf,
+        /// Rows of the ops table to print.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Csv,
+    Json,
+    Table,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "CSV columns: run_id, entity, key, zoho_id, moodle_id, field, zoho_value, moodle_value, \
+                  base_value, action, reason. The per-entity summary goes to stderr for CSV, into the document \
+                  for JSON and below the table for a table. Files written with --out start with a UTF-8 BOM so \
+                  that Excel reads accents correctly (--no-bom to leave it off).")]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+    /// Write the report here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Default: a table on a terminal, CSV otherwise (and always CSV with --out).
+    #[arg(long, value_enum)]
+    pub format: Option<DiffFormat>,
+    /// No UTF-8 byte-order mark at the start of a CSV file.
+    #[arg(long)]
+    pub no_bom: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ pub mod exit;
 pub mod mapping;
 pub mod model;
 pub mod moodle;
+pub mod reconcile;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

@@ -2,7 +2,9 @@
 
 mod completions;
 mod db;
+mod diff;
 mod init;
+mod plan;
 mod settings;
 mod snapshot;
 
@@ -32,6 +34,8 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Init => init::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
+        Command::Plan(args) => plan::run(&ctx, args),
+        Command::Diff(args) => diff::run(&ctx, args),
         Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),

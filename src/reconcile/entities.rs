@@ -1,0 +1,742 @@
+//! Per entity: which records form a pair (via the links), and what a create or a removal becomes.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use super::diff::{EntityRules, Outcome, Pair};
+use super::link::{cmp_ids, IdMap, Linked};
+use super::plan::{Action, IssueKind};
+use crate::mapping::{class, dashboard, person};
+use crate::model::{Entity, Fields, Kind, Record, Side};
+use crate::settings::{RemovalAction, Settings};
+use crate::store::SyncState;
+
+/// What every entity's pairing may consult: the records, the identity of people and classes, and which of
+/// them this plan creates (their dependants are planned with the ids to fill in after the create).
+pub struct World<'a> {
+    pub settings: &'a Settings,
+    pub records: &'a BTreeMap<Kind, Vec<Record>>,
+    pub states: &'a BTreeMap<Entity, Vec<SyncState>>,
+    pub students: &'a Linked,
+    pub teachers: &'a Linked,
+    pub classes: &'a Linked,
+    pub creating: &'a HashMap<Entity, HashSet<String>>,
+}
+
+impl<'a> World<'a> {
+    pub fn records(&self, kind: Kind) -> &'a [Record] {
+        self.records.get(&kind).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn base(&self, entity: Entity) -> HashMap<&'a str, &'a SyncState> {
+        self.states.get(&entity).map(|v| v.iter().map(|s| (s.key.as_str(), s)).collect()).unwrap_or_default()
+    }
+
+    fn creating(&self, entity: Entity, zoho_id: &str) -> bool {
+        self.creating.get(&entity).map(|s| s.contains(zoho_id)).unwrap_or(false)
+    }
+}
+
+/// The Moodle view of a record restricted to `names`, borrowed when it has exactly those fields.
+fn view<'a>(r: &'a Record, names: &[&str]) -> Cow<'a, Record> {
+    if r.fields.len() == names.len() && names.iter().all(|n| r.fields.contains_key(*n)) {
+        Cow::Borrowed(r)
+    } else {
+        Cow::Owned(r.project(names))
+    }
+}
+
+fn id_num(s: Option<&str>) -> Value {
+    s.and_then(|s| s.parse::<i64>().ok()).map(|n| json!(n)).unwrap_or(Value::Null)
+}
+
+fn removal_reason(entity: Entity, policy: RemovalAction, what: &str) -> String {
+    format!("{what}; deletions.policy.{} = {}", policy_key(entity), removal_name(policy))
+}
+
+fn policy_key(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Student => "student",
+        Entity::Teacher => "teacher",
+        Entity::Class => "class",
+        Entity::Teaching | Entity::Enrollment => "enrollment",
+        _ => "finance",
+    }
+}
+
+fn removal_name(a: RemovalAction) -> &'static str {
+    match a {
+        RemovalAction::Ignore => "ignore",
+        RemovalAction::Suspend => "suspend",
+        RemovalAction::Hide => "hide",
+        RemovalAction::Unenrol => "unenrol",
+        RemovalAction::Delete => "delete",
+    }
+}
+
+fn ignored(entity: Entity, policy: RemovalAction, what: &str) -> Outcome {
+    let msg = match policy {
+        RemovalAction::Ignore => format!("{what}; left as it is (deletions.policy.{} = ignore)", policy_key(entity)),
+        other => format!(
+            "{what}; deletions.policy.{} = {} does not apply to a {}, so nothing is done",
+            policy_key(entity),
+            removal_name(other),
+            entity.name()
+        ),
+    };
+    Outcome::Issue(IssueKind::RemovalIgnored, msg)
+}
+
+fn op(action: Action, changes: Fields, before: Fields, reason: impl Into<String>, refs: Fields) -> Outcome {
+    Outcome::Op { action, changes, before, reason: reason.into(), refs }
+}
+
+fn one(k: &str, v: Value) -> Fields {
+    let mut f = Fields::new();
+    f.insert(k.into(), v);
+    f
+}
+
+// ---- students and teachers -------------------------------------------------------------------------------
+
+pub fn person_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
+    let (kind, names, linked) = match entity {
+        Entity::Student => (Kind::Student, person::STUDENT_FIELDS, w.students),
+        _ => (Kind::Teacher, person::TEACHER_FIELDS, w.teachers),
+    };
+    let users: HashMap<&str, &'a Record> = w.records(Kind::MoodleUser).iter().map(|r| (r.key.as_str(), r)).collect();
+    let base = w.base(entity);
+    let zoho = w.records(kind);
+    let mut seen = HashSet::new();
+    let mut pairs = Vec::with_capacity(zoho.len());
+    for z in zoho {
+        seen.insert(z.key.as_str());
+        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        if let Some(u) = linked.map.moodle(&z.key).and_then(|m| users.get(m)) {
+            p = p.with_moodle(view(u, names), u);
+            p.linked = true;
+        }
+        p.base = base.get(z.key.as_str()).copied();
+        pairs.push(p);
+    }
+    // Linked users whose Zoho record is gone.
+    for (zid, mid) in &linked.map.z2m {
+        if seen.contains(zid.as_str()) {
+            continue;
+        }
+        if let Some(u) = users.get(mid.as_str()) {
+            let mut p = Pair::new(zid).with_moodle(view(u, names), u);
+            p.linked = true;
+            p.base = base.get(zid.as_str()).copied();
+            pairs.push(p);
+        }
+    }
+    pairs
+}
+
+pub struct PersonRules<'a> {
+    pub entity: Entity,
+    pub settings: &'a Settings,
+    pub blocked: &'a HashSet<String>,
+    /// username → Moodle user id, to see a create that Moodle would refuse.
+    pub usernames: HashMap<&'a str, &'a str>,
+    pub users: HashMap<&'a str, &'a Record>,
+}
+
+impl<'a> PersonRules<'a> {
+    pub fn new(w: &World<'a>, entity: Entity, blocked: &'a HashSet<String>) -> PersonRules<'a> {
+        let users = w.records(Kind::MoodleUser);
+        PersonRules {
+            entity,
+            settings: w.settings,
+            blocked,
+            usernames: users.iter().filter_map(|u| Some((u.ref_str("username")?, u.key.as_str()))).collect(),
+            users: users.iter().map(|u| (u.key.as_str(), u)).collect(),
+        }
+    }
+}
+
+impl EntityRules for PersonRules<'_> {
+    fn create(&self, pair: &Pair, target: Side, src: &Record) -> Outcome {
+        if target == Side::Zoho {
+            return Outcome::Issue(
+                IssueKind::Incomplete,
+                format!("zmsync does not create {}s in Zoho", self.entity.name()),
+            );
+        }
+        if self.blocked.contains(&pair.key) {
+            return Outcome::Nothing; // the link step reported why
+        }
+        // A student who is not active in Zoho gets no new account (there is nothing for them to do in Moodle).
+        if src.field("suspended") == &Value::Bool(true) {
+            return Outcome::Nothing;
+        }
+        if let Err(e) = person::moodle_user_create(&src.fields, &self.settings.accounts) {
+            return Outcome::Issue(IssueKind::Incomplete, format!("cannot create the Moodle user: {e}"));
+        }
+        let username = person::username_for(&src.fields).unwrap_or_default();
+        if let Some(uid) = self.usernames.get(username.as_str()) {
+            return Outcome::Issue(
+                IssueKind::Duplicate,
+                format!(
+                    "the username {username} is taken by Moodle user {uid}, which is not linked; if it is this \
+                     person, give it the id number or put {uid} into the Moodle id field in Zoho"
+                ),
+            );
+        }
+        let refs = one("username", json!(username));
+        op(Action::Create, src.fields.clone(), Fields::new(), format!("new in Zoho: no Moodle user yet"), refs)
+    }
+
+    fn remove(&self, pair: &Pair, target: Side, _tgt: &Record) -> Outcome {
+        let what = format!("deleted in Zoho");
+        if target == Side::Zoho {
+            return Outcome::Nothing;
+        }
+        let policy =
+            if self.entity == Entity::Student { self.settings.deletions.student } else { self.settings.deletions.teacher };
+        let raw = pair.moodle_id.as_deref().and_then(|m| self.users.get(m));
+        match policy {
+            RemovalAction::Suspend => {
+                if raw.map(|u| u.field("suspended") == &Value::Bool(true)).unwrap_or(false) {
+                    return Outcome::Nothing;
+                }
+                op(
+                    Action::Suspend,
+                    Fields::new(),
+                    Fields::new(),
+                    removal_reason(self.entity, policy, &what),
+                    Fields::new(),
+                )
+            }
+            RemovalAction::Delete => {
+                op(Action::Delete, Fields::new(), Fields::new(), removal_reason(self.entity, policy, &what), Fields::new())
+            }
+            other => ignored(self.entity, other, &what),
+        }
+    }
+
+    fn update_action(&self, target: Side, changes: &Fields, before: &Fields) -> Action {
+        if target == Side::Moodle {
+            match (changes.get("suspended"), before.get("suspended")) {
+                (Some(Value::Bool(true)), _) => return Action::Suspend,
+                (Some(Value::Bool(false)), Some(Value::Bool(true))) => return Action::Restore,
+                _ => {}
+            }
+        }
+        Action::Update
+    }
+}
+
+// ---- classes ---------------------------------------------------------------------------------------------
+
+pub fn class_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
+    let courses: HashMap<&str, &'a Record> =
+        w.records(Kind::MoodleCourse).iter().map(|r| (r.key.as_str(), r)).collect();
+    let base = w.base(Entity::Class);
+    let mut seen = HashSet::new();
+    let mut pairs = Vec::new();
+    for z in w.records(Kind::Class) {
+        seen.insert(z.key.as_str());
+        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        if let Some(c) = w.classes.map.moodle(&z.key).and_then(|m| courses.get(m)) {
+            p = p.with_moodle(Cow::Borrowed(*c), c);
+            p.linked = true;
+        }
+        p.base = base.get(z.key.as_str()).copied();
+        pairs.push(p);
+    }
+    for (zid, mid) in &w.classes.map.z2m {
+        if !seen.contains(zid.as_str()) {
+            if let Some(c) = courses.get(mid.as_str()) {
+                let mut p = Pair::new(zid).with_moodle(Cow::Borrowed(*c), c);
+                p.linked = true;
+                p.base = base.get(zid.as_str()).copied();
+                pairs.push(p);
+            }
+        }
+    }
+    pairs
+}
+
+pub struct ClassRules<'a> {
+    pub settings: &'a Settings,
+    pub blocked: &'a HashSet<String>,
+}
+
+impl EntityRules for ClassRules<'_> {
+    fn create(&self, pair: &Pair, target: Side, src: &Record) -> Outcome {
+        if target == Side::Zoho || self.blocked.contains(&pair.key) {
+            return Outcome::Nothing;
+        }
+        if let Err(e) = class::moodle_course_create(&pair.key, &src.fields) {
+            return Outcome::Issue(IssueKind::Incomplete, format!("cannot create the Moodle course: {e}"));
+        }
+        op(Action::Create, src.fields.clone(), Fields::new(), "new in Zoho: no Moodle course yet", Fields::new())
+    }
+
+    fn remove(&self, _pair: &Pair, target: Side, tgt: &Record) -> Outcome {
+        if target == Side::Zoho {
+            return Outcome::Nothing;
+        }
+        let policy = self.settings.deletions.class;
+        let what = "deleted in Zoho";
+        match policy {
+            RemovalAction::Hide => {
+                if tgt.field("visible") == &Value::Bool(false) {
+                    return Outcome::Nothing;
+                }
+                op(
+                    Action::Hide,
+                    one("visible", json!(false)),
+                    one("visible", json!(true)),
+                    removal_reason(Entity::Class, policy, what),
+                    Fields::new(),
+                )
+            }
+            RemovalAction::Delete => {
+                op(Action::Delete, Fields::new(), Fields::new(), removal_reason(Entity::Class, policy, what), Fields::new())
+            }
+            other => ignored(Entity::Class, other, what),
+        }
+    }
+}
+
+// ---- enrolments (students and teachers) ------------------------------------------------------------------
+
+/// Moodle enrolments holding `role`, by `courseid:userid`.
+fn enrolments_with_role<'a>(w: &World<'a>, role: i64) -> HashMap<&'a str, &'a Record> {
+    w.records(Kind::MoodleEnrolment)
+        .iter()
+        .filter(|r| {
+            r.refs.get("roleids").and_then(Value::as_array).map(|ids| ids.iter().any(|i| i.as_i64() == Some(role)))
+                == Some(true)
+        })
+        .map(|r| (r.key.as_str(), r))
+        .collect()
+}
+
+/// The Zoho natural key of a Moodle `courseid:userid` through the class and person links.
+fn natural_key(rec: &Record, people: &IdMap, classes: &IdMap) -> Option<(String, String)> {
+    let course = ref_id(rec, "courseid")?;
+    let user = ref_id(rec, "userid")?;
+    Some((people.zoho(&user)?.to_string(), classes.zoho(&course)?.to_string()))
+}
+
+fn ref_id(rec: &Record, name: &str) -> Option<String> {
+    match rec.refs.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn link_refs(who: &str, person_zid: &str, class_zid: &str, userid: Option<&str>, courseid: Option<&str>, role: i64) -> Fields {
+    let mut refs = Fields::new();
+    refs.insert(format!("{who}_zoho_id"), json!(person_zid));
+    refs.insert("class_zoho_id".into(), json!(class_zid));
+    refs.insert("userid".into(), id_num(userid));
+    refs.insert("courseid".into(), id_num(courseid));
+    refs.insert("roleid".into(), json!(role));
+    refs
+}
+
+pub fn teaching_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
+    let role = w.settings.roles.teacher;
+    let moodle = enrolments_with_role(w, role);
+    let base = w.base(Entity::Teaching);
+    let mut pairs = Vec::new();
+    let mut seen = HashSet::new();
+    for c in w.records(Kind::Class) {
+        let Some(t) = c.ref_str("teacher_id") else { continue };
+        let key = format!("{t}|{}", c.key);
+        let mut fields = Fields::new();
+        fields.insert("active".into(), json!(true));
+        let shown = Record::new(Kind::Class, c.key.clone(), fields, Fields::new());
+        let mut p = Pair::new(&key).with_zoho(Cow::Owned(shown), c);
+        let (uid, cid) = (w.teachers.map.moodle(t), w.classes.map.moodle(&c.key));
+        if let (Some(u), Some(co)) = (uid, cid) {
+            if let Some(e) = moodle.get(format!("{co}:{u}").as_str()) {
+                p = p.with_moodle(view(e, &["active"]), e);
+                seen.insert(e.key.as_str());
+            }
+        }
+        p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        p.base = base.get(key.as_str()).copied();
+        pairs.push(p);
+    }
+    for (mkey, e) in &moodle {
+        if seen.contains(mkey) {
+            continue;
+        }
+        let Some((t, c)) = natural_key(e, &w.teachers.map, &w.classes.map) else { continue };
+        let key = format!("{t}|{c}");
+        let mut p = Pair::new(&key).with_moodle(view(e, &["active"]), e);
+        p.refs = link_refs("teacher", &t, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
+        p.base = base.get(key.as_str()).copied();
+        pairs.push(p);
+    }
+    pairs
+}
+
+/// Rules for enrolments of either kind: teaching (one-way) and student enrolments (bidirectional).
+pub struct EnrolRules<'a> {
+    pub entity: Entity,
+    pub settings: &'a Settings,
+    pub world: &'a World<'a>,
+}
+
+impl EnrolRules<'_> {
+    fn person(&self) -> (Entity, &'static str) {
+        if self.entity == Entity::Teaching {
+            (Entity::Teacher, "teacher")
+        } else {
+            (Entity::Student, "student")
+        }
+    }
+}
+
+impl EntityRules for EnrolRules<'_> {
+    fn create(&self, pair: &Pair, target: Side, src: &Record) -> Outcome {
+        let (person_entity, who) = self.person();
+        if src.field("active") != &Value::Bool(true) {
+            return Outcome::Nothing; // an inactive enrolment is not created on the other side
+        }
+        let person = pair.refs.get(&format!("{who}_zoho_id")).and_then(Value::as_str).unwrap_or("");
+        let class_id = pair.refs.get("class_zoho_id").and_then(Value::as_str).unwrap_or("");
+        match target {
+            Side::Moodle => {
+                let mut waiting = Vec::new();
+                if pair.refs.get("userid").map(Value::is_null).unwrap_or(true) {
+                    if self.world.creating(person_entity, person) {
+                        waiting.push(format!("its {who}, created earlier in this plan"));
+                    } else {
+                        return Outcome::Issue(
+                            IssueKind::Unresolved,
+                            format!("waiting for its {who} {person}: no Moodle user is linked to it"),
+                        );
+                    }
+                }
+                if pair.refs.get("courseid").map(Value::is_null).unwrap_or(true) {
+                    if self.world.creating(Entity::Class, class_id) {
+                        waiting.push("its class, created earlier in this plan".into());
+                    } else {
+                        return Outcome::Issue(
+                            IssueKind::Unresolved,
+                            format!("waiting for its class {class_id}: no Moodle course is linked to it"),
+                        );
+                    }
+                }
+                let reason = if waiting.is_empty() {
+                    "not enrolled in Moodle".to_string()
+                } else {
+                    format!("not enrolled in Moodle; ids of {} filled in by apply", waiting.join(" and "))
+                };
+                op(Action::Enrol, src.fields.clone(), Fields::new(), reason, Fields::new())
+            }
+            Side::Zoho => {
+                if self.entity == Entity::Teaching {
+                    return Outcome::Nothing;
+                }
+                op(Action::Create, src.fields.clone(), Fields::new(), "enrolled in Moodle, not in Zoho", Fields::new())
+            }
+        }
+    }
+
+    fn remove(&self, _pair: &Pair, target: Side, tgt: &Record) -> Outcome {
+        match target {
+            // Moodle removed it: Zoho's enrolment becomes inactive (Withdrawn), once.
+            Side::Zoho => {
+                if self.entity == Entity::Teaching || tgt.field("active") != &Value::Bool(true) {
+                    return Outcome::Nothing;
+                }
+                let mut refs = Fields::new();
+                refs.insert("status".into(), tgt.refs.get("status").cloned().unwrap_or(Value::Null));
+                op(
+                    Action::Update,
+                    one("active", json!(false)),
+                    one("active", json!(true)),
+                    "removed in Moodle since the last sync",
+                    refs,
+                )
+            }
+            Side::Moodle => {
+                let policy = self.settings.deletions.enrollment;
+                let what = if self.entity == Entity::Teaching {
+                    "no longer the class's teacher in Zoho"
+                } else {
+                    "deleted in Zoho since the last sync"
+                };
+                match policy {
+                    RemovalAction::Unenrol | RemovalAction::Delete => {
+                        op(Action::Unenrol, Fields::new(), Fields::new(), removal_reason(self.entity, policy, what), Fields::new())
+                    }
+                    RemovalAction::Suspend => {
+                        if tgt.field("active") == &Value::Bool(false) {
+                            return Outcome::Nothing;
+                        }
+                        op(
+                            Action::Suspend,
+                            one("active", json!(false)),
+                            one("active", json!(true)),
+                            removal_reason(self.entity, policy, what),
+                            Fields::new(),
+                        )
+                    }
+                    other => ignored(self.entity, other, what),
+                }
+            }
+        }
+    }
+
+    fn update_refs(&self, pair: &Pair, target: Side, changes: &Fields) -> Fields {
+        let mut refs = Fields::new();
+        match target {
+            Side::Zoho => {
+                let status = pair.zoho.as_deref().and_then(|z| z.refs.get("status"));
+                refs.insert("status".into(), status.cloned().unwrap_or(Value::Null));
+            }
+            // Moodle's enrol call is an upsert of the whole enrolment: apply sends every field.
+            Side::Moodle => {
+                if let Some(m) = pair.moodle.as_deref() {
+                    let mut all = m.fields.clone();
+                    all.extend(changes.clone());
+                    refs.insert("fields".into(), json!(all));
+                }
+            }
+        }
+        refs
+    }
+}
+
+pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec<Pair<'a>> {
+    let role = w.settings.roles.student;
+    let moodle = enrolments_with_role(w, role);
+    let base = w.base(Entity::Enrollment);
+    let mut pairs: Vec<Pair<'a>> = Vec::new();
+    let mut seen_moodle = HashSet::new();
+    let mut by_key: HashMap<String, String> = HashMap::new();
+    let mut zoho: Vec<&'a Record> = w.records(Kind::Enrollment).iter().collect();
+    zoho.sort_by(|a, b| cmp_ids(&a.key, &b.key));
+    for z in zoho {
+        let (Some(s), Some(c)) = (z.ref_str("student_id"), z.ref_str("class_id")) else {
+            let p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+            diff.issue(Entity::Enrollment, &p, IssueKind::Incomplete, "no student or no class in Zoho".into());
+            continue;
+        };
+        let key = format!("{s}|{c}");
+        if let Some(first) = by_key.get(&key) {
+            let p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+            diff.issue(
+                Entity::Enrollment,
+                &p,
+                IssueKind::Duplicate,
+                format!("Zoho enrolment {first} is the same student and class (older, synced instead)"),
+            );
+            continue;
+        }
+        by_key.insert(key.clone(), z.key.clone());
+        let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+        let (uid, cid) = (w.students.map.moodle(s), w.classes.map.moodle(c));
+        if let (Some(u), Some(co)) = (uid, cid) {
+            if let Some(e) = moodle.get(format!("{co}:{u}").as_str()) {
+                p = p.with_moodle(Cow::Borrowed(*e), e);
+                seen_moodle.insert(e.key.as_str());
+            }
+        }
+        p.refs = link_refs("student", s, c, uid, cid, role);
+        p.base = base.get(key.as_str()).copied();
+        pairs.push(p);
+    }
+    let mut extra: Vec<(&&str, &&Record)> = moodle.iter().filter(|(k, _)| !seen_moodle.contains(*k)).collect();
+    extra.sort_by(|a, b| a.0.cmp(b.0));
+    for (_, e) in extra {
+        // An enrolment of a user or in a course that is not linked is not ours.
+        let Some((s, c)) = natural_key(e, &w.students.map, &w.classes.map) else { continue };
+        let key = format!("{s}|{c}");
+        let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(*e), e);
+        p.refs = link_refs("student", &s, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
+        p.base = base.get(key.as_str()).copied();
+        pairs.push(p);
+    }
+    pairs
+}
+
+// ---- grades (Moodle → Zoho) ------------------------------------------------------------------------------
+
+pub fn grade_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec<Pair<'a>> {
+    let moodle: HashMap<&str, &'a Record> = w.records(Kind::MoodleGrade).iter().map(|r| (r.key.as_str(), r)).collect();
+    let classes: HashMap<&str, &'a Record> = w.records(Kind::Class).iter().map(|r| (r.key.as_str(), r)).collect();
+    let base = w.base(Entity::Grade);
+    let mut pairs: Vec<Pair<'a>> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut by_key: HashMap<String, String> = HashMap::new();
+    let mut zoho: Vec<&'a Record> = w.records(Kind::Grade).iter().collect();
+    zoho.sort_by(|a, b| cmp_ids(&a.key, &b.key));
+    let unit_of = |c: &str| classes.get(c).and_then(|r| r.refs.get("unit_id")).cloned().unwrap_or(Value::Null);
+    for z in zoho {
+        let (Some(s), Some(c)) = (z.ref_str("student_id"), z.ref_str("class_id")) else {
+            let p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+            diff.issue(Entity::Grade, &p, IssueKind::Incomplete, "no student or no class in Zoho".into());
+            continue;
+        };
+        let key = format!("{s}|{c}");
+        if let Some(first) = by_key.get(&key) {
+            let p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+            diff.issue(
+                Entity::Grade,
+                &p,
+                IssueKind::Duplicate,
+                format!("Zoho grade {first} is for the same student and class (older, updated instead)"),
+            );
+            continue;
+        }
+        by_key.insert(key.clone(), z.key.clone());
+        let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+        let (uid, cid) = (w.students.map.moodle(s), w.classes.map.moodle(c));
+        if let (Some(u), Some(co)) = (uid, cid) {
+            if let Some(g) = moodle.get(format!("{co}:{u}").as_str()) {
+                p = p.with_moodle(Cow::Borrowed(*g), g);
+                seen.insert(g.key.as_str());
+                p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
+            }
+        }
+        // A Zoho grade is always ours: one without a Moodle grade is reported.
+        p.linked = true;
+        p.base = base.get(key.as_str()).copied();
+        pairs.push(p);
+    }
+    let mut extra: Vec<&&Record> = moodle.iter().filter(|(k, _)| !seen.contains(*k)).map(|(_, r)| r).collect();
+    extra.sort_by(|a, b| a.key.cmp(&b.key));
+    for g in extra {
+        let Some((s, c)) = natural_key(g, &w.students.map, &w.classes.map) else { continue };
+        let key = format!("{s}|{c}");
+        let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(*g), g);
+        p.refs.insert("student_zoho_id".into(), json!(s));
+        p.refs.insert("class_zoho_id".into(), json!(c));
+        p.refs.insert("unit_id".into(), unit_of(&c));
+        p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
+        p.base = base.get(key.as_str()).copied();
+        pairs.push(p);
+    }
+    pairs
+}
+
+pub struct GradeRules;
+
+impl EntityRules for GradeRules {
+    fn create(&self, _pair: &Pair, target: Side, src: &Record) -> Outcome {
+        match target {
+            Side::Zoho => op(Action::Create, src.fields.clone(), Fields::new(), "graded in Moodle, not in Zoho", Fields::new()),
+            Side::Moodle => Outcome::Issue(IssueKind::Incomplete, "zmsync does not write grades to Moodle".into()),
+        }
+    }
+
+    fn remove(&self, _pair: &Pair, target: Side, _tgt: &Record) -> Outcome {
+        match target {
+            Side::Zoho => Outcome::Issue(
+                IssueKind::Orphan,
+                "a Zoho grade without a Moodle grade (kept: grades are never deleted)".into(),
+            ),
+            Side::Moodle => Outcome::Nothing,
+        }
+    }
+}
+
+// ---- dashboard rows: units, registrations, payments ------------------------------------------------------
+
+pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
+    let (zk, mk) = entity.kinds();
+    let moodle: HashMap<&str, &'a Record> = w.records(mk).iter().map(|r| (r.key.as_str(), r)).collect();
+    let base = w.base(entity);
+    let personal = dashboard::personal(zk);
+    let mut pairs = Vec::new();
+    let mut seen = HashSet::new();
+    let student_refs = |student: Option<&str>| {
+        let mut refs = Fields::new();
+        if personal {
+            refs.insert("student_zoho_id".into(), student.map(|s| json!(s)).unwrap_or(Value::Null));
+            refs.insert("userid".into(), id_num(student.and_then(|s| w.students.map.moodle(s))));
+        }
+        refs
+    };
+    for z in w.records(zk) {
+        seen.insert(z.key.as_str());
+        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        if let Some(m) = moodle.get(z.key.as_str()) {
+            p = p.with_moodle(Cow::Borrowed(*m), m);
+            p.linked = true;
+        }
+        p.refs = student_refs(z.field_str("student"));
+        p.base = base.get(z.key.as_str()).copied();
+        pairs.push(p);
+    }
+    for m in w.records(mk) {
+        if seen.contains(m.key.as_str()) {
+            continue;
+        }
+        // The plugin's tables hold only rows zmsync wrote: every row is ours.
+        let mut p = Pair::new(&m.key).with_moodle(Cow::Borrowed(m), m);
+        p.linked = true;
+        p.refs = student_refs(m.field_str("student"));
+        p.refs.insert("row_id".into(), m.refs.get("row_id").cloned().unwrap_or(Value::Null));
+        p.base = base.get(m.key.as_str()).copied();
+        pairs.push(p);
+    }
+    pairs
+}
+
+pub struct DashboardRules<'a> {
+    pub entity: Entity,
+    pub settings: &'a Settings,
+    pub world: &'a World<'a>,
+}
+
+impl EntityRules for DashboardRules<'_> {
+    fn create(&self, pair: &Pair, target: Side, src: &Record) -> Outcome {
+        if target == Side::Zoho {
+            return Outcome::Nothing;
+        }
+        let (zk, _) = self.entity.kinds();
+        let mut reason = format!("new in Zoho: no dashboard row yet");
+        if dashboard::personal(zk) && pair.refs.get("userid").map(Value::is_null).unwrap_or(true) {
+            let student = src.field_str("student").unwrap_or("");
+            if student.is_empty() {
+                return Outcome::Issue(IssueKind::Incomplete, "no student in Zoho".into());
+            }
+            if !self.world.creating(Entity::Student, student) {
+                return Outcome::Issue(
+                    IssueKind::Unresolved,
+                    format!("waiting for its student {student}: no Moodle user is linked to it"),
+                );
+            }
+            reason.push_str("; the student's Moodle id is filled in by apply after creating them");
+        }
+        op(Action::Create, src.fields.clone(), Fields::new(), reason, Fields::new())
+    }
+
+    fn remove(&self, _pair: &Pair, target: Side, _tgt: &Record) -> Outcome {
+        if target == Side::Zoho {
+            return Outcome::Nothing;
+        }
+        let policy = self.settings.deletions.finance;
+        let what = "deleted in Zoho";
+        match policy {
+            RemovalAction::Delete => {
+                op(Action::Delete, Fields::new(), Fields::new(), removal_reason(self.entity, policy, what), Fields::new())
+            }
+            other => ignored(self.entity, other, what),
+        }
+    }
+
+    fn update_refs(&self, pair: &Pair, target: Side, _changes: &Fields) -> Fields {
+        // The plugin's call is an upsert of the whole row: apply sends every field.
+        let mut refs = Fields::new();
+        if let (Side::Moodle, Some(z)) = (target, pair.zoho.as_deref()) {
+            refs.insert("fields".into(), json!(z.fields));
+        }
+        refs
+    }
+}

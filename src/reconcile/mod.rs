@@ -1,0 +1,343 @@
+//! Reconcile: decides what changes. Reads the store's last snapshot of both sides, the links and the agreed
+//! base; pairs records ([`link`]), diffs each pair ([`diff`]) and returns a [`Plan`]. Read-only: links found by
+//! matching are ops that apply stores. See docs/reconcile.md for the rules as an operator reads them.
+
+pub mod diff;
+pub mod entities;
+pub mod guards;
+pub mod link;
+pub mod plan;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+pub use guards::enforce;
+pub use plan::{Action, Conflict, Counts, Fingerprints, GuardVerdict, Issue, IssueKind, Op, Plan, StaleCheck};
+
+use self::diff::{Agreed, EntityDiff, EntityRules};
+use self::entities::World;
+use self::link::{Linked, Rules};
+use crate::exit::{Exit, ExitKind, Refused, UsageError};
+use crate::model::{Entity, Kind, Record};
+use crate::settings::Settings;
+use crate::store::{Link, RecordStore, StoreError, SyncState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Refused(Refused),
+}
+
+impl ExitKind for ReconcileError {
+    fn exit(&self) -> Exit {
+        match self {
+            ReconcileError::Store(e) => e.exit(),
+            ReconcileError::Refused(_) => Exit::Refused,
+        }
+    }
+}
+
+/// What to reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The entities to plan, in any order; empty = every enabled entity.
+    pub entities: Vec<Entity>,
+    pub run_id: Option<i64>,
+    /// Let a plan over the mass-change limit through (recorded on the plan). Never overrides the empty-side
+    /// guard.
+    pub allow_mass_change: bool,
+}
+
+/// The entities a `--module` value names: an entity name (`student`) or a Zoho module (`BTEC_Students`);
+/// `None` = every enabled entity. Classes bring their teaching.
+pub fn select(module: Option<&str>, settings: &Settings) -> Result<Vec<Entity>, UsageError> {
+    let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| e.enabled(settings)).collect();
+    let Some(m) = module else { return Ok(enabled) };
+    let wanted: Vec<Entity> = Entity::ALL
+        .into_iter()
+        .filter(|e| e.name().eq_ignore_ascii_case(m) || e.default_module().eq_ignore_ascii_case(m))
+        .collect();
+    if wanted.is_empty() {
+        let names: Vec<&str> = Entity::ALL.iter().map(|e| e.name()).collect();
+        return Err(UsageError(format!(
+            "unknown module `{m}`; use an entity ({}) or a Zoho module name (BTEC_Students…)",
+            names.join(", ")
+        )));
+    }
+    let on: Vec<Entity> = wanted.iter().copied().filter(|e| enabled.contains(e)).collect();
+    if on.is_empty() {
+        return Err(UsageError(format!(
+            "module `{m}` is disabled in modules.enabled; enable it with `zmsync settings set modules.enabled …`"
+        )));
+    }
+    Ok(on)
+}
+
+/// Everything reconcile reads, loaded once. Tests build it by hand from mapped records.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub records: BTreeMap<Kind, Vec<Record>>,
+    pub links: BTreeMap<Entity, Vec<Link>>,
+    pub states: BTreeMap<Entity, Vec<SyncState>>,
+}
+
+/// Entities whose identity every other entity resolves through.
+const IDENTITY: [Entity; 3] = [Entity::Student, Entity::Teacher, Entity::Class];
+
+impl Inputs {
+    /// Reads what reconciling `entities` needs: their records, links and base, and always the records and
+    /// links of students, teachers and classes (everything else refers to them).
+    pub fn load<S: RecordStore + ?Sized>(store: &S, entities: &[Entity]) -> Result<Inputs, StoreError> {
+        let mut kinds: Vec<Kind> = vec![Kind::Student, Kind::Teacher, Kind::MoodleUser, Kind::Class, Kind::MoodleCourse];
+        let mut with_base: Vec<Entity> = IDENTITY.to_vec();
+        for e in entities {
+            let (z, m) = e.kinds();
+            kinds.extend([z, m]);
+            with_base.push(*e);
+        }
+        kinds.sort();
+        kinds.dedup();
+        with_base.sort();
+        with_base.dedup();
+        let mut inputs = Inputs::default();
+        for k in kinds {
+            inputs.records.insert(k, store.records(k)?);
+        }
+        for e in with_base {
+            inputs.links.insert(e, store.links(e)?);
+            inputs.states.insert(e, store.sync_states(e)?);
+        }
+        Ok(inputs)
+    }
+
+    pub fn records(&self, kind: Kind) -> &[Record] {
+        self.records.get(&kind).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn links(&self, entity: Entity) -> &[Link] {
+        self.links.get(&entity).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn states(&self, entity: Entity) -> &[SyncState] {
+        self.states.get(&entity).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// The plan, and the pairs that agree (what [`baseline`] records).
+pub struct Analysis {
+    pub plan: Plan,
+    pub agreed: BTreeMap<Entity, Vec<Agreed>>,
+}
+
+/// Reads the store and plans. The plan carries the guard verdicts; a refused plan is returned too (a diff
+/// report still shows it) — call [`enforce`] before saving or applying one.
+pub fn reconcile<S: RecordStore + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
+    let entities = if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
+    let inputs = Inputs::load(store, &entities)?;
+    Ok(analyse(&inputs, settings, &Options { entities, ..opts.clone() }).plan)
+}
+
+/// [`reconcile`], then the guards: a refused plan is an error (exit 4).
+pub fn plan<S: RecordStore + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
+    let plan = reconcile(store, settings, opts)?;
+    enforce(&plan).map_err(ReconcileError::Refused)?;
+    Ok(plan)
+}
+
+/// How long each phase took, for the benchmark and `-v` logs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub link: Duration,
+    pub diff: Duration,
+}
+
+/// The pure part: pairs, diffs and guards `inputs`. No I/O.
+pub fn analyse(inputs: &Inputs, settings: &Settings, opts: &Options) -> Analysis {
+    analyse_timed(inputs, settings, opts).0
+}
+
+pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (Analysis, Timings) {
+    let started = Instant::now();
+    let mut entities: Vec<Entity> =
+        if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
+    entities.sort();
+    entities.dedup();
+    entities.sort_by_key(|e| Entity::ALL.iter().position(|x| x == e));
+
+    // Identity first: students and teachers share the Moodle user pool, so every stored link of either is
+    // claimed before any matching.
+    let users: HashMap<&str, &Record> = inputs.records(Kind::MoodleUser).iter().map(|r| (r.key.as_str(), r)).collect();
+    let courses: HashMap<&str, &Record> =
+        inputs.records(Kind::MoodleCourse).iter().map(|r| (r.key.as_str(), r)).collect();
+    let mut claimed: HashSet<String> = [Entity::Student, Entity::Teacher]
+        .iter()
+        .flat_map(|e| inputs.links(*e))
+        .filter(|l| users.contains_key(l.moodle_id.as_str()))
+        .map(|l| l.moodle_id.clone())
+        .collect();
+    let students =
+        link::link(Entity::Student, Rules::Person, inputs.records(Kind::Student), &users, inputs.links(Entity::Student), &mut claimed);
+    let teachers =
+        link::link(Entity::Teacher, Rules::Person, inputs.records(Kind::Teacher), &users, inputs.links(Entity::Teacher), &mut claimed);
+    let mut claimed_courses = HashSet::new();
+    let classes = link::link(
+        Entity::Class,
+        Rules::Course,
+        inputs.records(Kind::Class),
+        &courses,
+        inputs.links(Entity::Class),
+        &mut claimed_courses,
+    );
+    let link_time = started.elapsed();
+
+    // Students, teachers and classes next: what they create, their dependants wait for.
+    let empty_creating = HashMap::new();
+    let world0 = World {
+        settings,
+        records: &inputs.records,
+        states: &inputs.states,
+        students: &students,
+        teachers: &teachers,
+        classes: &classes,
+        creating: &empty_creating,
+    };
+    let mut diffs: BTreeMap<Entity, EntityDiff> = IDENTITY
+        .par_iter()
+        .filter(|e| entities.contains(e))
+        .map(|e| (*e, diff_entity(&world0, *e)))
+        .collect();
+    let mut creating: HashMap<Entity, HashSet<String>> = HashMap::new();
+    for (e, d) in &diffs {
+        let set = d.ops.iter().filter(|o| o.action == Action::Create).map(|o| o.key.clone()).collect();
+        creating.insert(*e, set);
+    }
+    let world = World { creating: &creating, ..world0 };
+    let rest: Vec<(Entity, EntityDiff)> = entities
+        .par_iter()
+        .filter(|e| !IDENTITY.contains(e))
+        .map(|e| (*e, diff_entity(&world, *e)))
+        .collect();
+    diffs.extend(rest);
+
+    // Assemble in dependency order; link ops of an entity come before its other ops.
+    let mut plan = Plan::empty(opts.run_id, entities.clone());
+    let mut agreed = BTreeMap::new();
+    for e in &entities {
+        let linked: Option<&Linked> = match e {
+            Entity::Student => Some(&students),
+            Entity::Teacher => Some(&teachers),
+            Entity::Class => Some(&classes),
+            _ => None,
+        };
+        let Some(mut d) = diffs.remove(e) else { continue };
+        if let Some(l) = linked {
+            let mut ops = l.ops.clone();
+            ops.append(&mut d.ops);
+            d.ops = ops;
+            d.issues.splice(0..0, l.issues.iter().cloned());
+        }
+        d.ops.sort_by(|a, b| {
+            op_rank(a.action).cmp(&op_rank(b.action)).then_with(|| link::cmp_ids(&a.key, &b.key)).then(a.target.cmp(&b.target))
+        });
+        let mut counts = d.counts.clone();
+        counts.issues = d.issues.len() as u64;
+        for op in &d.ops {
+            *counts.ops.entry(op.action.name().to_string()).or_default() += 1;
+        }
+        plan.counts.insert(*e, counts);
+        plan.ops.append(&mut d.ops);
+        plan.issues.append(&mut d.issues);
+        plan.conflicts.append(&mut d.conflicts);
+        agreed.insert(*e, d.agreed);
+    }
+    for (i, op) in plan.ops.iter_mut().enumerate() {
+        op.seq = i as u64 + 1;
+    }
+    guards::evaluate(&mut plan, inputs, settings, opts.allow_mass_change);
+    let diff_time = started.elapsed() - link_time;
+    (Analysis { plan, agreed }, Timings { link: link_time, diff: diff_time })
+}
+
+/// Order of ops within an entity: pairings first (apply stores them before writing through them).
+fn op_rank(a: Action) -> usize {
+    match a {
+        Action::Link => 0,
+        Action::WriteBack => 1,
+        _ => 2,
+    }
+}
+
+fn diff_entity(w: &World, e: Entity) -> EntityDiff {
+    let direction = e.direction(w.settings);
+    let policy = w.settings.conflicts;
+    let mut pre = EntityDiff::default();
+    let mut d = match e {
+        Entity::Student | Entity::Teacher => {
+            let linked = if e == Entity::Student { w.students } else { w.teachers };
+            let rules = entities::PersonRules::new(w, e, &linked.blocked);
+            diff::diff(e, direction, policy, &entities::person_pairs(w, e), &rules)
+        }
+        Entity::Class => {
+            let rules = entities::ClassRules { settings: w.settings, blocked: &w.classes.blocked };
+            diff::diff(e, direction, policy, &entities::class_pairs(w), &rules)
+        }
+        Entity::Teaching | Entity::Enrollment => {
+            let pairs = if e == Entity::Teaching {
+                entities::teaching_pairs(w)
+            } else {
+                entities::enrollment_pairs(w, &mut pre)
+            };
+            let rules = entities::EnrolRules { entity: e, settings: w.settings, world: w };
+            diff::diff(e, direction, policy, &pairs, &rules as &dyn EntityRules)
+        }
+        Entity::Grade => {
+            let pairs = entities::grade_pairs(w, &mut pre);
+            diff::diff(e, direction, policy, &pairs, &entities::GradeRules)
+        }
+        Entity::Unit | Entity::Registration | Entity::Payment => {
+            let rules = entities::DashboardRules { entity: e, settings: w.settings, world: w };
+            diff::diff(e, direction, policy, &entities::dashboard_pairs(w, e), &rules)
+        }
+    };
+    d.issues.splice(0..0, pre.issues);
+    d
+}
+
+/// What [`baseline`] recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaselineSummary {
+    pub links: u64,
+    pub states: u64,
+}
+
+/// Records, for every pair that agrees, its link and its `sync_state` base. Apply calls this after a run;
+/// tests use it to establish a base before drifting.
+pub fn baseline<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings, run_id: Option<i64>) -> Result<BaselineSummary, ReconcileError> {
+    let entities = select(None, settings).unwrap_or_default();
+    let inputs = Inputs::load(store, &entities)?;
+    let analysis = analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true });
+    let now = chrono::Utc::now();
+    let mut links = Vec::new();
+    let mut states = Vec::new();
+    for (entity, agreed) in analysis.agreed {
+        for a in agreed {
+            if let (Some(z), Some(m)) = (&a.zoho_id, &a.moodle_id) {
+                links.push(Link { entity, zoho_id: z.clone(), moodle_id: m.clone() });
+            }
+            states.push(SyncState { entity, key: a.key, fields: a.fields, fingerprint: a.fingerprint, synced_at: now, run_id });
+        }
+    }
+    store.put_links(&links)?;
+    store.put_sync_states(&states)?;
+    Ok(BaselineSummary { links: links.len() as u64, states: states.len() as u64 })
+}
+
+#[cfg(test)]
+mod tests;
