@@ -13,8 +13,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
                   (MD5, change detection only), computes diffs, writes CSV reports and applies the changes \
                   through both APIs.\n\nConfiguration comes from the environment, a .env file in the working \
                   directory and an optional TOML file (--config). Secrets (ZOHO_CLIENT_SECRET, \
-                  ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET) are read only from the environment \
-                  or .env.",
+                  ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET, ZOHO_NOTIFY_TOKEN) are read only from \
+                  the environment or .env.",
     after_help = "Exit codes: 0 done, 1 failed, 2 usage or configuration error, 3 finished but some records \
                   failed, 4 refused (safety guard or lock held).\n\nStart with `zmsync init`, then \
                   `zmsync settings list`."
@@ -75,6 +75,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// What differs between Zoho and Moodle, one row per record and field (CSV, JSON or a table).
     Diff(DiffArgs),
+    /// Run the webhook receiver: verify signed events, record them, mark records dirty, answer at once.
+    #[command(after_help = "Routes, payloads and set-up: docs/webhooks.md. The first line on stdout is the bound \
+                            address (useful with --bind 127.0.0.1:0). SIGTERM or SIGINT drains and stops.")]
+    Serve(ServeArgs),
+    /// The webhook event queue: status, retry failed events, clean up old ones.
+    #[command(subcommand)]
+    Events(EventsCommand),
 }
 
 /// Which data a reconcile reads.
@@ -141,6 +148,42 @@ pub struct DiffArgs {
     /// No UTF-8 byte-order mark at the start of a CSV file.
     #[arg(long)]
     pub no_bom: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
+    pub bind: String,
+    /// Worker threads parsing and verifying requests.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Counts by source and status, the oldest pending event, the last failures.
+    Status {
+        /// How many recent failures to show.
+        #[arg(long, default_value_t = 10)]
+        failures: usize,
+    },
+    /// Put failed events of the last N hours back to pending (within retry.policy.max_retries).
+    Retry {
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..))]
+        hours: u32,
+    },
+    /// Delete completed events older than N days.
+    Cleanup {
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..))]
+        days: u32,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete failed events too (they are kept by default, for `events retry`).
+        #[arg(long)]
+        include_failed: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

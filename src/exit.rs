@@ -72,6 +72,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::moodle::MoodleError>() {
             return e.exit();
         }
+        if let Some(e) = cause.downcast_ref::<crate::webhook::ServeError>() {
+            return e.exit();
+        }
     }
     Exit::Failed
 }

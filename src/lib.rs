@@ -14,3 +14,4 @@ pub mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod zoho;
+pub mod webhook;

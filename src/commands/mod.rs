@@ -3,8 +3,10 @@
 mod completions;
 mod db;
 mod diff;
+mod events;
 mod init;
 mod plan;
+mod serve;
 mod settings;
 mod snapshot;
 
@@ -39,6 +41,8 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Serve(args) => serve::run(&ctx, args),
+        Command::Events(cmd) => events::run(&ctx, cmd),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod bridge;
 mod lock;
+pub mod events;
 mod migrate;
 pub mod postgres;
 mod records;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use crate::exit::{Exit, ExitKind};
 
 pub use lock::{RunLock, RunLockGuard};
+pub use events::EventStore;
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
@@ -91,7 +93,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

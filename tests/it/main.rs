@@ -9,3 +9,4 @@ mod sandbox_zoho;
 mod snapshot;
 mod store;
 mod support;
+mod webhook;
