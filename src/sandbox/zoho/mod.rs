@@ -42,6 +42,7 @@ use crate::sandbox::seed::ZohoSeed;
 use crate::secret::Secret;
 
 pub use faults::FaultKind;
+pub use http::http_date;
 pub use store::{HUMAN_USER_ID, HUMAN_USER_NAME, INTEGRATION_USER_ID, INTEGRATION_USER_NAME};
 
 /// Body encoding of the emulated workflow webhook (§8.1).
