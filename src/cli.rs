@@ -82,6 +82,15 @@ pub enum Command {
     Plan(PlanArgs),
     /// What differs between Zoho and Moodle, one row per record and field (CSV, JSON or a table).
     Diff(DiffArgs),
+    /// Serve a fake Zoho CRM and a fake Moodle on 127.0.0.1, filled with a generated college, until Ctrl-C.
+    #[command(
+        long_about = "Serve a fake Zoho CRM and a fake Moodle on 127.0.0.1, filled with a generated BTEC college, \
+                      until SIGINT or SIGTERM.\n\nPrints exactly seven KEY=VALUE lines on stdout (ZOHO_ACCOUNTS_URL, \
+                      ZOHO_API_DOMAIN, ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN, MOODLE_URL, MOODLE_TOKEN) \
+                      and a summary on stderr. Credentials are random per start.",
+        after_help = "Examples:\n  zmsync sandbox --state synced > sandbox.env &\n  eval \"$(zmsync sandbox --state drifted --seed 7 | head -7)\""
+    )]
+    Sandbox(SandboxArgs),
     /// Run the webhook receiver: verify signed events, record them, mark records dirty, answer at once.
     #[command(after_help = "Routes, payloads and set-up: docs/webhooks.md. The first line on stdout is the bound \
                             address (useful with --bind 127.0.0.1:0). SIGTERM or SIGINT drains and stops.")]
@@ -158,12 +167,48 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Students in the generated college (teachers and classes grow with it beyond 1,500).
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub students: usize,
+    /// Seed of the generator: the same seed gives the same college.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+    /// empty: a fresh Moodle; synced: as a completed sync leaves it; drifted: synced plus --drift differences.
+    #[arg(long, value_enum, default_value_t = crate::sandbox::generator::State::Empty)]
+    pub state: crate::sandbox::generator::State,
+    /// How many differences `--state drifted` seeds (every kind at least once from 11).
+    #[arg(long, default_value_t = 30, value_name = "K")]
+    pub drift: usize,
+    /// Added to every call on both fakes.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Added per record written on both fakes (a real Moodle spends about 12 ms per created user).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub per_record_ms: u64,
+    /// Probability (0 to 1) that a call fails with a transport fault.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fault_rate: f64,
+    /// Port of the fake Zoho (0 = any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub zoho_port: u16,
+    /// Port of the fake Moodle (0 = any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub moodle_port: u16,
+    /// Base URL of a webhook receiver (e.g. http://127.0.0.1:8080): Zoho workflow rules and the Moodle plugin
+    /// post their events under it.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
     pub bind: String,
-    /// Worker threads parsing and verifying requests.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Worker threads parsing and verifying requests. Each waits for its commit, so accepted events/s is
+    /// at most workers / commit latency: on PostgreSQL (a commit of several ms) use more.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 }
 

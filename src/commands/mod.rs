@@ -7,6 +7,7 @@ mod doctor;
 mod events;
 mod init;
 mod plan;
+mod sandbox;
 mod serve;
 mod settings;
 mod snapshot;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Events(cmd) => events::run(&ctx, cmd),
     }

@@ -3,6 +3,9 @@
 
 pub mod drift;
 pub mod generator;
+mod handle;
 pub mod moodle;
 pub mod seed;
 pub mod zoho;
+
+pub use handle::{Sandbox, SandboxOptions};

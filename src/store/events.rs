@@ -421,29 +421,70 @@ const PG_UPSERT_DIRTY: &str =
 
 impl EventStore for PgStore {
     fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Two statements per batch whatever its size (round trips, not rows, are what a batch costs): the
+        // events through `unnest`, then the marks of those inserted. Repeats inside the batch are settled
+        // here first: a later copy of an event_id is a duplicate; one mark per key (the first event's).
+        let mut first = std::collections::HashSet::new();
+        let candidates: Vec<&NewEvent> = events.iter().filter(|e| first.insert(e.event_id.as_str())).collect();
+        let col = |f: fn(&NewEvent) -> String| candidates.iter().map(|e| f(e)).collect::<Vec<String>>();
+        let (ids, sources, types, entities, records) = (
+            col(|e| e.event_id.clone()),
+            col(|e| e.source.clone()),
+            col(|e| e.event_type.clone()),
+            col(|e| e.entity_type.clone()),
+            col(|e| e.record_id.clone()),
+        );
+        let modules: Vec<Option<String>> = candidates.iter().map(|e| e.module.clone()).collect();
+        let payloads: Vec<Value> = candidates.iter().map(|e| e.payload.clone()).collect();
+        let at = now();
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
-        let insert = tx.prepare(
-            "INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) ON CONFLICT (event_id) DO NOTHING RETURNING id",
-        )?;
-        let dirty = tx.prepare(PG_UPSERT_DIRTY)?;
-        let at = now();
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            let row = tx.query_opt(
-                &insert,
-                &[&e.event_id, &e.source, &e.event_type, &e.module, &e.entity_type, &e.record_id, &e.payload, &at],
-            )?;
-            if row.is_some() {
-                tx.execute(&dirty, &[&e.source, &e.entity_type, &e.record_id, &e.event_id, &at])?;
-                out.push(InsertOutcome::Inserted);
-            } else {
-                out.push(InsertOutcome::Duplicate);
+        let inserted: std::collections::HashSet<String> = tx
+            .query(
+                "INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
+                 SELECT t.event_id, t.source, t.event_type, t.module, t.entity_type, t.record_id, t.payload, 'pending', $8
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY
+                      AS t(event_id, source, event_type, module, entity_type, record_id, payload, ord)
+                 ORDER BY t.ord
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                &[&ids, &sources, &types, &modules, &entities, &records, &payloads, &at],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut seen_keys = std::collections::HashSet::new();
+        let (mut ms, mut me, mut mk, mut mf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for e in &candidates {
+            if inserted.contains(&e.event_id) && seen_keys.insert((&e.source, &e.entity_type, &e.record_id)) {
+                ms.push(e.source.clone());
+                me.push(e.entity_type.clone());
+                mk.push(e.record_id.clone());
+                mf.push(e.event_id.clone());
             }
         }
+        if !ms.is_empty() {
+            tx.execute(
+                "INSERT INTO dirty (source, entity, key, first_event_id, marked_at)
+                 SELECT * , $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                 ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL",
+                &[&ms, &me, &mk, &mf, &at],
+            )?;
+        }
         tx.commit()?;
-        Ok(out)
+        let mut answered = std::collections::HashSet::new();
+        Ok(events
+            .iter()
+            .map(|e| {
+                if inserted.contains(&e.event_id) && answered.insert(e.event_id.as_str()) {
+                    InsertOutcome::Inserted
+                } else {
+                    InsertOutcome::Duplicate
+                }
+            })
+            .collect())
     }
 
     fn event_counts(&self) -> Result<Vec<EventCount>> {

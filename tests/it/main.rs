@@ -4,6 +4,7 @@
 mod cli;
 mod clients;
 mod reconcile;
+mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;

@@ -324,6 +324,7 @@ store_test!(zoho_token_cache_roundtrips_and_cursors_upsert, |s: &dyn Store| {
     assert_eq!(s.cursor(Kind::Payment).unwrap().unwrap(), r#"{"time":"2026-01-26T10:00:00Z","ids":["2"]}"#);
     assert_eq!(s.cursor(Kind::Student).unwrap(), None);
 });
+
 // ---- events and dirty marks ------------------------------------------------------------------------------
 
 mod events {
