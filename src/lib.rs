@@ -14,5 +14,5 @@ pub mod secret;
 pub mod settings;
 pub mod snapshot;
 pub mod store;
-pub mod zoho;
 pub mod webhook;
+pub mod zoho;

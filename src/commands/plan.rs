@@ -13,8 +13,8 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
     if let Some(PlanCommand::Show { file, limit }) = args.command {
         let text = std::fs::read_to_string(&file)
             .map_err(|e| UsageError(format!("cannot read the plan {}: {e}", file.display())))?;
-        let plan = Plan::from_json(&text)
-            .map_err(|e| UsageError(format!("{} is not a zmsync plan: {e}", file.display())))?;
+        let plan =
+            Plan::from_json(&text).map_err(|e| UsageError(format!("{} is not a zmsync plan: {e}", file.display())))?;
         if ctx.json {
             print_json(&serde_json::to_value(&plan)?);
         } else {

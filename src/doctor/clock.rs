@@ -14,7 +14,8 @@ pub const FAIL_SECS: i64 = 300;
 /// The skew between the local clock and `server`'s, judged. `local` is the local time halfway through the
 /// request; `Date` has whole seconds, so a second of difference is noise.
 pub fn verdict(name: &str, host: &str, server: DateTime<Utc>, local: DateTime<Utc>) -> Check {
-    let skew = (local - server).num_milliseconds() as f64 / 1000.0;
+    // `Date` is truncated to the second: the server's clock read, on average, half a second later.
+    let skew = (local - server).num_milliseconds() as f64 / 1000.0 - 0.5;
     let ahead = if skew >= 0.0 { "ahead of" } else { "behind" };
     let detail = format!("local clock {:.0} s {ahead} {host}", skew.abs());
     let secs = skew.abs().round() as i64;
@@ -62,9 +63,9 @@ mod tests {
         let v = |secs: i64| verdict("clock.zoho", "accounts.zoho.eu", t, t + Duration::seconds(secs));
         assert_eq!(v(0).status, Status::Pass);
         assert_eq!(v(-60).status, Status::Pass);
-        assert_eq!(v(61).status, Status::Warn);
+        assert_eq!(v(62).status, Status::Warn);
         assert_eq!(v(-301).status, Status::Fail);
-        assert_eq!(v(90).detail, "local clock 90 s ahead of accounts.zoho.eu");
+        assert_eq!(v(91).detail, "local clock 90 s ahead of accounts.zoho.eu");
         assert!(v(-400).detail.starts_with("local clock 400 s behind"));
         let parsed = DateTime::parse_from_rfc2822(&crate::sandbox::zoho::http_date(t)).unwrap();
         assert_eq!(parsed.timestamp(), t.timestamp());

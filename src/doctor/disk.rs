@@ -32,7 +32,11 @@ pub fn available(dir: &Path) -> std::io::Result<u64> {
 pub fn verdict(dir: &Path, free: u64) -> Check {
     let detail = format!("{} free on the filesystem of {}", human(free), dir.display());
     if free < FAIL_BELOW {
-        Check::fail("disk", detail, "free space (below 100 MiB SQLite fails mid-run) or move the store with --database-url")
+        Check::fail(
+            "disk",
+            detail,
+            "free space (below 100 MiB SQLite fails mid-run) or move the store with --database-url",
+        )
     } else if free < WARN_BELOW {
         Check::warn("disk", detail, "free space: a full snapshot needs room for a second copy of the records")
     } else {

@@ -50,7 +50,10 @@ pub async fn checks(config: &Config, settings: Result<&Settings, &str>) -> Vec<C
             let missing: Vec<&str> =
                 needed.iter().filter(|f| !site.functions.contains(f.as_str())).map(String::as_str).collect();
             if missing.is_empty() {
-                out.push(Check::pass("moodle.functions", format!("all {} functions zmsync calls are allowed", needed.len())));
+                out.push(Check::pass(
+                    "moodle.functions",
+                    format!("all {} functions zmsync calls are allowed", needed.len()),
+                ));
             } else {
                 out.push(Check::fail(
                     "moodle.functions",
@@ -60,7 +63,10 @@ pub async fn checks(config: &Config, settings: Result<&Settings, &str>) -> Vec<C
             }
             let get_info = format!("{PLUGIN}_get_info");
             if missing.contains(&get_info.as_str()) {
-                out.push(Check::skip("moodle.plugin", format!("{get_info} is not allowed, so the plugin cannot be asked")));
+                out.push(Check::skip(
+                    "moodle.plugin",
+                    format!("{get_info} is not allowed, so the plugin cannot be asked"),
+                ));
             } else {
                 out.push(plugin(&client).await);
             }

@@ -18,7 +18,7 @@ pub struct Opened {
 pub fn checks(config: &Config, r: &mut Report) -> Opened {
     let url = &config.database_url;
     let sqlite_path = url.strip_prefix("sqlite://").map(PathBuf::from);
-        // Opening creates a missing SQLite file; doctor must not, so a missing file is reported instead.
+    // Opening creates a missing SQLite file; doctor must not, so a missing file is reported instead.
     if let Some(path) = &sqlite_path {
         if !path.as_os_str().is_empty() && !path.exists() {
             r.push(Check::fail(
@@ -49,9 +49,10 @@ pub fn checks(config: &Config, r: &mut Report) -> Opened {
         }
     };
     match s.schema_version() {
-        Ok(v) if v == LATEST_VERSION => {
-            r.push(Check::pass("store", format!("{} at {}, schema {v}/{LATEST_VERSION}", s.dialect().name(), s.location())))
-        }
+        Ok(v) if v == LATEST_VERSION => r.push(Check::pass(
+            "store",
+            format!("{} at {}, schema {v}/{LATEST_VERSION}", s.dialect().name(), s.location()),
+        )),
         Ok(v) => r.push(Check::fail(
             "store",
             format!("{} at {}: schema {v}, this zmsync needs {LATEST_VERSION}", s.dialect().name(), s.location()),
@@ -85,11 +86,8 @@ pub fn checks(config: &Config, r: &mut Report) -> Opened {
                 Ok(settings)
             }
             Ok(settings) => {
-                let enabled: Vec<&str> = crate::model::Entity::ALL
-                    .iter()
-                    .filter(|e| e.enabled(&settings))
-                    .map(|e| e.name())
-                    .collect();
+                let enabled: Vec<&str> =
+                    crate::model::Entity::ALL.iter().filter(|e| e.enabled(&settings)).map(|e| e.name()).collect();
                 r.push(Check::pass("settings", format!("{} keys stored; enabled: {}", rows.len(), enabled.join(", "))));
                 Ok(settings)
             }
@@ -111,6 +109,10 @@ fn push_disk(path: &std::path::Path, r: &mut Report) {
     };
     r.push(match disk::available(&dir) {
         Ok(free) => disk::verdict(&dir, free),
-        Err(e) => Check::fail("disk", format!("cannot measure free space in {}: {e}", dir.display()), "check that the directory exists"),
+        Err(e) => Check::fail(
+            "disk",
+            format!("cannot measure free space in {}: {e}", dir.display()),
+            "check that the directory exists",
+        ),
     });
 }

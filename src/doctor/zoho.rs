@@ -11,13 +11,14 @@ use crate::model::Entity;
 use crate::settings::Settings;
 use crate::zoho::{AuthFailure, Backoff, Client, ClientOptions, TokenCache, ZohoError};
 
-pub async fn checks(config: &Config, settings: Result<&Settings, &str>, cache: Option<Arc<dyn TokenCache>>) -> Vec<Check> {
+pub async fn checks(
+    config: &Config,
+    settings: Result<&Settings, &str>,
+    cache: Option<Arc<dyn TokenCache>>,
+) -> Vec<Check> {
     let mut out = Vec::new();
-    let opts = ClientOptions {
-        max_in_flight: 4,
-        backoff: Backoff { tries: 2, ..Backoff::default() },
-        timeout: NET_TIMEOUT,
-    };
+    let opts =
+        ClientOptions { max_in_flight: 4, backoff: Backoff { tries: 2, ..Backoff::default() }, timeout: NET_TIMEOUT };
     let modules = module_plan(settings);
     let client = match Client::new(&config.zoho, opts, cache) {
         Ok(c) => c,
@@ -47,7 +48,9 @@ pub async fn checks(config: &Config, settings: Result<&Settings, &str>, cache: O
     };
     match (&api_domain, &modules) {
         (None, _) => skip_modules(&mut out, &modules, "no Zoho token"),
-        (Some(_), Err(why)) => out.push(Check::skip("zoho.modules", format!("{why}: cannot tell which modules to check"))),
+        (Some(_), Err(why)) => {
+            out.push(Check::skip("zoho.modules", format!("{why}: cannot tell which modules to check")))
+        }
         (Some(_), Ok(plan)) => check_modules(&client, plan, &mut out).await,
     }
     let base = api_domain.unwrap_or_else(|| config.zoho.api_domain.clone());
@@ -131,7 +134,10 @@ async fn check_modules(client: &Client, plan: &[ModuleToCheck], out: &mut Vec<Ch
         match client.fields(&m.module).await {
             Ok(None) => out.push(Check::warn(
                 &name,
-                format!("module present, but Zoho returned no field metadata (204): {} mapped fields not checked", m.fields.len()),
+                format!(
+                    "module present, but Zoho returned no field metadata (204): {} mapped fields not checked",
+                    m.fields.len()
+                ),
                 "check that the integration user's profile can see the module's fields",
             )),
             Ok(Some(fields)) => {

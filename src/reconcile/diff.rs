@@ -341,7 +341,11 @@ fn three_way(out: &mut EntityDiff, entity: Entity, pair: &Pair, policy: Conflict
         }
         // Missing in Moodle: with a base, Moodle removed it; without, it is new in Zoho.
         (Some(z), None) => {
-            let o = if pair.base.is_some() { rules.remove(pair, Side::Zoho, z) } else { rules.create(pair, Side::Moodle, z) };
+            let o = if pair.base.is_some() {
+                rules.remove(pair, Side::Zoho, z)
+            } else {
+                rules.create(pair, Side::Moodle, z)
+            };
             let target = if pair.base.is_some() { Side::Zoho } else { Side::Moodle };
             out.outcome(entity, pair, target, o);
         }

@@ -195,8 +195,11 @@ impl EntityRules for PersonRules<'_> {
         if target == Side::Zoho {
             return Outcome::Nothing;
         }
-        let policy =
-            if self.entity == Entity::Student { self.settings.deletions.student } else { self.settings.deletions.teacher };
+        let policy = if self.entity == Entity::Student {
+            self.settings.deletions.student
+        } else {
+            self.settings.deletions.teacher
+        };
         let raw = pair.moodle_id.as_deref().and_then(|m| self.users.get(m));
         match policy {
             RemovalAction::Suspend => {
@@ -211,9 +214,13 @@ impl EntityRules for PersonRules<'_> {
                     Fields::new(),
                 )
             }
-            RemovalAction::Delete => {
-                op(Action::Delete, Fields::new(), Fields::new(), removal_reason(self.entity, policy, &what), Fields::new())
-            }
+            RemovalAction::Delete => op(
+                Action::Delete,
+                Fields::new(),
+                Fields::new(),
+                removal_reason(self.entity, policy, &what),
+                Fields::new(),
+            ),
             other => ignored(self.entity, other, &what),
         }
     }
@@ -296,9 +303,13 @@ impl EntityRules for ClassRules<'_> {
                     Fields::new(),
                 )
             }
-            RemovalAction::Delete => {
-                op(Action::Delete, Fields::new(), Fields::new(), removal_reason(Entity::Class, policy, what), Fields::new())
-            }
+            RemovalAction::Delete => op(
+                Action::Delete,
+                Fields::new(),
+                Fields::new(),
+                removal_reason(Entity::Class, policy, what),
+                Fields::new(),
+            ),
             other => ignored(Entity::Class, other, what),
         }
     }
@@ -333,7 +344,14 @@ fn ref_id(rec: &Record, name: &str) -> Option<String> {
     }
 }
 
-fn link_refs(who: &str, person_zid: &str, class_zid: &str, userid: Option<&str>, courseid: Option<&str>, role: i64) -> Fields {
+fn link_refs(
+    who: &str,
+    person_zid: &str,
+    class_zid: &str,
+    userid: Option<&str>,
+    courseid: Option<&str>,
+    role: i64,
+) -> Fields {
     let mut refs = Fields::new();
     refs.insert(format!("{who}_zoho_id"), json!(person_zid));
     refs.insert("class_zoho_id".into(), json!(class_zid));
@@ -470,9 +488,13 @@ impl EntityRules for EnrolRules<'_> {
                     "deleted in Zoho since the last sync"
                 };
                 match policy {
-                    RemovalAction::Unenrol | RemovalAction::Delete => {
-                        op(Action::Unenrol, Fields::new(), Fields::new(), removal_reason(self.entity, policy, what), Fields::new())
-                    }
+                    RemovalAction::Unenrol | RemovalAction::Delete => op(
+                        Action::Unenrol,
+                        Fields::new(),
+                        Fields::new(),
+                        removal_reason(self.entity, policy, what),
+                        Fields::new(),
+                    ),
                     RemovalAction::Suspend => {
                         if tgt.field("active") == &Value::Bool(false) {
                             return Outcome::Nothing;
@@ -629,7 +651,9 @@ pub struct GradeRules;
 impl EntityRules for GradeRules {
     fn create(&self, _pair: &Pair, target: Side, src: &Record) -> Outcome {
         match target {
-            Side::Zoho => op(Action::Create, src.fields.clone(), Fields::new(), "graded in Moodle, not in Zoho", Fields::new()),
+            Side::Zoho => {
+                op(Action::Create, src.fields.clone(), Fields::new(), "graded in Moodle, not in Zoho", Fields::new())
+            }
             Side::Moodle => Outcome::Issue(IssueKind::Incomplete, "zmsync does not write grades to Moodle".into()),
         }
     }
@@ -724,9 +748,13 @@ impl EntityRules for DashboardRules<'_> {
         let policy = self.settings.deletions.finance;
         let what = "deleted in Zoho";
         match policy {
-            RemovalAction::Delete => {
-                op(Action::Delete, Fields::new(), Fields::new(), removal_reason(self.entity, policy, what), Fields::new())
-            }
+            RemovalAction::Delete => op(
+                Action::Delete,
+                Fields::new(),
+                Fields::new(),
+                removal_reason(self.entity, policy, what),
+                Fields::new(),
+            ),
             other => ignored(self.entity, other, what),
         }
     }

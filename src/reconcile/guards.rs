@@ -33,7 +33,11 @@ pub fn evaluate(plan: &mut Plan, inputs: &Inputs, settings: &Settings, allow_mas
                          Check that the last snapshot of {side} finished (run it again), that the {} has access to \
                          {what}, and that the URL points at the right {side} — this guard cannot be overridden",
                         if side == Side::Zoho { "Zoho API user" } else { "Moodle web-service token" },
-                        what = if side == Side::Zoho { entity.default_module().to_string() } else { format!("the {kind} data") },
+                        what = if side == Side::Zoho {
+                            entity.default_module().to_string()
+                        } else {
+                            format!("the {kind} data")
+                        },
                     ),
                 });
             }
@@ -55,7 +59,14 @@ pub fn evaluate(plan: &mut Plan, inputs: &Inputs, settings: &Settings, allow_mas
                     "review it with `zmsync diff`, then run again with --allow-mass-change if it is right".to_string()
                 }
             );
-            verdicts.push(GuardVerdict { entity, guard: Guard::MassChange, count: removals, limit: max, outcome, message });
+            verdicts.push(GuardVerdict {
+                entity,
+                guard: Guard::MassChange,
+                count: removals,
+                limit: max,
+                outcome,
+                message,
+            });
         }
     }
     plan.guards = verdicts;

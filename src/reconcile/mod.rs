@@ -93,7 +93,8 @@ impl Inputs {
     /// Reads what reconciling `entities` needs: their records, links and base, and always the records and
     /// links of students, teachers and classes (everything else refers to them).
     pub fn load<S: RecordStore + ?Sized>(store: &S, entities: &[Entity]) -> Result<Inputs, StoreError> {
-        let mut kinds: Vec<Kind> = vec![Kind::Student, Kind::Teacher, Kind::MoodleUser, Kind::Class, Kind::MoodleCourse];
+        let mut kinds: Vec<Kind> =
+            vec![Kind::Student, Kind::Teacher, Kind::MoodleUser, Kind::Class, Kind::MoodleCourse];
         let mut with_base: Vec<Entity> = IDENTITY.to_vec();
         for e in entities {
             let (z, m) = e.kinds();
@@ -136,8 +137,13 @@ pub struct Analysis {
 
 /// Reads the store and plans. The plan carries the guard verdicts; a refused plan is returned too (a diff
 /// report still shows it) — call [`enforce`] before saving or applying one.
-pub fn reconcile<S: RecordStore + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
-    let entities = if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
+pub fn reconcile<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    opts: &Options,
+) -> Result<Plan, ReconcileError> {
+    let entities =
+        if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
     let inputs = Inputs::load(store, &entities)?;
     Ok(analyse(&inputs, settings, &Options { entities, ..opts.clone() }).plan)
 }
@@ -180,10 +186,22 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         .filter(|l| users.contains_key(l.moodle_id.as_str()))
         .map(|l| l.moodle_id.clone())
         .collect();
-    let students =
-        link::link(Entity::Student, Rules::Person, inputs.records(Kind::Student), &users, inputs.links(Entity::Student), &mut claimed);
-    let teachers =
-        link::link(Entity::Teacher, Rules::Person, inputs.records(Kind::Teacher), &users, inputs.links(Entity::Teacher), &mut claimed);
+    let students = link::link(
+        Entity::Student,
+        Rules::Person,
+        inputs.records(Kind::Student),
+        &users,
+        inputs.links(Entity::Student),
+        &mut claimed,
+    );
+    let teachers = link::link(
+        Entity::Teacher,
+        Rules::Person,
+        inputs.records(Kind::Teacher),
+        &users,
+        inputs.links(Entity::Teacher),
+        &mut claimed,
+    );
     let mut claimed_courses = HashSet::new();
     let classes = link::link(
         Entity::Class,
@@ -206,22 +224,16 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         classes: &classes,
         creating: &empty_creating,
     };
-    let mut diffs: BTreeMap<Entity, EntityDiff> = IDENTITY
-        .par_iter()
-        .filter(|e| entities.contains(e))
-        .map(|e| (*e, diff_entity(&world0, *e)))
-        .collect();
+    let mut diffs: BTreeMap<Entity, EntityDiff> =
+        IDENTITY.par_iter().filter(|e| entities.contains(e)).map(|e| (*e, diff_entity(&world0, *e))).collect();
     let mut creating: HashMap<Entity, HashSet<String>> = HashMap::new();
     for (e, d) in &diffs {
         let set = d.ops.iter().filter(|o| o.action == Action::Create).map(|o| o.key.clone()).collect();
         creating.insert(*e, set);
     }
     let world = World { creating: &creating, ..world0 };
-    let rest: Vec<(Entity, EntityDiff)> = entities
-        .par_iter()
-        .filter(|e| !IDENTITY.contains(e))
-        .map(|e| (*e, diff_entity(&world, *e)))
-        .collect();
+    let rest: Vec<(Entity, EntityDiff)> =
+        entities.par_iter().filter(|e| !IDENTITY.contains(e)).map(|e| (*e, diff_entity(&world, *e))).collect();
     diffs.extend(rest);
 
     // Assemble in dependency order; link ops of an entity come before its other ops.
@@ -242,7 +254,10 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
             d.issues.splice(0..0, l.issues.iter().cloned());
         }
         d.ops.sort_by(|a, b| {
-            op_rank(a.action).cmp(&op_rank(b.action)).then_with(|| link::cmp_ids(&a.key, &b.key)).then(a.target.cmp(&b.target))
+            op_rank(a.action)
+                .cmp(&op_rank(b.action))
+                .then_with(|| link::cmp_ids(&a.key, &b.key))
+                .then(a.target.cmp(&b.target))
         });
         let mut counts = d.counts.clone();
         counts.issues = d.issues.len() as u64;
@@ -319,7 +334,9 @@ pub struct BaselineSummary {
 /// tests use it to establish a base before drifting.
 pub fn baseline<S: RecordStore + ?Sized>(
     store: &S,
-    settings: &Settings, run_id: Option<i64>) -> Result<BaselineSummary, ReconcileError> {
+    settings: &Settings,
+    run_id: Option<i64>,
+) -> Result<BaselineSummary, ReconcileError> {
     let entities = select(None, settings).unwrap_or_default();
     let inputs = Inputs::load(store, &entities)?;
     let analysis = analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true });
@@ -331,7 +348,14 @@ pub fn baseline<S: RecordStore + ?Sized>(
             if let (Some(z), Some(m)) = (&a.zoho_id, &a.moodle_id) {
                 links.push(Link { entity, zoho_id: z.clone(), moodle_id: m.clone() });
             }
-            states.push(SyncState { entity, key: a.key, fields: a.fields, fingerprint: a.fingerprint, synced_at: now, run_id });
+            states.push(SyncState {
+                entity,
+                key: a.key,
+                fields: a.fields,
+                fingerprint: a.fingerprint,
+                synced_at: now,
+                run_id,
+            });
         }
     }
     store.put_links(&links)?;

@@ -283,7 +283,11 @@ impl Plan {
             let _ = writeln!(out, "guard: {}", g.message);
         }
         if !self.ops.is_empty() {
-            let _ = writeln!(out, "\n{:>5}  {:<12} {:<10} {:<7} {:<28} {:<28} reason", "seq", "entity", "action", "target", "key", "fields");
+            let _ = writeln!(
+                out,
+                "\n{:>5}  {:<12} {:<10} {:<7} {:<28} {:<28} reason",
+                "seq", "entity", "action", "target", "key", "fields"
+            );
             for op in self.ops.iter().take(max_ops) {
                 let fields = op.changes.keys().cloned().collect::<Vec<_>>().join(",");
                 let _ = writeln!(

@@ -202,12 +202,18 @@ pub fn table(plan: &Plan, color: bool) -> String {
             }
             (None, _) => String::new(),
         };
-        let ids = format!(
-            "zoho {} / moodle {}",
-            r.zoho_id.as_deref().unwrap_or("-"),
-            r.moodle_id.as_deref().unwrap_or("-")
+        let ids =
+            format!("zoho {} / moodle {}", r.zoho_id.as_deref().unwrap_or("-"), r.moodle_id.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            out,
+            "{:<12} {:<10} {:<30} {:<34} {}  ({})",
+            r.entity.name(),
+            r.action,
+            r.key,
+            ids,
+            what,
+            r.reason
         );
-        let _ = writeln!(out, "{:<12} {:<10} {:<30} {:<34} {}  ({})", r.entity.name(), r.action, r.key, ids, what, r.reason);
     }
     out
 }

@@ -324,7 +324,10 @@ fn reconcile_payment_deletion_and_change() {
     fx.set(Kind::Payment, "601", zpayment("601", "101", "2500"));
     let p = fx.plan();
     let op = only(&p);
-    assert_eq!((op.entity, op.action, op.target, fields(op)), (Entity::Payment, Action::Update, Side::Moodle, vec!["amount"]));
+    assert_eq!(
+        (op.entity, op.action, op.target, fields(op)),
+        (Entity::Payment, Action::Update, Side::Moodle, vec!["amount"])
+    );
     assert_eq!(op.refs["userid"], json!(11));
     assert_eq!(op.refs["fields"]["amount"], json!("2500.00"), "the plugin upsert needs the whole row");
     fx.remove(Kind::Payment, "601");
@@ -342,7 +345,10 @@ fn reconcile_new_student_is_created_with_dependants_waiting_for_it() {
     fx.set(Kind::Payment, "603", zpayment("603", "103", "100"));
     let p = fx.plan();
     let kinds: Vec<(Entity, Action)> = p.ops.iter().map(|o| (o.entity, o.action)).collect();
-    assert_eq!(kinds, vec![(Entity::Student, Action::Create), (Entity::Enrollment, Action::Enrol), (Entity::Payment, Action::Create)]);
+    assert_eq!(
+        kinds,
+        vec![(Entity::Student, Action::Create), (Entity::Enrollment, Action::Enrol), (Entity::Payment, Action::Create)]
+    );
     assert_eq!(p.ops[0].changes.len(), 6);
     assert_eq!(p.ops[1].refs["userid"], Value::Null);
     assert_eq!(p.ops[1].refs["courseid"], json!(31));
@@ -382,7 +388,11 @@ fn reconcile_links_by_idnumber_then_unique_email() {
         .collect();
     assert_eq!(
         ident,
-        vec![(Action::Link, "101", Some("11")), (Action::WriteBack, "102", Some("12")), (Action::WriteBack, "104", Some("14"))]
+        vec![
+            (Action::Link, "101", Some("11")),
+            (Action::WriteBack, "102", Some("12")),
+            (Action::WriteBack, "104", Some("14"))
+        ]
     );
     // Di's Moodle user has no id number: the pairing also shows as a field update.
     assert!(p.ops.iter().any(|o| o.key == "104" && o.action == Action::Update && o.changes.contains_key("id_number")));
@@ -432,7 +442,10 @@ fn reconcile_teacher_changes_move_the_teaching() {
         p.ops.iter().filter(|o| o.entity == Entity::Teaching).map(|o| (o.action, o.key.as_str())).collect();
     assert_eq!(t, vec![(Action::Unenrol, "201|301"), (Action::Enrol, "202|301")]);
     let enrol = &p.ops.iter().find(|o| o.action == Action::Enrol).unwrap().refs;
-    assert_eq!((enrol["userid"].clone(), enrol["courseid"].clone(), enrol["roleid"].clone()), (json!(22), json!(31), json!(3)));
+    assert_eq!(
+        (enrol["userid"].clone(), enrol["courseid"].clone(), enrol["roleid"].clone()),
+        (json!(22), json!(31), json!(3))
+    );
 }
 
 // ---- enrolments: bidirectional -------------------------------------------------------------------------
@@ -541,7 +554,10 @@ fn reconcile_enrolment_missing_on_one_side() {
     fx.remove(Kind::Enrollment, "402");
     fx.remove(Kind::MoodleEnrolment, "31:12");
     fx.inputs.states.get_mut(&Entity::Enrollment).unwrap().retain(|s| s.key != "102|301");
-    assert_eq!(enrolment_ops(&fx.plan()), vec![(Action::Enrol, Side::Moodle, vec!["active", "end_date", "start_date"], false)]);
+    assert_eq!(
+        enrolment_ops(&fx.plan()),
+        vec![(Action::Enrol, Side::Moodle, vec!["active", "end_date", "start_date"], false)]
+    );
 
     // Missing in Zoho with a base: Zoho deleted it, unenrol.
     let mut fx = Fx::synced();
@@ -573,7 +589,10 @@ fn reconcile_grades_flow_to_zoho_and_are_never_deleted() {
     fx.set(Kind::MoodleGrade, "31:12", mgrade(31, 12, 45.0));
     let p = fx.plan();
     let create = p.ops.iter().find(|o| o.action == Action::Create).expect("create");
-    assert_eq!((create.target, create.refs["student_zoho_id"].clone(), create.refs["unit_id"].clone()), (Side::Zoho, json!("102"), json!("900")));
+    assert_eq!(
+        (create.target, create.refs["student_zoho_id"].clone(), create.refs["unit_id"].clone()),
+        (Side::Zoho, json!("102"), json!("900"))
+    );
 
     let mut fx = Fx::synced();
     fx.remove(Kind::MoodleGrade, "31:11");

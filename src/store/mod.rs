@@ -5,8 +5,8 @@
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
 pub mod bridge;
-mod lock;
 pub mod events;
+mod lock;
 mod migrate;
 pub mod postgres;
 mod records;
@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::exit::{Exit, ExitKind};
 
-pub use lock::{RunLock, RunLockGuard};
 pub use events::EventStore;
+pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};

@@ -25,9 +25,8 @@ impl Client {
     /// Every module of the org.
     pub async fn modules(&self) -> Result<Vec<ModuleMeta>, ZohoError> {
         let what = "settings/modules";
-        let answer = self
-            .send(what, Replay::Safe, |http, base| http.get(format!("{base}/crm/v8/settings/modules")))
-            .await?;
+        let answer =
+            self.send(what, Replay::Safe, |http, base| http.get(format!("{base}/crm/v8/settings/modules"))).await?;
         match answer.status.as_u16() {
             200 => {
                 let v = answer.json(what)?;
@@ -52,9 +51,7 @@ impl Client {
     pub async fn fields(&self, module: &str) -> Result<Option<Vec<FieldMeta>>, ZohoError> {
         let query = [("module", module.to_string())];
         let answer = self
-            .send(module, Replay::Safe, |http, base| {
-                http.get(format!("{base}/crm/v8/settings/fields")).query(&query)
-            })
+            .send(module, Replay::Safe, |http, base| http.get(format!("{base}/crm/v8/settings/fields")).query(&query))
             .await?;
         match answer.status.as_u16() {
             200 => {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod doctor;
 mod reconcile;
 mod sandbox_cli;
 mod sandbox_moodle;

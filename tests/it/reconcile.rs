@@ -181,7 +181,11 @@ fn reconcile_cli_mass_change_is_refused_then_allowed() {
     s.replace_records(Kind::Student, &data[0].1).unwrap();
     let url = sc.db_url();
     let r = sc.run(&["--database-url", &url, "plan", "--out", "plan.json"]).code(4);
-    assert!(r.stderr.contains("26") && r.stderr.contains("25") && r.stderr.contains("--allow-mass-change"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("26") && r.stderr.contains("25") && r.stderr.contains("--allow-mass-change"),
+        "{}",
+        r.stderr
+    );
     assert!(!sc.path().join("plan.json").exists(), "a refused plan must not be written");
 
     let r = sc.run(&["--database-url", &url, "plan", "--out", "plan.json", "--allow-mass-change"]).ok();
@@ -221,7 +225,10 @@ fn reconcile_cli_diff_csv_is_safe_for_spreadsheets() {
         json!({"id": "9001", "Class_Name": "Net, \"L5\"\nnew", "Class_Short_Name": "NET5", "Status": "Active",
                "Moodle_Course_ID": "7"}),
     );
-    data[6].1[1] = rec(Kind::Payment, json!({"id": "8001", "Student": {"id": "5847596000000001"}, "Amount": "-5", "Method": "+cmd", "Status": "@Paid"}));
+    data[6].1[1] = rec(
+        Kind::Payment,
+        json!({"id": "8001", "Student": {"id": "5847596000000001"}, "Amount": "-5", "Method": "+cmd", "Status": "@Paid"}),
+    );
     let s = store::open(&sc.db_url()).unwrap();
     s.replace_records(Kind::Class, &data[2].1).unwrap();
     s.replace_records(Kind::Payment, &data[6].1).unwrap();
@@ -233,11 +240,26 @@ fn reconcile_cli_diff_csv_is_safe_for_spreadsheets() {
     let mut rd = csv::Reader::from_reader(&bytes[3..]);
     assert_eq!(
         rd.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["run_id", "entity", "key", "zoho_id", "moodle_id", "field", "zoho_value", "moodle_value", "base_value", "action", "reason"]
+        [
+            "run_id",
+            "entity",
+            "key",
+            "zoho_id",
+            "moodle_id",
+            "field",
+            "zoho_value",
+            "moodle_value",
+            "base_value",
+            "action",
+            "reason"
+        ]
     );
     let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
     let class = rows.iter().find(|r| &r[1] == "class").expect("class row");
-    assert_eq!((&class[5], &class[6], &class[7], &class[9]), ("name", "Net, \"L5\"\nnew", "Networking, \"Level 5\"", "update"));
+    assert_eq!(
+        (&class[5], &class[6], &class[7], &class[9]),
+        ("name", "Net, \"L5\"\nnew", "Networking, \"Level 5\"", "update")
+    );
     let amount = rows.iter().find(|r| &r[1] == "payment" && &r[5] == "amount").expect("amount row");
     assert_eq!((&amount[6], &amount[7], &amount[8]), ("'-5.00", "2000.00", "2000.00"));
     let method = rows.iter().find(|r| &r[1] == "payment" && &r[5] == "method").expect("method row");
