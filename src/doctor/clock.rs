@@ -62,7 +62,8 @@ mod tests {
         let t = Utc::now();
         let v = |secs: i64| verdict("clock.zoho", "accounts.zoho.eu", t, t + Duration::seconds(secs));
         assert_eq!(v(0).status, Status::Pass);
-        assert_eq!(v(-60).status, Status::Pass);
+        assert_eq!(v(-59).status, Status::Pass);
+        assert_eq!(v(60).status, Status::Pass);
         assert_eq!(v(62).status, Status::Warn);
         assert_eq!(v(-301).status, Status::Fail);
         assert_eq!(v(91).detail, "local clock 90 s ahead of accounts.zoho.eu");
