@@ -91,6 +91,17 @@ pub enum Command {
         after_help = "Examples:\n  zmsync sandbox --state synced > sandbox.env &\n  eval \"$(zmsync sandbox --state drifted --seed 7 | head -7)\""
     )]
     Sandbox(SandboxArgs),
+    /// Sync: snapshot both sides, plan, apply, report. One of --all, --module M or --incremental.
+    #[command(after_help = "Exit codes: 0 done; 1 failed; 3 finished but some records were rejected or failed \
+                            (see the CSV report and `zmsync db`); 4 refused (a safety guard, or another run holds \
+                            the lock). Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
+                            docs/sync.md.")]
+    Sync(SyncArgs),
+    /// Apply a saved plan (`zmsync plan --out plan.json`): ops whose records changed since are skipped and listed.
+    Apply(ApplyArgs),
+    /// Start the sandbox in-process, sync 1,500 students into its empty Moodle, run again (no change), and
+    /// print where the reports are.
+    Demo(DemoArgs),
     /// Run the webhook receiver: verify signed events, record them, mark records dirty, answer at once.
     #[command(after_help = "Routes, payloads and set-up: docs/webhooks.md. The first line on stdout is the bound \
                             address (useful with --bind 127.0.0.1:0). SIGTERM or SIGINT drains and stops.")]
@@ -263,4 +274,57 @@ pub enum SettingsCommand {
 pub enum DbCommand {
     /// Schema version, dialect and location (never a password).
     Status,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["all", "module", "incremental"])))]
+pub struct SyncArgs {
+    /// Every enabled module.
+    #[arg(long)]
+    pub all: bool,
+    /// One module: an entity (student, class, enrollment…) or a Zoho module name (BTEC_Students…).
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+    /// Only the records marked dirty by webhooks, plus Zoho changes since the last run.
+    #[arg(long)]
+    pub incremental: bool,
+    /// With --incremental: keep running, syncing as dirty marks arrive, until SIGTERM or SIGINT.
+    #[arg(long, requires = "incremental")]
+    pub follow: bool,
+    #[command(flatten)]
+    pub common: RunArgs,
+    /// Write the plan this run applies (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do everything but write: print what would be done (the CSV lists it too).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let a plan over the mass-change limit through (recorded on the run).
+    #[arg(long)]
+    pub allow_mass_change: bool,
+    /// Where the CSV report goes [default: reports/ beside the store].
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file written by `zmsync plan --out` or `zmsync sync --plan-out`.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the store and the reports [default: a new temporary directory, kept].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Students in the generated college.
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub students: usize,
 }

@@ -1,6 +1,7 @@
 //! zmsync: keeps Zoho CRM and Moodle in agreement. See design.md for the shape of a run.
 
 pub mod cli;
+pub mod apply;
 pub mod commands;
 pub mod config;
 pub mod doctor;
@@ -9,6 +10,7 @@ pub mod mapping;
 pub mod model;
 pub mod moodle;
 pub mod reconcile;
+pub mod run;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;

@@ -2,6 +2,7 @@
 
 mod completions;
 mod db;
+mod demo;
 mod diff;
 mod doctor;
 mod events;
@@ -11,6 +12,7 @@ mod sandbox;
 mod serve;
 mod settings;
 mod snapshot;
+mod sync;
 
 use anyhow::Result;
 
@@ -45,6 +47,9 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Sync(args) => sync::sync(&ctx, args),
+        Command::Apply(args) => sync::apply(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Events(cmd) => events::run(&ctx, cmd),
     }
