@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod fakes;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;
