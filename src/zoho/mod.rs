@@ -71,7 +71,7 @@ pub enum ZohoError {
     )]
     NoPermission { module: String, details: Value },
     #[error("Zoho answered HTTP {status} {code} for {module}: {message} {details}{}", api_hint(.code))]
-    Api { module: String, status: u16, code: String, message: String, details: Value },
+    Api { module: String, status: u16, code: String, message: String, details: Box<Value> },
     #[error("Zoho kept answering 429 TOO_MANY_REQUESTS for {module} after {attempts} attempts\n  hint: lower zoho.limits.max_in_flight, or wait for the org's credits to come back")]
     Throttled { module: String, attempts: u32 },
     #[error("Zoho failed for {module} after {attempts} attempts: {message}\n  hint: check the network and https://status.zoho.com; the run can simply be repeated")]
@@ -195,7 +195,13 @@ impl Answer {
     /// The request-level error this answer carries.
     pub fn error(&self, module: &str) -> ZohoError {
         let (code, message, details) = self.envelope();
-        ZohoError::Api { module: module.to_string(), status: self.status.as_u16(), code, message, details }
+        ZohoError::Api {
+            module: module.to_string(),
+            status: self.status.as_u16(),
+            code,
+            message,
+            details: Box::new(details),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod clients;
 mod doctor;
 mod reconcile;
 mod sandbox_cli;
+mod fakes;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;

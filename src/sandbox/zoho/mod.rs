@@ -160,6 +160,8 @@ pub struct ZohoStats {
     /// Injected faults by kind (`after_apply` counts the apply-then-reset hazard).
     pub faults: BTreeMap<String, u64>,
     pub records_read: BTreeMap<String, u64>,
+    /// List calls that continued a listing with a valid `page_token`.
+    pub page_token_reads: u64,
     pub write_calls: BTreeMap<String, u64>,
     pub records_written: BTreeMap<String, u64>,
     pub max_write_batch: usize,
