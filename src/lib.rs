@@ -1,7 +1,7 @@
 //! zmsync: keeps Zoho CRM and Moodle in agreement. See design.md for the shape of a run.
 
-pub mod cli;
 pub mod apply;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod doctor;

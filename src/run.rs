@@ -216,12 +216,8 @@ pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOp
         Scope::Incremental => ("incremental", None),
         Scope::Plan(_) => ("apply", None),
     };
-    let run_id = store.create_run(&NewRun {
-        kind,
-        module,
-        dry_run: opts.dry_run,
-        allow_mass_change: opts.allow_mass_change,
-    })?;
+    let run_id =
+        store.create_run(&NewRun { kind, module, dry_run: opts.dry_run, allow_mass_change: opts.allow_mass_change })?;
     tracing::info!(run_id, kind, "run started");
     let mut claimed = Vec::new();
     let result = body(store, settings, config, opts, run_id, kind, &mut claimed);
@@ -390,7 +386,11 @@ fn body(
 
 fn calls(s: &snapshot::SnapshotSummary) -> (u64, u64, u64) {
     let z = s.zoho.as_ref();
-    (z.map(|z| z.api_calls).unwrap_or(0), z.map(|z| z.credits).unwrap_or(0), s.moodle.as_ref().map(|m| m.api_calls).unwrap_or(0))
+    (
+        z.map(|z| z.api_calls).unwrap_or(0),
+        z.map(|z| z.credits).unwrap_or(0),
+        s.moodle.as_ref().map(|m| m.api_calls).unwrap_or(0),
+    )
 }
 
 /// Dirty marks as the keys an incremental snapshot fetches.
@@ -477,15 +477,22 @@ fn execute(
     let needs = |side: Side| plan.ops.iter().any(|o| o.target == side && apply::sends(o));
     let out = bridge::serve(store, |b| async move {
         let z = if needs(Side::Zoho) || needs(Side::Moodle) {
-            Some(zoho::Client::new(&config.zoho, zoho::ClientOptions::from_settings(&settings), Some(bridge::token_cache(&b)))
-                .map_err(apply::ApplyError::from)?)
+            Some(
+                zoho::Client::new(
+                    &config.zoho,
+                    zoho::ClientOptions::from_settings(&settings),
+                    Some(bridge::token_cache(&b)),
+                )
+                .map_err(apply::ApplyError::from)?,
+            )
         } else {
             None
         };
         // Not only Moodle writes: identity checks before creates and links read Moodle too (a fresh store
         // against an already-synced Moodle plans links and write-backs, and failed without a client).
         let m = if needs(Side::Moodle) || !plan.ops.is_empty() {
-            let o = moodle::ClientOptions { max_input_vars: settings.max_input_vars, ..moodle::ClientOptions::default() };
+            let o =
+                moodle::ClientOptions { max_input_vars: settings.max_input_vars, ..moodle::ClientOptions::default() };
             Some(moodle::Client::new(&config.moodle, o).map_err(apply::ApplyError::from)?)
         } else {
             None
@@ -505,7 +512,17 @@ fn write_csv(path: &Path, run_id: i64, plan: &Plan, done: &[Done], dry_run: bool
     let mut w = csv::Writer::from_path(path).map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
     let io = |e: csv::Error| RunError::Io(std::io::Error::other(e.to_string()));
     w.write_record([
-        "run_id", "seq", "entity", "action", "target", "key", "zoho_id", "moodle_id", "fields", "outcome", "target_id",
+        "run_id",
+        "seq",
+        "entity",
+        "action",
+        "target",
+        "key",
+        "zoho_id",
+        "moodle_id",
+        "fields",
+        "outcome",
+        "target_id",
         "message",
     ])
     .map_err(io)?;

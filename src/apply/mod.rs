@@ -292,12 +292,10 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     let enrol = |o: &Op| matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle;
     moodle_side::enrolments(ctx, &pick(&|o| enrol(o) && o.action != Action::Unenrol)).await?;
     let row = |o: &Op| matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment);
-    moodle_side::plugin_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action != Action::Delete))
-        .await?;
+    moodle_side::plugin_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action != Action::Delete)).await?;
     // 4. Removals last: nothing above depends on them.
     moodle_side::unenrol(ctx, &pick(&|o| enrol(o) && o.action == Action::Unenrol)).await?;
-    moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete))
-        .await?;
+    moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete)).await?;
     let deletes = pick(&|o| (is_person(o) || is_class(o)) && o.action == Action::Delete);
     skip(ctx, &deletes, "hard deletes of users and courses are not performed by zmsync; do it in Moodle").await?;
     // 5. Zoho: enrolments and grades from Moodle.

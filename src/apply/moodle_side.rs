@@ -39,7 +39,8 @@ fn send(m: moodle::Client, function: &'static str, list: &'static str, rows: Vec
         let n = rows.len();
         match m.call_with(function, &json!({ list: &rows }), replay, &[]).await {
             Ok(v) if create => {
-                let ids: Vec<Option<i64>> = (0..n).map(|i| v.get(i).and_then(|c| c.get("id")).and_then(Value::as_i64)).collect();
+                let ids: Vec<Option<i64>> =
+                    (0..n).map(|i| v.get(i).and_then(|c| c.get("id")).and_then(Value::as_i64)).collect();
                 ids.into_iter()
                     .map(|id| match id {
                         Some(id) => Row::Ok(Some(id)),
@@ -141,10 +142,7 @@ async fn users_by_idnumber(ctx: &Ctx, idnumbers: Vec<String>) -> Result<HashMap<
         return Ok(HashMap::new());
     }
     let found = moodle(ctx)?.users_by_field("idnumber", &idnumbers).await?;
-    Ok(found
-        .iter()
-        .filter_map(|u| Some((u.get("idnumber")?.as_str()?.to_string(), u.get("id")?.as_i64()?)))
-        .collect())
+    Ok(found.iter().filter_map(|u| Some((u.get("idnumber")?.as_str()?.to_string(), u.get("id")?.as_i64()?))).collect())
 }
 
 async fn create_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
@@ -152,7 +150,8 @@ async fn create_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
         return Ok(());
     }
     // Identity first: a user that already exists (an earlier run died before recording it) is linked.
-    let wanted: Vec<String> = ops.iter().filter_map(|o| str_field(&o.changes, "id_number")).map(str::to_string).collect();
+    let wanted: Vec<String> =
+        ops.iter().filter_map(|o| str_field(&o.changes, "id_number")).map(str::to_string).collect();
     let existing = users_by_idnumber(ctx, wanted).await?;
     let mut linked = Vec::new();
     let mut to_create: Vec<&Op> = Vec::new();
@@ -184,8 +183,13 @@ async fn found(ctx: &Ctx, pairs: Vec<(&Op, i64)>, note: &str) -> Result<(), Appl
     if pairs.is_empty() {
         return Ok(());
     }
-    ctx.link(pairs.iter().map(|(op, id)| Link { entity: op.entity, zoho_id: op.key.clone(), moodle_id: id.to_string() }).collect())
-        .await?;
+    ctx.link(
+        pairs
+            .iter()
+            .map(|(op, id)| Link { entity: op.entity, zoho_id: op.key.clone(), moodle_id: id.to_string() })
+            .collect(),
+    )
+    .await?;
     for (op, id) in &pairs {
         ctx.queue_write_back(op.entity, &op.key, &id.to_string());
     }
@@ -225,13 +229,15 @@ async fn created(ctx: &Ctx, ops: &[&Op], results: Vec<(usize, Row)>, identity: &
     let mut again = Vec::new();
     let mut lost = Vec::new();
     for op in unknown {
-        let k = if entity_is_user { str_field(&op.changes, "id_number").unwrap_or("").to_string() } else { op.key.clone() };
+        let k =
+            if entity_is_user { str_field(&op.changes, "id_number").unwrap_or("").to_string() } else { op.key.clone() };
         match existing.get(&k) {
             Some(id) => again.push((op, *id)),
             None => lost.push((
                 op,
                 Outcome::Failed {
-                    message: "the create's answer was lost and Moodle has no such record: the next run creates it".into(),
+                    message: "the create's answer was lost and Moodle has no such record: the next run creates it"
+                        .into(),
                 },
             )),
         }
@@ -466,8 +472,9 @@ pub async fn plugin_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
                 Some(Value::Object(m)) if op.action != Action::Create => m.clone().into_iter().collect(),
                 _ => op.changes.clone(),
             };
-            let userid = ref_i64(ctx, op, "userid", Entity::Student, "student_zoho_id")
-                .or_else(|| str_field(&fields, "student").and_then(|s| ctx.moodle_id(Entity::Student, s)?.parse().ok()));
+            let userid = ref_i64(ctx, op, "userid", Entity::Student, "student_zoho_id").or_else(|| {
+                str_field(&fields, "student").and_then(|s| ctx.moodle_id(Entity::Student, s)?.parse().ok())
+            });
             match dashboard::plugin_row(zk, &op.key, &fields, userid) {
                 Ok(row) => {
                     rows.push(Value::Object(row));

@@ -26,7 +26,9 @@ fn client(ctx: &Ctx) -> Result<&zoho::Client, ApplyError> {
 fn outcome(r: &RecordOutcome) -> Outcome {
     match r {
         RecordOutcome::Ok { id, .. } => Outcome::applied(Some(id.clone())),
-        RecordOutcome::Rejected { code, message, .. } => Outcome::Rejected { code: code.clone(), message: message.clone() },
+        RecordOutcome::Rejected { code, message, .. } => {
+            Outcome::Rejected { code: code.clone(), message: message.clone() }
+        }
         RecordOutcome::Unknown { reason } => Outcome::Failed { message: format!("outcome unknown: {reason}") },
     }
 }
@@ -85,7 +87,9 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
                 .iter()
                 .zip(for_planned)
                 .filter(|(_, r)| r.is_ok())
-                .filter_map(|(o, _)| Some(Link { entity, zoho_id: o.zoho_id.clone()?, moodle_id: o.moodle_id.clone()? }))
+                .filter_map(|(o, _)| {
+                    Some(Link { entity, zoho_id: o.zoho_id.clone()?, moodle_id: o.moodle_id.clone()? })
+                })
                 .collect(),
         )
         .await?;
@@ -128,15 +132,17 @@ pub async fn records(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
             _ => enrollment::zoho_fields(&names, &op.changes, status),
         };
         if op.action == Action::Create {
-            let (Some(s), Some(c)) = (
-                r.get("student_zoho_id").and_then(Value::as_str),
-                r.get("class_zoho_id").and_then(Value::as_str),
-            ) else {
+            let (Some(s), Some(c)) =
+                (r.get("student_zoho_id").and_then(Value::as_str), r.get("class_zoho_id").and_then(Value::as_str))
+            else {
                 refused.push((*op, Outcome::Skipped { reason: "no Zoho student or class for it".into() }));
                 continue;
             };
             let Some(name) = record_name(ctx, s, c) else {
-                refused.push((*op, Outcome::Skipped { reason: "the student's id number or the class's short name is missing".into() }));
+                refused.push((
+                    *op,
+                    Outcome::Skipped { reason: "the student's id number or the class's short name is missing".into() },
+                ));
                 continue;
             };
             let mut row = fields;
@@ -169,7 +175,9 @@ pub async fn records(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
             continue;
         }
         // ≤100 per call, batches concurrently under the client's limiter; journalled per call's worth.
-        for (chunk, chunk_ops) in rows.chunks(zoho::write::MAX_RECORDS * 4).zip(mine.chunks(zoho::write::MAX_RECORDS * 4)) {
+        for (chunk, chunk_ops) in
+            rows.chunks(zoho::write::MAX_RECORDS * 4).zip(mine.chunks(zoho::write::MAX_RECORDS * 4))
+        {
             match z.write(&module, op.clone(), chunk.to_vec()).await {
                 Ok(results) => ctx.finish(chunk_ops.iter().copied().zip(results.iter().map(outcome)).collect()).await?,
                 Err(e) => ctx.finish_all(chunk_ops, Outcome::Failed { message: e.to_string() }).await?,

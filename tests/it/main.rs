@@ -3,10 +3,11 @@
 
 mod cli;
 mod clients;
+mod docs;
 mod doctor;
+mod fakes;
 mod reconcile;
 mod sandbox_cli;
-mod fakes;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;
