@@ -187,11 +187,11 @@ impl EntityRules for PersonRules<'_> {
             );
         }
         let refs = one("username", json!(username));
-        op(Action::Create, src.fields.clone(), Fields::new(), format!("new in Zoho: no Moodle user yet"), refs)
+        op(Action::Create, src.fields.clone(), Fields::new(), "new in Zoho: no Moodle user yet".to_string(), refs)
     }
 
     fn remove(&self, pair: &Pair, target: Side, _tgt: &Record) -> Outcome {
-        let what = format!("deleted in Zoho");
+        let what = "deleted in Zoho".to_string();
         if target == Side::Zoho {
             return Outcome::Nothing;
         }
@@ -724,7 +724,7 @@ impl EntityRules for DashboardRules<'_> {
             return Outcome::Nothing;
         }
         let (zk, _) = self.entity.kinds();
-        let mut reason = format!("new in Zoho: no dashboard row yet");
+        let mut reason = "new in Zoho: no dashboard row yet".to_string();
         if dashboard::personal(zk) && pair.refs.get("userid").map(Value::is_null).unwrap_or(true) {
             let student = src.field_str("student").unwrap_or("");
             if student.is_empty() {
