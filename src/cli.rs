@@ -49,6 +49,13 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create or migrate the store and write the default settings where absent.
     Init,
+    /// Check that this installation is ready: configuration, secrets present, store, Zoho token, modules and
+    /// mapped fields, Moodle site, web-service functions, plugin contract, clock skew, disk space.
+    #[command(after_help = "One line per check: PASS, WARN, FAIL or SKIP, and for a failure what to do. Exit 0 when \
+                            nothing failed (warnings allowed), 1 otherwise. Secrets are only ever shown as `set \
+                            (hidden)`. The Zoho check mints a new access token (one of the 10 Zoho allows per 10 \
+                            minutes) and caches it in the store like any run.")]
+    Doctor,
     /// Show or change runtime settings (app_settings).
     #[command(subcommand)]
     Settings(SettingsCommand),

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod exit;
 pub mod mapping;
 pub mod model;

@@ -496,7 +496,9 @@ fn execute(
         } else {
             None
         };
-        let m = if needs(Side::Moodle) {
+        // Not only Moodle writes: identity checks before creates and links read Moodle too (a fresh store
+        // against an already-synced Moodle plans links and write-backs, and failed without a client).
+        let m = if needs(Side::Moodle) || !plan.ops.is_empty() {
             let o =
                 moodle::ClientOptions { max_input_vars: settings.max_input_vars, ..moodle::ClientOptions::default() };
             Some(moodle::Client::new(&config.moodle, o).map_err(apply::ApplyError::from)?)

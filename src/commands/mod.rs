@@ -4,6 +4,7 @@ mod completions;
 mod db;
 mod demo;
 mod diff;
+mod doctor;
 mod events;
 mod init;
 mod plan;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
     let ctx = Context { config, json: cli.global.json };
     match cli.command {
         Command::Init => init::run(&ctx),
+        Command::Doctor => doctor::run(&ctx),
         Command::Settings(cmd) => settings::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Plan(args) => plan::run(&ctx, args),

@@ -62,6 +62,14 @@ pub struct SiteInfo {
     pub functions: BTreeSet<String>,
 }
 
+/// `local_student_dashboard_get_info`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub version: i64,
+    pub release: String,
+    pub contract_version: i64,
+}
+
 /// The result of [`Client::check_site`].
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteCheck {
@@ -170,6 +178,16 @@ impl Client {
         })
     }
 
+    /// The dashboard plugin's `get_info` (plugin-contract.md §2).
+    pub async fn plugin_info(&self) -> Result<PluginInfo, MoodleError> {
+        let info = self.call(&format!("{PLUGIN}_get_info"), &json!({})).await?;
+        Ok(PluginInfo {
+            version: info.get("version").and_then(Value::as_i64).unwrap_or(0),
+            release: info.get("release").and_then(Value::as_str).unwrap_or("").to_string(),
+            contract_version: info.get("contract_version").and_then(Value::as_i64).unwrap_or(0),
+        })
+    }
+
     /// The token works, the service allows every function in `needed`, and the dashboard plugin is installed
     /// with `contract_version == 1`. Every problem found is listed in one error.
     pub async fn check_site(&self, needed: &[String]) -> Result<SiteCheck, MoodleError> {
@@ -184,10 +202,9 @@ impl Client {
             ));
         }
         let (mut plugin_version, mut contract_version) = (0, 0);
-        match self.call(&format!("{PLUGIN}_get_info"), &json!({})).await {
+        match self.plugin_info().await {
             Ok(info) => {
-                plugin_version = info.get("version").and_then(Value::as_i64).unwrap_or(0);
-                contract_version = info.get("contract_version").and_then(Value::as_i64).unwrap_or(0);
+                (plugin_version, contract_version) = (info.version, info.contract_version);
                 if contract_version != CONTRACT_VERSION {
                     problems.push(format!(
                         "the {PLUGIN} plugin speaks contract version {contract_version}; this zmsync needs \

@@ -307,6 +307,19 @@ struct ZohoCursor {
 }
 
 impl ZohoCursor {
+    /// Takes in another cursor (the stored one): the later instant wins, ids at the same instant add up.
+    fn merge(&mut self, other: ZohoCursor) {
+        match (self.time, other.time) {
+            (_, None) => {}
+            (Some(a), Some(b)) if a > b => {}
+            (Some(a), Some(b)) if a == b => {
+                let mine: HashSet<String> = self.ids.iter().cloned().collect();
+                self.ids.extend(other.ids.into_iter().filter(|id| !mine.contains(id)));
+            }
+            _ => *self = other,
+        }
+    }
+
     fn see(&mut self, rec: &Value) {
         let Some(t) =
             rec.get("Modified_Time").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -343,7 +356,14 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
             ctx.bridge.run(move |s| s.cursor(kind)).await?.and_then(|c| serde_json::from_str(&c).ok());
         let (since, seen) = match (inc.since, stored) {
             (Some(t), _) => (Some(t), HashSet::new()),
-            (None, Some(c)) => (c.time, c.ids.iter().map(|id| (id.clone(), String::new())).collect()),
+            (None, Some(c)) => {
+                let seen = c.ids.iter().map(|id| (id.clone(), String::new())).collect();
+                let since = c.time;
+                // Continue from the stored cursor: records at its instant that this run skips stay in its ids,
+                // or a later run at the same instant would fetch them again.
+                cursor.merge(c);
+                (since, seen)
+            }
             (None, None) => (None, HashSet::new()),
         };
         let Some(since) = since else {

@@ -126,6 +126,16 @@ impl Auth {
         self.refresh_locked(&mut st, counters).await
     }
 
+    /// Mints a new access token now, whatever is cached (`zmsync doctor`: proves the refresh token works), and
+    /// caches it like any refresh. Returns its lifetime and API domain.
+    pub async fn refresh_now(&self, counters: &Counters) -> Result<(Duration, String), ZohoError> {
+        let mut st = self.state.lock().await;
+        st.cache_checked = true;
+        let t = self.refresh_locked(&mut st, counters).await?;
+        let left = (t.refresh_at - Utc::now()).to_std().unwrap_or_default();
+        Ok((left, t.api_domain))
+    }
+
     /// The token of `generation` was refused (401). Refreshes unless another caller already replaced it.
     pub async fn invalidate(&self, generation: u64, counters: &Counters) -> Result<(), ZohoError> {
         let mut st = self.state.lock().await;

@@ -3,6 +3,7 @@
 //! - [`auth`]: refresh-token grant, token cache, single-flight refresh.
 //! - [`read`]: paged listing (page, then page_token past 2,000), by ids, deleted records.
 //! - [`write`]: insert/update/upsert/delete in batches of ≤100 with per-record results in input order.
+//! - [`meta`]: the org's modules and a module's fields (settings API).
 //! - [`limits`]: the in-flight limiter and the run's counters; [`retry`]: the in-run backoff.
 //!
 //! Every call goes through [`Client::send`]: token, limiter, one attempt, then the decision — done, refresh
@@ -10,6 +11,7 @@
 
 pub mod auth;
 pub mod limits;
+pub mod meta;
 pub mod read;
 pub mod retry;
 pub mod write;
@@ -28,6 +30,7 @@ use crate::settings::Settings;
 
 pub use auth::TokenCache;
 pub use limits::ZohoStats;
+pub use meta::{FieldMeta, ModuleMeta};
 pub use read::{DeletedRecord, ListQuery, Pages};
 pub use retry::Backoff;
 pub use write::{RecordOutcome, WriteOp};
@@ -267,6 +270,12 @@ impl Client {
     /// Makes sure a token is at hand (cached or fresh). Useful to fail fast on bad credentials.
     pub async fn authenticate(&self) -> Result<(), ZohoError> {
         self.inner.auth.token(&self.inner.counters).await.map(|_| ())
+    }
+
+    /// Refreshes the access token now, even if a cached one is still valid, and caches the new one. Returns how
+    /// long until the client would refresh again and the API domain the token answer named.
+    pub async fn refresh_now(&self) -> Result<(Duration, String), ZohoError> {
+        self.inner.auth.refresh_now(&self.inner.counters).await
     }
 
     /// Sends one API call, built by `build` from the API domain (e.g. `https://www.zohoapis.eu`), with the

@@ -3,6 +3,9 @@
 
 mod cli;
 mod clients;
+mod docs;
+mod doctor;
+mod fakes;
 mod reconcile;
 mod reconcile_e2e;
 mod sandbox_cli;

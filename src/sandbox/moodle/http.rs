@@ -229,6 +229,8 @@ fn reason(status: u16) -> &'static str {
 fn write_response(w: &mut TcpStream, status: u16, content_type: &str, body: &[u8], close: bool) -> std::io::Result<()> {
     let mut head =
         format!("HTTP/1.1 {status} {}\r\nServer: Apache\r\nContent-Length: {}\r\n", reason(status), body.len());
+    // Apache sends one on every answer; `zmsync doctor` reads it to measure clock skew.
+    head.push_str(&format!("Date: {}\r\n", crate::sandbox::zoho::http_date(chrono::Utc::now())));
     if !content_type.is_empty() {
         head.push_str(&format!("Content-Type: {content_type}\r\n"));
     }

@@ -286,6 +286,8 @@ fn reason(status: u16) -> &'static str {
 
 fn write_response(w: &mut TcpStream, resp: &HttpResponse, close: bool) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
+    // Like every real HTTP server (RFC 9110 §6.6.1); `zmsync doctor` reads it to measure clock skew.
+    out.push_str(&format!("Date: {}\r\n", http_date(chrono::Utc::now())));
     for (k, v) in &resp.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -342,4 +344,9 @@ pub fn post(url: &str, content_type: &str, extra: &[(String, String)], body: &[u
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status in the callback answer"))
+}
+
+/// An HTTP `Date` value (IMF-fixdate), e.g. `Sun, 25 Jan 2026 10:00:00 GMT`.
+pub fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }

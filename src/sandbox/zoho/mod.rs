@@ -42,6 +42,7 @@ use crate::sandbox::seed::ZohoSeed;
 use crate::secret::Secret;
 
 pub use faults::FaultKind;
+pub use http::http_date;
 pub use store::{HUMAN_USER_ID, HUMAN_USER_NAME, INTEGRATION_USER_ID, INTEGRATION_USER_NAME};
 
 /// Body encoding of the emulated workflow webhook (§8.1).
@@ -159,6 +160,8 @@ pub struct ZohoStats {
     /// Injected faults by kind (`after_apply` counts the apply-then-reset hazard).
     pub faults: BTreeMap<String, u64>,
     pub records_read: BTreeMap<String, u64>,
+    /// List calls that continued a listing with a valid `page_token`.
+    pub page_token_reads: u64,
     pub write_calls: BTreeMap<String, u64>,
     pub records_written: BTreeMap<String, u64>,
     pub max_write_batch: usize,

@@ -234,7 +234,10 @@ pub fn list(shared: &Shared, opts: &ZohoOptions, m: &ModuleDef, req: &HttpReques
         Some(token) => {
             let found = shared.pages().resolve(token, &bind, opts.page_token_record_limit);
             match found {
-                Ok(t) => Some(t),
+                Ok(t) => {
+                    shared.stats_mut().page_token_reads += 1;
+                    Some(t)
+                }
                 Err(TokenError::Unknown) => return invalid_param("page_token", "invalid page_token"),
                 Err(TokenError::Mismatch) => {
                     return error(

@@ -1,0 +1,128 @@
+//! Moodle: the token works (site info), the token's service allows every function the sync calls (the list
+//! lives in the Moodle client), and the dashboard plugin answers with the contract version this zmsync speaks.
+
+use super::zoho::host_of;
+use super::{clock, Check, NET_TIMEOUT};
+use crate::config::Config;
+use crate::moodle::calls::{needed_functions, CONTRACT_VERSION, PLUGIN};
+use crate::moodle::{Client, ClientOptions, MoodleError};
+use crate::settings::Settings;
+use crate::zoho::Backoff;
+
+pub async fn checks(config: &Config, settings: Result<&Settings, &str>) -> Vec<Check> {
+    let mut out = Vec::new();
+    let opts = ClientOptions {
+        max_in_flight: 2,
+        backoff: Backoff { tries: 2, ..Backoff::default() },
+        timeout: NET_TIMEOUT,
+        max_input_vars: settings.map(|s| s.max_input_vars).unwrap_or(1000),
+    };
+    let skip_rest = |out: &mut Vec<Check>, why: &str| {
+        out.push(Check::skip("moodle.functions", why));
+        out.push(Check::skip("moodle.plugin", why));
+    };
+    let client = match Client::new(&config.moodle, opts) {
+        Ok(c) => c,
+        Err(e) => {
+            let why = e.to_string().lines().next().unwrap_or_default().to_string();
+            out.push(Check::skip("moodle.site", why));
+            skip_rest(&mut out, "no Moodle credentials");
+            out.push(Check::skip("clock.moodle", "MOODLE_URL is not set"));
+            return out;
+        }
+    };
+    let url = config.moodle.url.clone().unwrap_or_default();
+    let host = host_of(&url);
+    match client.site_info().await {
+        Err(e) => {
+            out.push(site_failure(&host, &e));
+            skip_rest(&mut out, "no site info");
+        }
+        Ok(site) => {
+            out.push(Check::pass(
+                "moodle.site",
+                format!(
+                    "'{}' (Moodle {}) as web-service user {} (id {})",
+                    site.sitename, site.release, site.username, site.userid
+                ),
+            ));
+            let needed = needed_functions();
+            let missing: Vec<&str> =
+                needed.iter().filter(|f| !site.functions.contains(f.as_str())).map(String::as_str).collect();
+            if missing.is_empty() {
+                out.push(Check::pass(
+                    "moodle.functions",
+                    format!("all {} functions zmsync calls are allowed", needed.len()),
+                ));
+            } else {
+                out.push(Check::fail(
+                    "moodle.functions",
+                    format!("the token's service does not allow: {}", missing.join(", ")),
+                    "add them to the token's service, or use the plugin's `zmsync` service, which has them all (docs/moodle-setup.md)",
+                ));
+            }
+            let get_info = format!("{PLUGIN}_get_info");
+            if missing.contains(&get_info.as_str()) {
+                out.push(Check::skip(
+                    "moodle.plugin",
+                    format!("{get_info} is not allowed, so the plugin cannot be asked"),
+                ));
+            } else {
+                out.push(plugin(&client).await);
+            }
+        }
+    }
+    out.push(clock::check("clock.moodle", &format!("{}/webservice/rest/server.php", url.trim_end_matches('/'))).await);
+    out
+}
+
+async fn plugin(client: &Client) -> Check {
+    match client.plugin_info().await {
+        Ok(info) if info.contract_version == CONTRACT_VERSION => Check::pass(
+            "moodle.plugin",
+            format!("{PLUGIN} {} (version {}), contract version {}", info.release, info.version, info.contract_version),
+        ),
+        Ok(info) => Check::fail(
+            "moodle.plugin",
+            format!("{PLUGIN} speaks contract version {}; this zmsync needs {CONTRACT_VERSION}", info.contract_version),
+            "upgrade the plugin or zmsync so that they match (docs/plugin-contract.md)",
+        ),
+        Err(MoodleError::Exception { errorcode, message, .. }) => Check::fail(
+            "moodle.plugin",
+            format!("{PLUGIN} did not answer ({errorcode}: {message})"),
+            "install moodle-plugin/ (docs/moodle-plugin.md) and add its functions to the token's service",
+        ),
+        Err(e) => Check::fail("moodle.plugin", first_line(&e.to_string()), "check MOODLE_URL and that the site is up"),
+    }
+}
+
+fn site_failure(host: &str, e: &MoodleError) -> Check {
+    let name = "moodle.site";
+    match e {
+        MoodleError::Exception { errorcode, .. } if errorcode == "invalidtoken" => Check::fail(
+            name,
+            format!("invalidtoken from {host}: Moodle does not know this MOODLE_TOKEN"),
+            "create a token for the sync user and the `zmsync` service (Site administration › Server › Web services › Manage tokens) and set MOODLE_TOKEN",
+        ),
+        MoodleError::Exception { errorcode, message, .. } if errorcode == "accessexception" => Check::fail(
+            name,
+            format!("accessexception from {host} ({message}): the token expired, is IP-restricted, or its service lacks core_webservice_get_site_info"),
+            "check the token in Site administration › Server › Web services › Manage tokens (valid until, IP restriction) and the service's functions",
+        ),
+        MoodleError::Exception { errorcode, message, .. } => Check::fail(
+            name,
+            format!("{errorcode} from {host}: {message}"),
+            "see docs/moodle-setup.md; add the web-service user to $CFG->debugusers for details",
+        ),
+        MoodleError::Transport { message, .. } => Check::fail(
+            name,
+            format!("{host} did not answer: {message}"),
+            "check MOODLE_URL, that the site is up, and that web services and the REST protocol are enabled",
+        ),
+        other => Check::fail(name, first_line(&other.to_string()), "check MOODLE_URL and the site"),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}

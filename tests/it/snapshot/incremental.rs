@@ -1,0 +1,82 @@
+//! The incremental snapshot: the given keys by id, plus what changed since the cursor (`If-Modified-Since`,
+//! inclusive, so the records at the cursor come back and must be dropped), committed with `full = false`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use zmsync::model::{Entity, Kind};
+use zmsync::sandbox::moodle::MoodleOptions;
+use zmsync::sandbox::zoho::ZohoOptions;
+use zmsync::snapshot::{Incremental, Mode, Options};
+
+use super::{kind, Harness};
+
+fn incremental(zoho_ids: &[&str], moodle_keys: &[&str]) -> Mode {
+    let mut i = Incremental::default();
+    if !zoho_ids.is_empty() {
+        i.zoho_ids = BTreeMap::from([(Kind::Student, zoho_ids.iter().map(|s| s.to_string()).collect())]);
+    }
+    if !moodle_keys.is_empty() {
+        i.moodle_keys = BTreeMap::from([(Kind::MoodleUser, moodle_keys.iter().map(|s| s.to_string()).collect())]);
+    }
+    Mode::Incremental(i)
+}
+
+fn time(r: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(r["Modified_Time"].as_str().unwrap()).unwrap().to_utc()
+}
+
+#[test]
+fn incremental_snapshot_fetches_the_keys_and_what_changed_since_the_cursor_once() {
+    let h = Harness::start(120, ZohoOptions::default(), MoodleOptions::default());
+    let all = h.zoho.records("BTEC_Students");
+    let id = |i: usize| all[i]["id"].as_str().unwrap().to_string();
+    let (boundary, asked, changed, later) = (id(0), id(1), id(2), id(3));
+    // The registry edits one student before the first run: it is the latest, so it sits at the cursor and will
+    // come back from the inclusive If-Modified-Since.
+    h.zoho.update_record("BTEC_Students", &boundary, json!({"Last_Name": "Edited-Before"})).unwrap();
+    let latest = h.zoho.records("BTEC_Students").iter().map(time).max().unwrap();
+    assert_eq!(time(&h.zoho.record("BTEC_Students", &boundary).unwrap()), latest);
+
+    let base = Options { only: Some(Entity::Student), ..h.options() };
+    let full = h.run(&base).unwrap();
+    let students = kind(&full, Kind::Student).stored;
+    let users = kind(&full, Kind::MoodleUser).stored;
+    assert!(students > 100 && users > 100);
+    assert!(h.store.cursor(Kind::Student).unwrap().is_some(), "a full run leaves a cursor");
+
+    h.zoho.update_record("BTEC_Students", &changed, json!({"Last_Name": "Changed-In-Zoho"})).unwrap();
+    let user_key = h.store.records(Kind::MoodleUser).unwrap()[0].key.clone();
+
+    h.zoho.reset_stats();
+    let opts = Options { mode: incremental(&[&asked], &[&user_key]), ..base.clone() };
+    let s = h.run(&opts).unwrap();
+    assert_eq!(s.mode, "incremental");
+    let st = kind(&s, Kind::Student);
+    assert_eq!(st.records, 2, "the asked id and the one changed since the cursor, the boundary not again: {st:?}");
+    assert_eq!(kind(&s, Kind::MoodleUser).records, 1, "only the given Moodle key");
+    let read = h.zoho.stats().records_read["BTEC_Students"];
+    assert_eq!(read, 3, "the fake did send the boundary record back (inclusive If-Modified-Since)");
+    // full = false: nothing else was removed, and the change landed.
+    assert_eq!(h.store.record_count(Kind::Student).unwrap(), students);
+    assert_eq!(h.store.record_count(Kind::MoodleUser).unwrap(), users);
+    let stored = h.store.records(Kind::Student).unwrap();
+    let rec = stored.iter().find(|r| r.key == changed).unwrap();
+    assert!(serde_json::to_string(&rec.fields).unwrap().contains("Changed-In-Zoho"), "{rec:?}");
+
+    // Nothing new since: the changed record is now the boundary and is not fetched twice.
+    let opts = Options { mode: incremental(&[], &[]), ..base.clone() };
+    let s = h.run(&opts).unwrap();
+    assert_eq!(kind(&s, Kind::Student).records, 0, "{:?}", kind(&s, Kind::Student));
+    assert_eq!(kind(&s, Kind::MoodleUser).records, 0);
+
+    // A record modified after the cursor is caught, and only it.
+    h.zoho.update_record("BTEC_Students", &later, json!({"Last_Name": "Changed-Again"})).unwrap();
+    let s = h.run(&opts).unwrap();
+    assert_eq!(kind(&s, Kind::Student).records, 1);
+    assert_eq!(h.store.record_count(Kind::Student).unwrap(), students);
+
+    // And nothing again: both changed records are at or before the cursor now (even within the same second).
+    let s = h.run(&opts).unwrap();
+    assert_eq!(kind(&s, Kind::Student).records, 0, "{:?}", kind(&s, Kind::Student));
+}
