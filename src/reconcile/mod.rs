@@ -227,16 +227,22 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         classes: &classes,
         creating: &empty_creating,
     };
-    let mut diffs: BTreeMap<Entity, EntityDiff> =
-        IDENTITY.par_iter().filter(|e| entities.contains(e)).map(|e| (*e, diff_entity(&world0, *e, opts.collect_agreed))).collect();
+    let mut diffs: BTreeMap<Entity, EntityDiff> = IDENTITY
+        .par_iter()
+        .filter(|e| entities.contains(e))
+        .map(|e| (*e, diff_entity(&world0, *e, opts.collect_agreed)))
+        .collect();
     let mut creating: HashMap<Entity, HashSet<String>> = HashMap::new();
     for (e, d) in &diffs {
         let set = d.ops.iter().filter(|o| o.action == Action::Create).map(|o| o.key.clone()).collect();
         creating.insert(*e, set);
     }
     let world = World { creating: &creating, ..world0 };
-    let rest: Vec<(Entity, EntityDiff)> =
-        entities.par_iter().filter(|e| !IDENTITY.contains(e)).map(|e| (*e, diff_entity(&world, *e, opts.collect_agreed))).collect();
+    let rest: Vec<(Entity, EntityDiff)> = entities
+        .par_iter()
+        .filter(|e| !IDENTITY.contains(e))
+        .map(|e| (*e, diff_entity(&world, *e, opts.collect_agreed)))
+        .collect();
     diffs.extend(rest);
 
     // Assemble in dependency order; link ops of an entity come before its other ops.
