@@ -13,8 +13,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
                   (MD5, change detection only), computes diffs, writes CSV reports and applies the changes \
                   through both APIs.\n\nConfiguration comes from the environment, a .env file in the working \
                   directory and an optional TOML file (--config). Secrets (ZOHO_CLIENT_SECRET, \
-                  ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET) are read only from the environment \
-                  or .env.",
+                  ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET, ZOHO_NOTIFY_TOKEN) are read only from \
+                  the environment or .env.",
     after_help = "Exit codes: 0 done, 1 failed, 2 usage or configuration error, 3 finished but some records \
                   failed, 4 refused (safety guard or lock held).\n\nStart with `zmsync init`, then \
                   `zmsync settings list`."
@@ -75,6 +75,33 @@ pub enum Command {
     Plan(PlanArgs),
     /// What differs between Zoho and Moodle, one row per record and field (CSV, JSON or a table).
     Diff(DiffArgs),
+    /// Serve a fake Zoho CRM and a fake Moodle on 127.0.0.1, filled with a generated college, until Ctrl-C.
+    #[command(
+        long_about = "Serve a fake Zoho CRM and a fake Moodle on 127.0.0.1, filled with a generated BTEC college, \
+                      until SIGINT or SIGTERM.\n\nPrints exactly seven KEY=VALUE lines on stdout (ZOHO_ACCOUNTS_URL, \
+                      ZOHO_API_DOMAIN, ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN, MOODLE_URL, MOODLE_TOKEN) \
+                      and a summary on stderr. Credentials are random per start.",
+        after_help = "Examples:\n  zmsync sandbox --state synced > sandbox.env &\n  eval \"$(zmsync sandbox --state drifted --seed 7 | head -7)\""
+    )]
+    Sandbox(SandboxArgs),
+    /// Sync: snapshot both sides, plan, apply, report. One of --all, --module M or --incremental.
+    #[command(after_help = "Exit codes: 0 done; 1 failed; 3 finished but some records were rejected or failed \
+                            (see the CSV report and `zmsync db`); 4 refused (a safety guard, or another run holds \
+                            the lock). Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
+                            docs/sync.md.")]
+    Sync(SyncArgs),
+    /// Apply a saved plan (`zmsync plan --out plan.json`): ops whose records changed since are skipped and listed.
+    Apply(ApplyArgs),
+    /// Start the sandbox in-process, sync 1,500 students into its empty Moodle, run again (no change), and
+    /// print where the reports are.
+    Demo(DemoArgs),
+    /// Run the webhook receiver: verify signed events, record them, mark records dirty, answer at once.
+    #[command(after_help = "Routes, payloads and set-up: docs/webhooks.md. The first line on stdout is the bound \
+                            address (useful with --bind 127.0.0.1:0). SIGTERM or SIGINT drains and stops.")]
+    Serve(ServeArgs),
+    /// The webhook event queue: status, retry failed events, clean up old ones.
+    #[command(subcommand)]
+    Events(EventsCommand),
 }
 
 /// Which data a reconcile reads.
@@ -143,6 +170,78 @@ pub struct DiffArgs {
     pub no_bom: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Students in the generated college (teachers and classes grow with it beyond 1,500).
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub students: usize,
+    /// Seed of the generator: the same seed gives the same college.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+    /// empty: a fresh Moodle; synced: as a completed sync leaves it; drifted: synced plus --drift differences.
+    #[arg(long, value_enum, default_value_t = crate::sandbox::generator::State::Empty)]
+    pub state: crate::sandbox::generator::State,
+    /// How many differences `--state drifted` seeds (every kind at least once from 11).
+    #[arg(long, default_value_t = 30, value_name = "K")]
+    pub drift: usize,
+    /// Added to every call on both fakes.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Added per record written on both fakes (a real Moodle spends about 12 ms per created user).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub per_record_ms: u64,
+    /// Probability (0 to 1) that a call fails with a transport fault.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fault_rate: f64,
+    /// Port of the fake Zoho (0 = any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub zoho_port: u16,
+    /// Port of the fake Moodle (0 = any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub moodle_port: u16,
+    /// Base URL of a webhook receiver (e.g. http://127.0.0.1:8080): Zoho workflow rules and the Moodle plugin
+    /// post their events under it.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
+    pub bind: String,
+    /// Worker threads parsing and verifying requests. Each waits for its commit, so accepted events/s is
+    /// at most workers / commit latency: on PostgreSQL (a commit of several ms) use more.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Counts by source and status, the oldest pending event, the last failures.
+    Status {
+        /// How many recent failures to show.
+        #[arg(long, default_value_t = 10)]
+        failures: usize,
+    },
+    /// Put failed events of the last N hours back to pending (within retry.policy.max_retries).
+    Retry {
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..))]
+        hours: u32,
+    },
+    /// Delete completed events older than N days.
+    Cleanup {
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..))]
+        days: u32,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete failed events too (they are kept by default, for `events retry`).
+        #[arg(long)]
+        include_failed: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SettingsCommand {
     /// Every setting with its current value (defaults shown for absent rows).
@@ -168,4 +267,57 @@ pub enum SettingsCommand {
 pub enum DbCommand {
     /// Schema version, dialect and location (never a password).
     Status,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["all", "module", "incremental"])))]
+pub struct SyncArgs {
+    /// Every enabled module.
+    #[arg(long)]
+    pub all: bool,
+    /// One module: an entity (student, class, enrollment…) or a Zoho module name (BTEC_Students…).
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+    /// Only the records marked dirty by webhooks, plus Zoho changes since the last run.
+    #[arg(long)]
+    pub incremental: bool,
+    /// With --incremental: keep running, syncing as dirty marks arrive, until SIGTERM or SIGINT.
+    #[arg(long, requires = "incremental")]
+    pub follow: bool,
+    #[command(flatten)]
+    pub common: RunArgs,
+    /// Write the plan this run applies (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do everything but write: print what would be done (the CSV lists it too).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let a plan over the mass-change limit through (recorded on the run).
+    #[arg(long)]
+    pub allow_mass_change: bool,
+    /// Where the CSV report goes [default: reports/ beside the store].
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file written by `zmsync plan --out` or `zmsync sync --plan-out`.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the store and the reports [default: a new temporary directory, kept].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Students in the generated college.
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub students: usize,
 }

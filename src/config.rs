@@ -20,6 +20,7 @@ pub const SECRET_VARS: &[&str] = &[
     "MOODLE_TOKEN",
     "ZOHO_WEBHOOK_HMAC_SECRET",
     "MOODLE_WEBHOOK_HMAC_SECRET",
+    "ZOHO_NOTIFY_TOKEN",
 ];
 
 /// Default store: an SQLite file in the working directory.
@@ -100,6 +101,8 @@ pub struct MoodleConfig {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSecrets {
     pub zoho: Option<Secret>,
+    /// The `token` of Zoho Notification API (watch) channels: the only check Zoho's callbacks carry.
+    pub zoho_notify: Option<Secret>,
     pub moodle: Option<Secret>,
 }
 
@@ -246,6 +249,7 @@ impl Config {
             },
             webhook: WebhookSecrets {
                 zoho: secret("ZOHO_WEBHOOK_HMAC_SECRET"),
+                zoho_notify: secret("ZOHO_NOTIFY_TOKEN"),
                 moodle: secret("MOODLE_WEBHOOK_HMAC_SECRET"),
             },
         })

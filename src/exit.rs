@@ -60,6 +60,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::settings::SettingsError>() {
             return e.exit();
         }
+        if let Some(e) = cause.downcast_ref::<crate::run::RunError>() {
+            return e.exit();
+        }
         if let Some(e) = cause.downcast_ref::<crate::reconcile::ReconcileError>() {
             return e.exit();
         }
@@ -70,6 +73,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
             return e.exit();
         }
         if let Some(e) = cause.downcast_ref::<crate::moodle::MoodleError>() {
+            return e.exit();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::webhook::ServeError>() {
             return e.exit();
         }
     }

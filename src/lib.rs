@@ -1,5 +1,9 @@
 //! zmsync: keeps Zoho CRM and Moodle in agreement. See design.md for the shape of a run.
 
+// Error types carry the API's whole answer (code, message, details) for reports; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -8,9 +12,11 @@ pub mod mapping;
 pub mod model;
 pub mod moodle;
 pub mod reconcile;
+pub mod run;
 pub mod sandbox;
 pub mod secret;
 pub mod settings;
 pub mod snapshot;
 pub mod store;
+pub mod webhook;
 pub mod zoho;

@@ -2,11 +2,16 @@
 
 mod completions;
 mod db;
+mod demo;
 mod diff;
+mod events;
 mod init;
 mod plan;
+mod sandbox;
+mod serve;
 mod settings;
 mod snapshot;
+mod sync;
 
 use anyhow::Result;
 
@@ -39,6 +44,12 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Snapshot { module } => snapshot::run(&ctx, module),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Sandbox(args) => sandbox::run(args),
+        Command::Sync(args) => sync::sync(&ctx, args),
+        Command::Apply(args) => sync::apply(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx, args),
+        Command::Serve(args) => serve::run(&ctx, args),
+        Command::Events(cmd) => events::run(&ctx, cmd),
     }
 }
 

@@ -134,16 +134,19 @@ pub struct Drift {
     pub kind: DriftKind,
     /// Entity name as in `model::Entity::name()` (student, enrollment, grade, payment…).
     pub entity: String,
-    /// The Zoho record id involved, if the record exists in Zoho.
+    /// The Zoho record id involved, as the sync's link knows it: `None` only when the record never existed in
+    /// Zoho (an extra Moodle enrolment). A student deleted in Zoho keeps its id here.
     pub zoho_id: Option<String>,
-    /// The Moodle-side key involved, if it exists in Moodle: a user or course id, `courseid:userid` for an
-    /// enrolment or a course grade, the `zoho_id` for a dashboard row.
+    /// The Moodle-side key involved, as the link knows it: a user or course id, `courseid:userid` for an
+    /// enrolment or a course grade, the `zoho_id` for a dashboard row. `None` only when it never existed in
+    /// Moodle; an enrolment removed in Moodle keeps its `courseid:userid`.
     pub moodle_id: Option<String>,
     /// Which side the planned op writes: `zoho` or `moodle`.
     pub target: String,
     /// The planned op: `create`, `update`, `suspend`, `restore`, `hide`, `unenrol`, `delete`.
     pub action: String,
-    /// Canonical field names that differ (empty for create/suspend/unenrol/delete).
+    /// Canonical field names that differ, sorted (empty for create/suspend/unenrol/delete; `suspended` for a
+    /// restore).
     pub fields: Vec<String>,
     /// Both sides changed the same field differently: reported as a conflict, settled by `conflicts.policy`.
     pub conflict: bool,

@@ -13,6 +13,7 @@ pub static SQLITE: &[Migration] = &[
         name: "records_staging",
         sql: include_str!("../../migrations/sqlite/0002_records_staging.sql"),
     },
+    Migration { version: 3, name: "events", sql: include_str!("../../migrations/sqlite/0003_events.sql") },
 ];
 
 pub static POSTGRES: &[Migration] = &[
@@ -22,10 +23,11 @@ pub static POSTGRES: &[Migration] = &[
         name: "records_staging",
         sql: include_str!("../../migrations/postgres/0002_records_staging.sql"),
     },
+    Migration { version: 3, name: "events", sql: include_str!("../../migrations/postgres/0003_events.sql") },
 ];
 
 /// The newest schema this binary knows. Both dialects move together.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
 pub mod bridge;
+pub mod events;
 mod lock;
 mod migrate;
 pub mod postgres;
@@ -20,6 +21,7 @@ use serde_json::Value;
 
 use crate::exit::{Exit, ExitKind};
 
+pub use events::EventStore;
 pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
@@ -91,7 +93,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

@@ -178,6 +178,7 @@ pub mod zoho_stub {
     pub struct Stub {
         pub url: String,
         pub refreshes: Arc<AtomicU64>,
+        #[allow(dead_code)] // read by some tests only
         pub calls: Arc<AtomicU64>,
         pub token: Arc<Mutex<String>>,
         server: Arc<tiny_http::Server>,

@@ -4,11 +4,12 @@
 mod cli;
 mod clients;
 mod reconcile;
-// Switched off until the sandbox generator (`Sandbox`, branch generator) is on main: then delete the next line.
-#[cfg(any())]
 mod reconcile_e2e;
+mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;
 mod store;
 mod support;
+mod sync;
+mod webhook;

@@ -1,6 +1,6 @@
 //! End to end on the sandbox: the fakes filled by the generator, read through the real clients
 //! (`snapshot::run`), reconciled. Needs the generator/`Sandbox` (branch generator) and `snapshot::run`
-//! (branch clients) on main; until both are merged this module is switched off in `main.rs`.
+//! (branch clients); both are on main now.
 
 use std::collections::BTreeSet;
 
@@ -64,7 +64,6 @@ fn of_op(o: &Op) -> Change {
 }
 
 #[test]
-#[ignore = "needs the sandbox generator (branch generator) and snapshot::run (branch clients) merged on main"]
 fn reconcile_e2e_synced_sandbox_has_an_empty_diff() {
     let (_sb, _dir, store, config) = start(300);
     snap(store.as_ref(), &config);
@@ -79,7 +78,6 @@ fn reconcile_e2e_synced_sandbox_has_an_empty_diff() {
 }
 
 #[test]
-#[ignore = "needs the sandbox generator (branch generator) and snapshot::run (branch clients) merged on main"]
 fn reconcile_e2e_drift_is_planned_exactly() {
     let (sb, _dir, store, config) = start(300);
     snap(store.as_ref(), &config);

@@ -324,3 +324,135 @@ store_test!(zoho_token_cache_roundtrips_and_cursors_upsert, |s: &dyn Store| {
     assert_eq!(s.cursor(Kind::Payment).unwrap().unwrap(), r#"{"time":"2026-01-26T10:00:00Z","ids":["2"]}"#);
     assert_eq!(s.cursor(Kind::Student).unwrap(), None);
 });
+
+// ---- events and dirty marks ------------------------------------------------------------------------------
+
+mod events {
+    use chrono::{Duration, Utc};
+    use serde_json::json;
+    use zmsync::store::events::{DirtyKey, InsertOutcome, NewEvent};
+    use zmsync::store::{self, Dialect, Store};
+
+    use crate::support::PgSchema;
+
+    fn ev(id: &str, source: &str, entity: &str, record: &str) -> NewEvent {
+        NewEvent {
+            event_id: id.into(),
+            source: source.into(),
+            event_type: "update".into(),
+            module: (source == "zoho").then(|| "BTEC_Students".to_string()),
+            entity_type: entity.into(),
+            record_id: record.into(),
+            payload: json!({"record_id": record, "n": "Zoë"}),
+        }
+    }
+
+    fn key(source: &str, entity: &str, k: &str) -> DirtyKey {
+        DirtyKey { source: source.into(), entity: entity.into(), key: k.into() }
+    }
+
+    fn status(s: &dyn Store, id: &str) -> String {
+        s.event(id).unwrap().unwrap().status
+    }
+
+    store_test!(insert_batch_dedups_and_marks_dirty, |s: &dyn Store| {
+        let out = s
+            .insert_events(&[
+                ev("a", "zoho", "student", "1"),
+                ev("b", "zoho", "student", "1"),
+                ev("a", "zoho", "student", "9"),
+                ev("c", "moodle", "grade", "5:7"),
+            ])
+            .unwrap();
+        use InsertOutcome::*;
+        assert_eq!(out, vec![Inserted, Inserted, Duplicate, Inserted]);
+        assert_eq!(s.insert_events(&[ev("c", "moodle", "grade", "5:7")]).unwrap(), vec![Duplicate]);
+        let a = s.event("a").unwrap().unwrap();
+        assert_eq!((a.status.as_str(), a.record_id.as_deref(), a.retry_count), ("pending", Some("1"), 0));
+        assert_eq!(a.module.as_deref(), Some("BTEC_Students"));
+        let marks: Vec<DirtyKey> = s.dirty_marks().unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(marks.len(), 2, "{marks:?}");
+        assert!(marks.contains(&key("zoho", "student", "1")) && marks.contains(&key("moodle", "grade", "5:7")));
+        assert!(!marks.contains(&key("zoho", "student", "9")), "a duplicate must not mark anything");
+        let counts = s.event_counts().unwrap();
+        let pairs: Vec<_> = counts.iter().map(|c| (c.source.as_str(), c.status.as_str(), c.count)).collect();
+        assert_eq!(pairs, vec![("moodle", "pending", 1), ("zoho", "pending", 2)]);
+        assert_eq!(s.oldest_pending_event().unwrap().unwrap().event_id, "a");
+        assert!(s.insert_events(&[]).unwrap().is_empty());
+    });
+
+    store_test!(claim_complete_and_fail, |s: &dyn Store| {
+        s.insert_events(&[ev("a", "zoho", "student", "1"), ev("b", "zoho", "student", "2")]).unwrap();
+        let claimed = s.claim_dirty(10).unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert!(s.claim_dirty(10).unwrap().is_empty(), "claimed marks are not claimed twice");
+        assert_eq!(status(s, "a"), "processing");
+        // A new event for record 1 while it is being synced: it stays dirty after completion.
+        s.insert_events(&[ev("a2", "zoho", "student", "1")]).unwrap();
+        let (one, two) =
+            if claimed[0].key.key == "1" { (&claimed[0], &claimed[1]) } else { (&claimed[1], &claimed[0]) };
+        s.complete_dirty(std::slice::from_ref(one)).unwrap();
+        assert_eq!(status(s, "a"), "completed");
+        assert_eq!(status(s, "a2"), "pending");
+        assert!(s.event("a").unwrap().unwrap().processed_at.is_some());
+        s.fail_dirty(two, "Moodle said no").unwrap();
+        let b = s.event("b").unwrap().unwrap();
+        assert_eq!((b.status.as_str(), b.error_message.as_deref()), ("failed", Some("Moodle said no")));
+        let marks: Vec<DirtyKey> = s.dirty_marks().unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(marks, vec![key("zoho", "student", "1")], "only the re-marked record stays dirty");
+        let again = s.claim_dirty(10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(status(s, "a2"), "processing");
+        s.complete_dirty(&again).unwrap();
+        assert!(s.dirty_marks().unwrap().is_empty());
+        assert_eq!(
+            s.recent_failed_events(5).unwrap().iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+            vec!["b"]
+        );
+    });
+
+    store_test!(retry_respects_max_retries_and_remarks, |s: &dyn Store| {
+        s.insert_events(&[ev("a", "moodle", "enrollment", "3:4")]).unwrap();
+        let since = Utc::now() - Duration::hours(1);
+        for round in 1..=2 {
+            let m = s.claim_dirty(1).unwrap();
+            s.fail_dirty(&m[0], &format!("boom {round}")).unwrap();
+            assert!(s.dirty_marks().unwrap().is_empty());
+            let out = s.retry_failed(since, 2).unwrap();
+            assert_eq!((out.retried, out.exhausted), (1, 0));
+            let e = s.event("a").unwrap().unwrap();
+            assert_eq!((e.status.as_str(), e.retry_count), ("pending", round));
+            assert_eq!(s.dirty_marks().unwrap().len(), 1, "a retried event marks its record dirty again");
+        }
+        let m = s.claim_dirty(1).unwrap();
+        s.fail_dirty(&m[0], "boom 3").unwrap();
+        let out = s.retry_failed(since, 2).unwrap();
+        assert_eq!((out.retried, out.exhausted), (0, 1));
+        assert_eq!(status(s, "a"), "failed");
+        let out = s.retry_failed(Utc::now() + Duration::hours(1), 9).unwrap();
+        assert_eq!((out.retried, out.exhausted), (0, 0), "outside the window nothing is touched");
+    });
+
+    store_test!(cleanup_counts_and_deletes, |s: &dyn Store| {
+        s.insert_events(&[
+            ev("a", "zoho", "student", "1"),
+            ev("b", "zoho", "student", "2"),
+            ev("c", "zoho", "student", "3"),
+        ])
+        .unwrap();
+        let m = s.claim_dirty(10).unwrap();
+        let pick = |k: &str| m.iter().find(|x| x.key.key == k).unwrap().clone();
+        s.complete_dirty(&[pick("1")]).unwrap();
+        s.fail_dirty(&pick("2"), "x").unwrap();
+        let future = Utc::now() + Duration::days(1);
+        let past = Utc::now() - Duration::days(1);
+        assert_eq!(s.cleanup_events(past, true, false).unwrap(), 0, "nothing is old enough");
+        assert_eq!(s.cleanup_events(future, false, true).unwrap(), 1);
+        assert_eq!(s.cleanup_events(future, true, true).unwrap(), 2);
+        assert!(s.event("a").unwrap().is_some() && s.event("b").unwrap().is_some(), "dry run deletes nothing");
+        assert_eq!(s.cleanup_events(future, false, false).unwrap(), 1);
+        assert!(s.event("a").unwrap().is_none() && s.event("b").unwrap().is_some());
+        assert_eq!(s.cleanup_events(future, true, false).unwrap(), 1);
+        assert_eq!(status(s, "c"), "processing", "unsettled events are never cleaned up");
+    });
+}

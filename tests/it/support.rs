@@ -48,6 +48,7 @@ impl Scratch {
             "ZOHO_API_DOMAIN",
             "ZOHO_WEBHOOK_HMAC_SECRET",
             "MOODLE_WEBHOOK_HMAC_SECRET",
+            "ZOHO_NOTIFY_TOKEN",
         ] {
             c.env_remove(var);
         }

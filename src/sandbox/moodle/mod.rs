@@ -499,6 +499,29 @@ impl FakeMoodle {
         self.fire(ev)
     }
 
+    /// A teacher edits an enrolment's dates (Unix seconds, 0 = none). Returns false when there is no such
+    /// enrolment. Fires `user_enrolment_updated`, as Moodle does.
+    pub fn set_enrolment_dates(&self, courseid: i64, userid: i64, timestart: i64, timeend: i64) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        let ev = self
+            .with_state(|s| {
+                let e = s.enrolments.get_mut(&(courseid, userid))?;
+                e.timestart = timestart;
+                e.timeend = timeend;
+                e.timemodified = now;
+                Some(Event {
+                    eventname: functions::enrol::UPDATED.into(),
+                    courseid,
+                    userid,
+                    timecreated: now,
+                    grade_id: None,
+                    grade: None,
+                })
+            })
+            .flatten();
+        self.fire(ev)
+    }
+
     /// A teacher enrols a user manually with a role (upsert, like the web service).
     pub fn enrol(&self, courseid: i64, userid: i64, roleid: i64) -> bool {
         let now = chrono::Utc::now().timestamp();

@@ -1,0 +1,360 @@
+//! Apply: executes a [`Plan`] through both APIs.
+//!
+//! Ops are grouped by target and kind and run in dependency order: links and write-backs of pairs already
+//! matched, the course category, users, courses, write-backs of what was just created, teacher and student
+//! enrolments (their ids resolved through the links made just before), the dashboard plugin's rows, removals;
+//! then the Zoho side (enrolments and grades from Moodle). Within a phase, batches run with bounded
+//! concurrency; the clients retry transient failures; a record the API rejects is reported and never retried
+//! in this run.
+//!
+//! Crash safety comes from three rules: every outcome goes to the journal the moment its batch completes;
+//! every create checks identity first (an object that exists is linked, never created again) and an unknown
+//! outcome is re-checked by identity, never re-sent; Zoho creates are upserts on a deterministic `Name`.
+//!
+//! Threads: this runs on tokio; the store is reached only through the [`StoreBridge`].
+
+mod moodle_side;
+mod zoho_side;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::{Entity, Fields, Kind, Record, Side};
+use crate::reconcile::{Action, Op, Plan};
+use crate::settings::Settings;
+use crate::store::bridge::StoreBridge;
+use crate::store::{Link, StoreError};
+use crate::{moodle, zoho};
+
+/// What happened to one op.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Written (or found already there and linked). `target_id`: the id on the target side.
+    Applied { target_id: Option<String>, note: Option<String> },
+    /// Not attempted: stale (saved plans), or something it depends on failed.
+    Skipped { reason: String },
+    /// The API refused this record (never retried in this run).
+    Rejected { code: String, message: String },
+    /// A transient failure that outlived the retries, or an outcome that could not be confirmed.
+    Failed { message: String },
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "applied",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
+    pub fn applied(target_id: impl Into<Option<String>>) -> Outcome {
+        Outcome::Applied { target_id: target_id.into(), note: None }
+    }
+
+    pub fn target_id(&self) -> Option<&str> {
+        match self {
+            Outcome::Applied { target_id, .. } => target_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Outcome::Applied { note, .. } => note.clone(),
+            Outcome::Skipped { reason } => Some(reason.clone()),
+            Outcome::Rejected { code, message } => Some(format!("{code}: {message}")),
+            Outcome::Failed { message } => Some(message.clone()),
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Rejected { .. } | Outcome::Failed { .. })
+    }
+}
+
+/// One op's result, as the report and the summary read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub seq: u64,
+    pub entity: Entity,
+    pub action: Action,
+    pub target: Side,
+    pub key: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Zoho(#[from] zoho::ZohoError),
+    #[error("{0}")]
+    Moodle(#[from] moodle::MoodleError),
+}
+
+/// How apply behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Batches of one phase in flight at once (Moodle; Zoho's own limiter caps its calls).
+    pub concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { concurrency: 4 }
+    }
+}
+
+/// Everything the phases share.
+pub struct Ctx {
+    pub zoho: Option<zoho::Client>,
+    pub moodle: Option<moodle::Client>,
+    pub bridge: StoreBridge,
+    pub settings: Arc<Settings>,
+    pub run_id: i64,
+    pub opts: Options,
+    /// Zoho id → Moodle id per entity: stored links plus what this run created or matched.
+    ids: Mutex<HashMap<(Entity, String), String>>,
+    done: Mutex<Vec<Done>>,
+    /// The store's records of the kinds apply consults (names for Zoho upserts, enrolment dates…).
+    records: HashMap<Kind, HashMap<String, Record>>,
+    /// Moodle ids created by this run that still need writing back to Zoho.
+    write_backs: Mutex<Vec<(Entity, String, String)>>,
+}
+
+impl Ctx {
+    /// Loads the links and the records apply consults.
+    pub async fn new(
+        zoho: Option<zoho::Client>,
+        moodle: Option<moodle::Client>,
+        bridge: StoreBridge,
+        settings: Arc<Settings>,
+        run_id: i64,
+        opts: Options,
+    ) -> Result<Ctx, ApplyError> {
+        let (ids, records) = bridge
+            .run(|s| {
+                let mut ids = HashMap::new();
+                for e in [Entity::Student, Entity::Teacher, Entity::Class] {
+                    for l in s.links(e)? {
+                        ids.insert((e, l.zoho_id), l.moodle_id);
+                    }
+                }
+                let mut records = HashMap::new();
+                for k in [Kind::Student, Kind::Teacher, Kind::Class, Kind::MoodleEnrolment] {
+                    records.insert(k, s.records(k)?.into_iter().map(|r| (r.key.clone(), r)).collect());
+                }
+                Ok((ids, records))
+            })
+            .await?;
+        Ok(Ctx {
+            zoho,
+            moodle,
+            bridge,
+            settings,
+            run_id,
+            opts,
+            ids: Mutex::new(ids),
+            done: Mutex::new(Vec::new()),
+            records,
+            write_backs: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn record(&self, kind: Kind, key: &str) -> Option<&Record> {
+        self.records.get(&kind).and_then(|m| m.get(key))
+    }
+
+    /// The Moodle id of a Zoho record of `entity`, linked before or during this run.
+    pub fn moodle_id(&self, entity: Entity, zoho_id: &str) -> Option<String> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).get(&(entity, zoho_id.to_string())).cloned()
+    }
+
+    /// Stores links at once: a run killed right after still knows the pairing.
+    pub async fn link(&self, links: Vec<Link>) -> Result<(), ApplyError> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+            for l in &links {
+                ids.insert((l.entity, l.zoho_id.clone()), l.moodle_id.clone());
+            }
+        }
+        self.bridge.run(move |s| s.put_links(&links)).await?;
+        Ok(())
+    }
+
+    pub fn queue_write_back(&self, entity: Entity, zoho_id: &str, moodle_id: &str) {
+        self.write_backs.lock().unwrap_or_else(|e| e.into_inner()).push((
+            entity,
+            zoho_id.to_string(),
+            moodle_id.to_string(),
+        ));
+    }
+
+    fn take_write_backs(&self) -> Vec<(Entity, String, String)> {
+        std::mem::take(&mut *self.write_backs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records outcomes: in memory for the report, and in the journal before anything else happens.
+    pub async fn finish(&self, results: Vec<(&Op, Outcome)>) -> Result<(), ApplyError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, String, Option<String>, Option<String>)> = results
+            .iter()
+            .map(|(op, o)| (op.seq as i64, o.name().to_string(), o.target_id().map(str::to_string), o.message()))
+            .collect();
+        for (op, o) in &results {
+            match o {
+                Outcome::Rejected { .. } | Outcome::Failed { .. } => {
+                    tracing::warn!(seq = op.seq, entity = %op.entity, key = %op.key, action = op.action.name(),
+                        outcome = o.name(), "{}", o.message().unwrap_or_default());
+                }
+                _ => tracing::debug!(seq = op.seq, entity = %op.entity, key = %op.key, outcome = o.name(), "op done"),
+            }
+        }
+        {
+            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            done.extend(results.into_iter().map(|(op, outcome)| Done {
+                seq: op.seq,
+                entity: op.entity,
+                action: op.action,
+                target: op.target,
+                key: op.key.clone(),
+                outcome,
+            }));
+        }
+        let run_id = self.run_id;
+        self.bridge
+            .run(move |s| {
+                let refs: Vec<(i64, &str, Option<&str>, Option<&str>)> =
+                    rows.iter().map(|(q, o, t, m)| (*q, o.as_str(), t.as_deref(), m.as_deref())).collect();
+                s.journal_outcomes(run_id, &refs)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The same outcome for every op of a batch.
+    pub async fn finish_all(&self, ops: &[&Op], outcome: Outcome) -> Result<(), ApplyError> {
+        self.finish(ops.iter().map(|op| (*op, outcome.clone())).collect()).await
+    }
+}
+
+/// The ids an op refers to, as numbers (Moodle) — `refs[name]`, else the id linked (or created) in this run.
+pub fn ref_i64(ctx: &Ctx, op: &Op, name: &str, entity: Entity, zoho_ref: &str) -> Option<i64> {
+    match op.refs.get(name) {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) if !s.is_empty() => s.parse().ok(),
+        _ => {
+            let zid = op.refs.get(zoho_ref).and_then(Value::as_str)?;
+            ctx.moodle_id(entity, zid)?.parse().ok()
+        }
+    }
+}
+
+/// A stale op of a saved plan: skipped and listed.
+pub async fn skip(ctx: &Ctx, ops: &[&Op], reason: &str) -> Result<(), ApplyError> {
+    ctx.finish_all(ops, Outcome::Skipped { reason: reason.to_string() }).await
+}
+
+/// Applies `ops` (the plan's ops minus any skipped) and returns every op's outcome, in seq order.
+pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done>, ApplyError> {
+    let skipped: std::collections::HashSet<u64> = skip_seqs.iter().copied().collect();
+    let stale: Vec<&Op> = plan.ops.iter().filter(|o| skipped.contains(&o.seq)).collect();
+    skip(ctx, &stale, "stale: the record changed since the plan was made (the next run plans it afresh)").await?;
+    let ops: Vec<&Op> = plan.ops.iter().filter(|o| !skipped.contains(&o.seq)).collect();
+    let pick = |f: &dyn Fn(&Op) -> bool| -> Vec<&Op> { ops.iter().copied().filter(|o| f(o)).collect() };
+
+    // 1. Pairings found by matching: stored, nothing is sent.
+    let links = pick(&|o| o.action == Action::Link);
+    ctx.link(links.iter().filter_map(|o| link_of(o)).collect()).await?;
+    ctx.finish_all(&links, Outcome::applied(None)).await?;
+    // 2. Moodle, in dependency order.
+    let is_person = |o: &Op| matches!(o.entity, Entity::Student | Entity::Teacher) && o.target == Side::Moodle;
+    let is_class = |o: &Op| o.entity == Entity::Class && o.target == Side::Moodle;
+    let removal = |o: &Op| matches!(o.action, Action::Unenrol | Action::Delete);
+    moodle_side::users(ctx, &pick(&|o| is_person(o) && !removal(o))).await?;
+    moodle_side::courses(ctx, &pick(&|o| is_class(o) && !removal(o))).await?;
+    // 3. Write-backs: planned ones and those of what was just created or found.
+    let mut wb = pick(&|o| o.action == Action::WriteBack);
+    wb.sort_by_key(|o| o.seq);
+    zoho_side::write_backs(ctx, &wb).await?;
+    let enrol = |o: &Op| matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle;
+    moodle_side::enrolments(ctx, &pick(&|o| enrol(o) && o.action != Action::Unenrol)).await?;
+    let row = |o: &Op| matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment);
+    moodle_side::plugin_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action != Action::Delete)).await?;
+    // 4. Removals last: nothing above depends on them.
+    moodle_side::unenrol(ctx, &pick(&|o| enrol(o) && o.action == Action::Unenrol)).await?;
+    moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete)).await?;
+    let deletes = pick(&|o| (is_person(o) || is_class(o)) && o.action == Action::Delete);
+    skip(ctx, &deletes, "hard deletes of users and courses are not performed by zmsync; do it in Moodle").await?;
+    // 5. Zoho: enrolments and grades from Moodle.
+    zoho_side::records(ctx, &pick(&|o| o.entity == Entity::Enrollment && o.target == Side::Zoho)).await?;
+    zoho_side::records(ctx, &pick(&|o| o.entity == Entity::Grade && o.target == Side::Zoho)).await?;
+    // Anything no phase took (an entity/target pair apply does not write) is reported, never dropped.
+    let seen: std::collections::HashSet<u64> =
+        ctx.done.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|d| d.seq).collect();
+    let rest: Vec<&Op> = ops.iter().copied().filter(|o| !seen.contains(&o.seq)).collect();
+    skip(ctx, &rest, "no writer for this entity and side").await?;
+    let mut done = std::mem::take(&mut *ctx.done.lock().unwrap_or_else(|e| e.into_inner()));
+    done.sort_by_key(|d| d.seq);
+    Ok(done)
+}
+
+fn link_of(op: &Op) -> Option<Link> {
+    Some(Link { entity: op.entity, zoho_id: op.zoho_id.clone()?, moodle_id: op.moodle_id.clone()? })
+}
+
+/// Per-entity tallies of a run, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub created: u64,
+    pub updated: u64,
+    pub suspended: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+pub fn tally(plan: &Plan, done: &[Done]) -> BTreeMap<Entity, Tally> {
+    let mut out: BTreeMap<Entity, Tally> = BTreeMap::new();
+    for (e, c) in &plan.counts {
+        out.entry(*e).or_default().unchanged = c.unchanged;
+    }
+    for d in done {
+        let t = out.entry(d.entity).or_default();
+        match &d.outcome {
+            Outcome::Applied { .. } => match d.action {
+                Action::Create | Action::Enrol => t.created += 1,
+                Action::Suspend | Action::Hide | Action::Unenrol | Action::Delete => t.suspended += 1,
+                _ => t.updated += 1,
+            },
+            Outcome::Skipped { .. } => t.skipped += 1,
+            _ => t.failed += 1,
+        }
+    }
+    out
+}
+
+/// Ops that are only bookkeeping (links) never reach an API.
+pub fn sends(op: &Op) -> bool {
+    op.action != Action::Link
+}
+
+pub fn sends_op(d: &Done) -> bool {
+    d.action != Action::Link
+}
+
+pub(crate) fn str_field<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
+    f.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}

@@ -1,0 +1,527 @@
+//! The Moodle phases: category, users, courses, enrolments, plugin rows, removals.
+//!
+//! Batches are spawned together; the Moodle client's own semaphore bounds how many are in flight (a PHP site
+//! has few workers). Outcomes are journalled as each batch completes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{json, Map, Value};
+use tokio::task::JoinSet;
+
+use super::{ref_i64, str_field, ApplyError, Ctx, Outcome};
+use crate::mapping::{class, dashboard, enrollment, person};
+use crate::model::{Entity, Fields, Kind};
+use crate::moodle::{self, calls::USERS_PER_CALL, MoodleError, Replay};
+use crate::reconcile::{Action, Op};
+use crate::store::Link;
+
+/// What Moodle did with one row of a write.
+#[derive(Debug, Clone)]
+enum Row {
+    /// Applied; the id Moodle gave a created row.
+    Ok(Option<i64>),
+    Rejected(String, String),
+    /// Sent, answer lost: check identity before doing anything else.
+    Unknown(String),
+    Failed(String),
+}
+
+type RowsFuture = Pin<Box<dyn Future<Output = Vec<Row>> + Send>>;
+
+/// Sends `rows` to `function` under `list`. A Moodle exception on a batch of several rows (create calls are
+/// all-or-nothing, reference §2.4) bisects it, so each rejected row is named with Moodle's errorcode and the
+/// others still land: O(k log n) calls for k bad rows instead of one per row.
+fn send(m: moodle::Client, function: &'static str, list: &'static str, rows: Vec<Value>, create: bool) -> RowsFuture {
+    Box::pin(async move {
+        let replay = if create { Replay::Unsafe } else { Replay::Safe };
+        let n = rows.len();
+        match m.call_with(function, &json!({ list: &rows }), replay, &[]).await {
+            Ok(v) if create => {
+                let ids: Vec<Option<i64>> =
+                    (0..n).map(|i| v.get(i).and_then(|c| c.get("id")).and_then(Value::as_i64)).collect();
+                ids.into_iter()
+                    .map(|id| match id {
+                        Some(id) => Row::Ok(Some(id)),
+                        None => Row::Unknown("Moodle answered fewer created rows than sent".into()),
+                    })
+                    .collect()
+            }
+            Ok(v) => {
+                // Per-row problems of update and enrol calls come back as warnings naming the item's id.
+                let mut out = vec![Row::Ok(None); n];
+                for w in v.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+                    let item = w.get("itemid").and_then(Value::as_i64);
+                    let code = w.get("warningcode").and_then(Value::as_str).unwrap_or("warning").to_string();
+                    let msg = w.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                    for (i, r) in rows.iter().enumerate() {
+                        let id = r.get("id").or_else(|| r.get("userid")).and_then(Value::as_i64);
+                        if item.is_some() && id == item {
+                            out[i] = Row::Rejected(code.clone(), msg.clone());
+                        }
+                    }
+                }
+                out
+            }
+            Err(MoodleError::Exception { .. }) if n > 1 => {
+                let mut right = rows;
+                let left = right.drain(..n / 2).collect::<Vec<_>>();
+                let mut a = send(m.clone(), function, list, left, create).await;
+                a.extend(send(m, function, list, right, create).await);
+                a
+            }
+            Err(MoodleError::Exception { errorcode, message, .. }) => vec![Row::Rejected(errorcode, message)],
+            Err(MoodleError::UnknownOutcome { message, .. }) => vec![Row::Unknown(message); n],
+            Err(e) => vec![Row::Failed(e.to_string()); n],
+        }
+    })
+}
+
+/// Splits `rows` under max_input_vars and sends every batch; answers `(index in rows, result)` per row.
+async fn send_all(
+    ctx: &Ctx,
+    function: &'static str,
+    list: &'static str,
+    rows: Vec<Value>,
+    max_rows: usize,
+    create: bool,
+    mut on_batch: impl AsyncFnMut(Vec<(usize, Row)>) -> Result<(), ApplyError>,
+) -> Result<(), ApplyError> {
+    let m = moodle(ctx)?;
+    let mut set = JoinSet::new();
+    for r in m.batcher(function, max_rows).split(&rows, 0)? {
+        let start = r.start;
+        let batch = rows[r].to_vec();
+        let m = m.clone();
+        set.spawn(async move { (start, send(m, function, list, batch, create).await) });
+    }
+    // Each batch is settled (linked, journalled) as soon as it completes: a run killed mid-phase keeps it.
+    while let Some(joined) = set.join_next().await {
+        let Ok((start, results)) = joined else { continue };
+        on_batch(results.into_iter().enumerate().map(|(i, r)| (start + i, r)).collect()).await?;
+    }
+    Ok(())
+}
+
+fn moodle(ctx: &Ctx) -> Result<&moodle::Client, ApplyError> {
+    ctx.moodle.as_ref().ok_or_else(|| {
+        ApplyError::Moodle(MoodleError::SiteNotReady { problems: vec!["no Moodle client configured".into()] })
+    })
+}
+
+fn outcome(row: &Row, created: Option<String>) -> Outcome {
+    match row {
+        Row::Ok(_) => Outcome::applied(created),
+        Row::Rejected(code, message) => Outcome::Rejected { code: code.clone(), message: message.clone() },
+        Row::Unknown(m) => Outcome::Failed { message: format!("outcome unknown: {m}") },
+        Row::Failed(m) => Outcome::Failed { message: m.clone() },
+    }
+}
+
+/// Journals results batch by batch as they come from `send_all`.
+async fn settle(ctx: &Ctx, ops: &[&Op], results: Vec<(usize, Row)>) -> Result<(), ApplyError> {
+    ctx.finish(results.iter().map(|(i, r)| (ops[*i], outcome(r, ops[*i].moodle_id.clone()))).collect()).await
+}
+
+// ---- users -----------------------------------------------------------------------------------------------
+
+pub async fn users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let creates: Vec<&Op> = ops.iter().copied().filter(|o| o.action == Action::Create).collect();
+    let updates: Vec<&Op> = ops.iter().copied().filter(|o| o.action != Action::Create).collect();
+    create_users(ctx, &creates).await?;
+    update_users(ctx, &updates).await
+}
+
+/// Users by id number: `idnumber → id`.
+async fn users_by_idnumber(ctx: &Ctx, idnumbers: Vec<String>) -> Result<HashMap<String, i64>, ApplyError> {
+    if idnumbers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found = moodle(ctx)?.users_by_field("idnumber", &idnumbers).await?;
+    Ok(found.iter().filter_map(|u| Some((u.get("idnumber")?.as_str()?.to_string(), u.get("id")?.as_i64()?))).collect())
+}
+
+async fn create_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    // Identity first: a user that already exists (an earlier run died before recording it) is linked.
+    let wanted: Vec<String> =
+        ops.iter().filter_map(|o| str_field(&o.changes, "id_number")).map(str::to_string).collect();
+    let existing = users_by_idnumber(ctx, wanted).await?;
+    let mut linked = Vec::new();
+    let mut to_create: Vec<&Op> = Vec::new();
+    let mut rows = Vec::new();
+    let mut refused = Vec::new();
+    for op in ops {
+        if let Some(id) = str_field(&op.changes, "id_number").and_then(|n| existing.get(n)) {
+            linked.push((*op, *id));
+            continue;
+        }
+        match person::moodle_user_create(&op.changes, &ctx.settings.accounts) {
+            Ok(row) => {
+                to_create.push(op);
+                rows.push(Value::Object(row));
+            }
+            Err(e) => refused.push((*op, Outcome::Rejected { code: "incomplete".into(), message: e.to_string() })),
+        }
+    }
+    ctx.finish(refused).await?;
+    found(ctx, linked, "already in Moodle (found by id number): linked, not created again").await?;
+    send_all(ctx, "core_user_create_users", "users", rows, USERS_PER_CALL, true, async |batch| {
+        created(ctx, &to_create, batch, "id_number").await
+    })
+    .await
+}
+
+/// Links, queues the write-back and journals objects found by identity.
+async fn found(ctx: &Ctx, pairs: Vec<(&Op, i64)>, note: &str) -> Result<(), ApplyError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    ctx.link(
+        pairs
+            .iter()
+            .map(|(op, id)| Link { entity: op.entity, zoho_id: op.key.clone(), moodle_id: id.to_string() })
+            .collect(),
+    )
+    .await?;
+    for (op, id) in &pairs {
+        ctx.queue_write_back(op.entity, &op.key, &id.to_string());
+    }
+    ctx.finish(
+        pairs
+            .into_iter()
+            .map(|(op, id)| (op, Outcome::Applied { target_id: Some(id.to_string()), note: Some(note.to_string()) }))
+            .collect(),
+    )
+    .await
+}
+
+/// Settles create results: created rows are linked and queued for write-back; rows whose outcome is unknown
+/// are looked up by identity (never re-sent); rejected rows are reported.
+async fn created(ctx: &Ctx, ops: &[&Op], results: Vec<(usize, Row)>, identity: &str) -> Result<(), ApplyError> {
+    let mut made = Vec::new();
+    let mut unknown = Vec::new();
+    let mut other = Vec::new();
+    for (i, r) in results {
+        match r {
+            Row::Ok(Some(id)) => made.push((ops[i], id)),
+            Row::Unknown(_) | Row::Ok(None) => unknown.push(ops[i]),
+            r => other.push((ops[i], outcome(&r, None))),
+        }
+    }
+    ctx.finish(other).await?;
+    found(ctx, made, "").await?;
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let (entity_is_user, keys): (bool, Vec<String>) = if identity == "id_number" {
+        (true, unknown.iter().filter_map(|o| str_field(&o.changes, "id_number")).map(str::to_string).collect())
+    } else {
+        (false, unknown.iter().map(|o| o.key.clone()).collect())
+    };
+    let existing = if entity_is_user { users_by_idnumber(ctx, keys).await? } else { courses_by_idnumber(ctx).await? };
+    let mut again = Vec::new();
+    let mut lost = Vec::new();
+    for op in unknown {
+        let k =
+            if entity_is_user { str_field(&op.changes, "id_number").unwrap_or("").to_string() } else { op.key.clone() };
+        match existing.get(&k) {
+            Some(id) => again.push((op, *id)),
+            None => lost.push((
+                op,
+                Outcome::Failed {
+                    message: "the create's answer was lost and Moodle has no such record: the next run creates it"
+                        .into(),
+                },
+            )),
+        }
+    }
+    found(ctx, again, "the create's answer was lost; found by identity and linked").await?;
+    ctx.finish(lost).await
+}
+
+async fn update_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    let mut rows = Vec::new();
+    let mut sendable = Vec::new();
+    let mut missing = Vec::new();
+    for op in ops {
+        let Some(id) = op.moodle_id.as_deref().and_then(|m| m.parse::<i64>().ok()) else {
+            missing.push(*op);
+            continue;
+        };
+        let mut row = person::moodle_user_update(&op.changes);
+        match op.action {
+            Action::Suspend => {
+                row.insert("suspended".into(), json!(1));
+            }
+            Action::Restore => {
+                row.insert("suspended".into(), json!(0));
+            }
+            _ => {}
+        }
+        row.insert("id".into(), json!(id));
+        rows.push(Value::Object(row));
+        sendable.push(*op);
+    }
+    super::skip(ctx, &missing, "no Moodle user id").await?;
+    send_all(ctx, "core_user_update_users", "users", rows, USERS_PER_CALL, false, async |batch| {
+        settle(ctx, &sendable, batch).await
+    })
+    .await
+}
+
+// ---- courses ---------------------------------------------------------------------------------------------
+
+async fn courses_by_idnumber(ctx: &Ctx) -> Result<HashMap<String, i64>, ApplyError> {
+    let all = moodle(ctx)?.courses().await?;
+    Ok(all
+        .iter()
+        .filter_map(|c| {
+            let idn = c.get("idnumber")?.as_str().filter(|s| !s.is_empty())?;
+            Some((idn.to_string(), c.get("id")?.as_i64()?))
+        })
+        .collect())
+}
+
+/// The category new courses go into, by idnumber (`moodle.accounts.course_category_idnumber`); created if
+/// missing.
+async fn category(ctx: &Ctx) -> Result<Result<i64, Outcome>, ApplyError> {
+    let m = moodle(ctx)?;
+    let idnumber = ctx.settings.accounts.course_category_idnumber.clone();
+    let find = |cats: &[Value]| {
+        cats.iter()
+            .find(|c| c.get("idnumber").and_then(Value::as_str) == Some(idnumber.as_str()))
+            .and_then(|c| c.get("id").and_then(Value::as_i64))
+    };
+    if let Some(id) = find(&m.categories().await?) {
+        return Ok(Ok(id));
+    }
+    let row = json!({"name": format!("zmsync ({idnumber})"), "idnumber": idnumber, "parent": 0});
+    match send(m.clone(), "core_course_create_categories", "categories", vec![row], true).await.pop() {
+        Some(Row::Ok(Some(id))) => Ok(Ok(id)),
+        Some(Row::Unknown(_)) | Some(Row::Ok(None)) => match find(&m.categories().await?) {
+            Some(id) => Ok(Ok(id)),
+            None => Ok(Err(Outcome::Failed { message: "could not create the course category".into() })),
+        },
+        Some(r) => Ok(Err(outcome(&r, None))),
+        None => Ok(Err(Outcome::Failed { message: "no answer creating the course category".into() })),
+    }
+}
+
+pub async fn courses(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let creates: Vec<&Op> = ops.iter().copied().filter(|o| o.action == Action::Create).collect();
+    let updates: Vec<&Op> = ops.iter().copied().filter(|o| o.action != Action::Create).collect();
+    if !creates.is_empty() {
+        match category(ctx).await? {
+            Err(o) => ctx.finish_all(&creates, o).await?,
+            Ok(categoryid) => create_courses(ctx, &creates, categoryid).await?,
+        }
+    }
+    let mut rows = Vec::new();
+    let mut sendable = Vec::new();
+    let mut missing = Vec::new();
+    for op in updates {
+        let Some(id) = op.moodle_id.as_deref().and_then(|m| m.parse::<i64>().ok()) else {
+            missing.push(op);
+            continue;
+        };
+        let mut row = class::moodle_course_update(&op.changes);
+        row.insert("id".into(), json!(id));
+        rows.push(Value::Object(row));
+        sendable.push(op);
+    }
+    super::skip(ctx, &missing, "no Moodle course id").await?;
+    send_all(ctx, "core_course_update_courses", "courses", rows, USERS_PER_CALL, false, async |batch| {
+        settle(ctx, &sendable, batch).await
+    })
+    .await
+}
+
+async fn create_courses(ctx: &Ctx, ops: &[&Op], categoryid: i64) -> Result<(), ApplyError> {
+    let existing = courses_by_idnumber(ctx).await?;
+    let mut linked = Vec::new();
+    let mut to_create = Vec::new();
+    let mut rows = Vec::new();
+    let mut refused = Vec::new();
+    for op in ops {
+        if let Some(id) = existing.get(&op.key) {
+            linked.push((*op, *id));
+            continue;
+        }
+        match class::moodle_course_create(&op.key, &op.changes) {
+            Ok(mut row) => {
+                row.insert("categoryid".into(), json!(categoryid));
+                to_create.push(*op);
+                rows.push(Value::Object(row));
+            }
+            Err(e) => refused.push((*op, Outcome::Rejected { code: "incomplete".into(), message: e.to_string() })),
+        }
+    }
+    ctx.finish(refused).await?;
+    found(ctx, linked, "already in Moodle (found by course idnumber): linked, not created again").await?;
+    send_all(ctx, "core_course_create_courses", "courses", rows, USERS_PER_CALL, true, async |batch| {
+        created(ctx, &to_create, batch, "idnumber").await
+    })
+    .await
+}
+
+// ---- enrolments ------------------------------------------------------------------------------------------
+
+/// The person entity and its ref name for an enrolment-like op.
+fn person_of(op: &Op) -> (Entity, &'static str) {
+    if op.entity == Entity::Teaching {
+        (Entity::Teacher, "teacher_zoho_id")
+    } else {
+        (Entity::Student, "student_zoho_id")
+    }
+}
+
+/// The whole enrolment to send: Moodle's enrol call is an upsert that resets what it is not given.
+fn enrol_fields(ctx: &Ctx, op: &Op) -> Fields {
+    let mut fields = match op.refs.get("fields") {
+        Some(Value::Object(m)) => m.clone().into_iter().collect(),
+        _ => op
+            .moodle_id
+            .as_deref()
+            .and_then(|k| ctx.record(Kind::MoodleEnrolment, k))
+            .map(|r| r.fields.clone())
+            .unwrap_or_default(),
+    };
+    fields.extend(op.changes.clone());
+    if op.action == Action::Suspend {
+        fields.insert("active".into(), json!(false));
+    }
+    fields
+}
+
+pub async fn enrolments(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    let mut rows = Vec::new();
+    let mut sendable = Vec::new();
+    let mut waiting = Vec::new();
+    for op in ops {
+        let (pe, pref) = person_of(op);
+        let user = ref_i64(ctx, op, "userid", pe, pref);
+        let course = ref_i64(ctx, op, "courseid", Entity::Class, "class_zoho_id");
+        let role = op.refs.get("roleid").and_then(Value::as_i64);
+        let (Some(u), Some(c), Some(r)) = (user, course, role) else {
+            waiting.push(*op);
+            continue;
+        };
+        rows.push(Value::Object(enrollment::moodle_enrol(r, u, c, &enrol_fields(ctx, op))));
+        sendable.push(*op);
+    }
+    super::skip(ctx, &waiting, "its user or course does not exist in Moodle (not created in this run)").await?;
+    let ids: Vec<Option<String>> =
+        rows.iter().map(|r| Some(format!("{}:{}", r.get("courseid")?, r.get("userid")?))).collect();
+    send_all(ctx, "enrol_manual_enrol_users", "enrolments", rows, 200, false, async |batch| {
+        ctx.finish(batch.iter().map(|(i, r)| (sendable[*i], outcome(r, ids[*i].clone()))).collect()).await
+    })
+    .await
+}
+
+pub async fn unenrol(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    let mut rows = Vec::new();
+    let mut sendable = Vec::new();
+    let mut missing = Vec::new();
+    for op in ops {
+        let (pe, pref) = person_of(op);
+        match (ref_i64(ctx, op, "userid", pe, pref), ref_i64(ctx, op, "courseid", Entity::Class, "class_zoho_id")) {
+            (Some(u), Some(c)) => {
+                let mut row = Map::new();
+                row.insert("userid".into(), json!(u));
+                row.insert("courseid".into(), json!(c));
+                if let Some(r) = op.refs.get("roleid").and_then(Value::as_i64) {
+                    row.insert("roleid".into(), json!(r));
+                }
+                rows.push(Value::Object(row));
+                sendable.push(*op);
+            }
+            _ => missing.push(*op),
+        }
+    }
+    super::skip(ctx, &missing, "no Moodle user or course id").await?;
+    send_all(ctx, "enrol_manual_unenrol_users", "enrolments", rows, 200, false, async |batch| {
+        settle(ctx, &sendable, batch).await
+    })
+    .await
+}
+
+// ---- the dashboard plugin's rows -------------------------------------------------------------------------
+
+pub async fn plugin_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    for entity in [Entity::Unit, Entity::Registration, Entity::Payment] {
+        let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let (zk, _) = entity.kinds();
+        let mut rows = Vec::new();
+        let mut sendable = Vec::new();
+        let mut refused = Vec::new();
+        for op in mine {
+            let fields: Fields = match op.refs.get("fields") {
+                Some(Value::Object(m)) if op.action != Action::Create => m.clone().into_iter().collect(),
+                _ => op.changes.clone(),
+            };
+            let userid = ref_i64(ctx, op, "userid", Entity::Student, "student_zoho_id").or_else(|| {
+                str_field(&fields, "student").and_then(|s| ctx.moodle_id(Entity::Student, s)?.parse().ok())
+            });
+            match dashboard::plugin_row(zk, &op.key, &fields, userid) {
+                Ok(row) => {
+                    rows.push(Value::Object(row));
+                    sendable.push(op);
+                }
+                Err(e) => refused.push((op, Outcome::Skipped { reason: format!("cannot write the row: {e}") })),
+            }
+        }
+        ctx.finish(refused).await?;
+        if rows.is_empty() {
+            continue;
+        }
+        // The plugin answers warnings by position; one upsert per table keeps the positions simple.
+        let table = dashboard::table(zk);
+        let result = moodle(ctx)?.upsert_rows(table, &rows).await;
+        match result {
+            Ok(r) => {
+                let mut outs: Vec<Outcome> = sendable.iter().map(|o| Outcome::applied(Some(o.key.clone()))).collect();
+                for w in r.warnings {
+                    if let Some(i) = w.itemid.and_then(|i| usize::try_from(i).ok()).filter(|i| *i < outs.len()) {
+                        outs[i] = Outcome::Rejected { code: w.warningcode.clone(), message: w.message.clone() };
+                    }
+                }
+                ctx.finish(sendable.into_iter().zip(outs).collect()).await?;
+            }
+            Err(MoodleError::Exception { errorcode, message, .. }) => {
+                ctx.finish_all(&sendable, Outcome::Rejected { code: errorcode, message }).await?
+            }
+            Err(e) => ctx.finish_all(&sendable, Outcome::Failed { message: e.to_string() }).await?,
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    for entity in [Entity::Unit, Entity::Registration, Entity::Payment] {
+        let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = mine.iter().map(|o| o.key.clone()).collect();
+        let outcome = match moodle(ctx)?.delete_rows(dashboard::table(entity.kinds().0), &ids).await {
+            Ok(_) => Outcome::applied(None),
+            Err(MoodleError::Exception { errorcode, message, .. }) => Outcome::Rejected { code: errorcode, message },
+            Err(e) => Outcome::Failed { message: e.to_string() },
+        };
+        ctx.finish_all(&mine, outcome).await?;
+    }
+    Ok(())
+}

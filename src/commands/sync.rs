@@ -1,0 +1,97 @@
+//! `zmsync sync --all | --module M | --incremental [--follow]` and `zmsync apply plan.json`.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::{print_json, Context};
+use crate::cli::{ApplyArgs, RunArgs, SyncArgs};
+use crate::exit::{Exit, Refused, UsageError};
+use crate::run::{self, RunError, RunOptions, Scope};
+use crate::settings::Settings;
+use crate::store::Store;
+
+pub fn sync(ctx: &Context, args: SyncArgs) -> Result<Exit> {
+    let scope = match (&args.module, args.incremental) {
+        (Some(m), _) => Scope::Module(m.clone()),
+        (None, true) => Scope::Incremental,
+        (None, false) => Scope::All,
+    };
+    let store = ctx.store()?;
+    let opts = options(ctx, scope, &args.common, args.plan_out.clone());
+    if args.follow {
+        return follow(ctx, store.as_ref(), &opts);
+    }
+    once(ctx, store.as_ref(), &opts)
+}
+
+pub fn apply(ctx: &Context, args: ApplyArgs) -> Result<Exit> {
+    let store = ctx.store()?;
+    let opts = options(ctx, Scope::Plan(args.plan.clone()), &args.common, None);
+    once(ctx, store.as_ref(), &opts)
+}
+
+fn options(ctx: &Context, scope: Scope, common: &RunArgs, plan_out: Option<std::path::PathBuf>) -> RunOptions {
+    RunOptions {
+        scope,
+        dry_run: common.dry_run,
+        plan_out,
+        allow_mass_change: common.allow_mass_change,
+        report_dir: common.report_dir.clone(),
+        progress: !ctx.json && std::io::stderr().is_terminal(),
+        apply: Default::default(),
+    }
+}
+
+/// One run, its summary printed; errors mapped to their exit codes.
+pub fn once(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
+    let settings = Settings::from_rows(&store.settings_map()?)?;
+    match run::run(store, &settings, &ctx.config, opts) {
+        Ok(report) => {
+            if ctx.json {
+                print_json(&serde_json::to_value(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(report.exit())
+        }
+        Err(e @ (RunError::Locked(_) | RunError::Refused(_))) => Err(Refused(e.to_string()).into()),
+        Err(RunError::Usage(m)) => Err(UsageError(m).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `--incremental --follow`: waits for dirty marks (short polling, ~250 ms), lets a burst settle (~300 ms),
+/// runs an incremental sync, and repeats until SIGTERM or SIGINT, which stop it between runs.
+fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let mut worst = Exit::Done;
+    eprintln!("following dirty marks (SIGTERM or Ctrl-C stops between runs)");
+    while !stop.load(Ordering::Relaxed) {
+        let pending = store.dirty_marks()?.len();
+        if pending == 0 {
+            std::thread::sleep(Duration::from_millis(250));
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        match once(ctx, store, opts) {
+            Ok(Exit::Partial) => worst = Exit::Partial,
+            Ok(_) => {}
+            Err(e) => {
+                // A failed run leaves its marks dirty with the error; keep following after a pause.
+                tracing::error!("incremental run failed: {e:#}");
+                eprintln!("incremental run failed: {e:#}");
+                worst = Exit::Partial;
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }
+    }
+    eprintln!("stopped");
+    Ok(worst)
+}

@@ -1,0 +1,562 @@
+//! One run end to end: lock, `runs` row, snapshot, reconcile, guards, journal, apply, agreement recorded,
+//! CSV report, summary.
+//!
+//! Threads: the store is synchronous and is used from this thread only; the network phases (snapshot, apply)
+//! run on tokio behind a [`crate::store::bridge`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::apply::{self, Done, Outcome, Tally};
+use crate::config::Config;
+use crate::exit::{Exit, ExitKind};
+use crate::model::{Entity, Kind, Side};
+use crate::reconcile::{self, Plan};
+use crate::settings::Settings;
+use crate::snapshot::{self, Incremental, Mode};
+use crate::store::bridge;
+use crate::store::events::DirtyMark;
+use crate::store::{JournalEntry, NewRun, Store, StoreError};
+use crate::{moodle, zoho};
+
+/// What a run covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every enabled module.
+    All,
+    /// One module (an entity or Zoho module name).
+    Module(String),
+    /// Only the dirty keys (and Zoho changes since the last run's cursor).
+    Incremental,
+    /// A saved plan; its stale ops are skipped and listed.
+    Plan(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scope: Scope,
+    pub dry_run: bool,
+    pub plan_out: Option<PathBuf>,
+    pub allow_mass_change: bool,
+    /// Where the CSV report goes (default: `reports/` beside the store).
+    pub report_dir: Option<PathBuf>,
+    /// Progress bars (a terminal only).
+    pub progress: bool,
+    pub apply: apply::Options,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Another run holds the lock (exit 4).
+    #[error("{0}")]
+    Locked(String),
+    /// A guard refused the plan: nothing was written (exit 4).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::ReconcileError),
+    #[error("{0}")]
+    Apply(#[from] apply::ApplyError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ExitKind for RunError {
+    fn exit(&self) -> Exit {
+        match self {
+            RunError::Locked(_) | RunError::Refused(_) => Exit::Refused,
+            RunError::Usage(_) => Exit::Usage,
+            RunError::Store(e) => e.exit(),
+            RunError::Snapshot(e) => e.exit(),
+            RunError::Reconcile(e) => e.exit(),
+            _ => Exit::Failed,
+        }
+    }
+}
+
+/// What a run did: the summary screen, `--json`, and `runs.summary`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub kind: String,
+    pub status: String,
+    pub dry_run: bool,
+    pub allow_mass_change: bool,
+    pub entities: BTreeMap<Entity, Tally>,
+    pub planned_ops: usize,
+    pub applied: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    /// Seqs of a saved plan's ops skipped as stale.
+    pub stale: Vec<u64>,
+    pub issues: usize,
+    pub conflicts: usize,
+    pub zoho_calls: u64,
+    pub zoho_credits: u64,
+    pub moodle_calls: u64,
+    pub elapsed_ms: u64,
+    pub report: Option<PathBuf>,
+    pub plan_out: Option<PathBuf>,
+    /// Dirty keys taken (incremental) and how many stayed dirty with an error.
+    pub dirty_taken: usize,
+    pub dirty_failed: usize,
+}
+
+impl RunReport {
+    pub fn exit(&self) -> Exit {
+        if self.rejected + self.failed > 0 {
+            Exit::Partial
+        } else {
+            Exit::Done
+        }
+    }
+
+    /// One screen for a person.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let what = if self.dry_run { " (dry run: nothing was written)" } else { "" };
+        let _ = writeln!(out, "run {} ({}): {}{what}", self.run_id, self.kind, self.status);
+        let _ = writeln!(
+            out,
+            "{:<13} {:>8} {:>8} {:>10} {:>10} {:>8} {:>7}",
+            "entity", "created", "updated", "suspended", "unchanged", "skipped", "failed"
+        );
+        for (e, t) in &self.entities {
+            let _ = writeln!(
+                out,
+                "{:<13} {:>8} {:>8} {:>10} {:>10} {:>8} {:>7}",
+                e.name(),
+                t.created,
+                t.updated,
+                t.suspended,
+                t.unchanged,
+                t.skipped,
+                t.failed
+            );
+        }
+        let _ = writeln!(
+            out,
+            "ops planned {}, applied {}, rejected {}, failed {}; issues {}, conflicts {}",
+            self.planned_ops, self.applied, self.rejected, self.failed, self.issues, self.conflicts
+        );
+        if !self.stale.is_empty() {
+            let _ = writeln!(out, "stale ops skipped: {}", join(&self.stale));
+        }
+        let _ = writeln!(
+            out,
+            "API calls: Zoho {} ({} credits), Moodle {}; time {:.1} s",
+            self.zoho_calls,
+            self.zoho_credits,
+            self.moodle_calls,
+            self.elapsed_ms as f64 / 1000.0
+        );
+        if let Some(p) = &self.report {
+            let _ = writeln!(out, "report: {}", p.display());
+        }
+        if let Some(p) = &self.plan_out {
+            let _ = writeln!(out, "plan: {}", p.display());
+        }
+        out
+    }
+}
+
+fn join(seqs: &[u64]) -> String {
+    seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The default report directory: `reports/` beside an SQLite store, else in the working directory.
+pub fn default_report_dir(store: &dyn Store) -> PathBuf {
+    let loc = store.location();
+    match store.dialect() {
+        crate::store::Dialect::Sqlite => {
+            Path::new(&loc).parent().map(|p| p.join("reports")).unwrap_or_else(|| PathBuf::from("reports"))
+        }
+        // Absolute, so the path printed in the summary works from anywhere.
+        crate::store::Dialect::Postgres => {
+            std::env::current_dir().map(|d| d.join("reports")).unwrap_or_else(|_| PathBuf::from("reports"))
+        }
+    }
+}
+
+/// Runs one sync. Blocks. Returns the report (exit 0 or 3 by [`RunReport::exit`]) or an error (lock held and
+/// refusals are exit 4).
+pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let Some(_lock) = store.try_lock_runs()? else {
+        let holders = store.running_runs()?;
+        let who = holders
+            .first()
+            .map(|r| {
+                format!(
+                    "run {} ({}, pid {}, host {}, started {})",
+                    r.id,
+                    r.kind,
+                    r.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                    r.host.as_deref().unwrap_or("?"),
+                    r.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            })
+            .unwrap_or_else(|| "another process".into());
+        return Err(RunError::Locked(format!(
+            "another sync is running: {who} holds the run lock of this store; wait for it to finish (only one run \
+             at a time per store)"
+        )));
+    };
+    let (kind, module) = match &opts.scope {
+        Scope::All => ("full", None),
+        Scope::Module(m) => ("module", Some(m.as_str())),
+        Scope::Incremental => ("incremental", None),
+        Scope::Plan(_) => ("apply", None),
+    };
+    let run_id =
+        store.create_run(&NewRun { kind, module, dry_run: opts.dry_run, allow_mass_change: opts.allow_mass_change })?;
+    tracing::info!(run_id, kind, "run started");
+    let mut claimed = Vec::new();
+    let result = body(store, settings, config, opts, run_id, kind, &mut claimed);
+    match &result {
+        Ok(r) => {
+            store.finish_run(run_id, &r.status, &serde_json::to_value(r).unwrap_or_default(), None)?;
+        }
+        Err(e) => {
+            let status = if e.exit() == Exit::Refused { "refused" } else { "failed" };
+            store.finish_run(run_id, status, &json!({}), Some(&e.to_string()))?;
+            // The marks taken stay dirty, with the error, for the next run.
+            for m in &claimed {
+                store.fail_dirty(m, &e.to_string())?;
+            }
+        }
+    }
+    result
+}
+
+fn body(
+    store: &dyn Store,
+    settings: &Settings,
+    config: &Config,
+    opts: &RunOptions,
+    run_id: i64,
+    kind: &str,
+    claimed: &mut Vec<DirtyMark>,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let saved: Option<Plan> = match &opts.scope {
+        Scope::Plan(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| RunError::Usage(format!("cannot read the plan {}: {e}", file.display())))?;
+            Some(
+                Plan::from_json(&text)
+                    .map_err(|e| RunError::Usage(format!("{} is not a zmsync plan: {e}", file.display())))?,
+            )
+        }
+        _ => None,
+    };
+    let entities = match (&opts.scope, &saved) {
+        (Scope::Module(m), _) => reconcile::select(Some(m), settings).map_err(|e| RunError::Usage(e.0))?,
+        (_, Some(p)) => p.entities.clone(),
+        _ => reconcile::select(None, settings).map_err(|e| RunError::Usage(e.0))?,
+    };
+    let only = match &opts.scope {
+        Scope::Module(m) => snapshot::parse_module(m, settings),
+        _ => None,
+    };
+
+    // 1. Snapshot (incremental: the dirty keys only, plus Zoho changes since the cursor).
+    let mode = if let Scope::Incremental = opts.scope {
+        *claimed = store.claim_dirty(100_000)?;
+        Mode::Incremental(incremental_keys(claimed))
+    } else {
+        Mode::Full
+    };
+    let snap_opts = snapshot::Options { only, mode: mode.clone(), progress: opts.progress, ..Default::default() };
+    let snap = snapshot::run(store, settings, config, &snap_opts)?;
+    let (mut zoho_calls, mut zoho_credits, mut moodle_calls) = calls(&snap);
+
+    // 2. Plan (or the saved one, with its stale ops).
+    let (plan, stale) = match saved {
+        Some(p) => {
+            let stale = p.stale_ops(store)?;
+            (p, stale)
+        }
+        None => {
+            let ro = reconcile::Options {
+                entities,
+                run_id: Some(run_id),
+                allow_mass_change: opts.allow_mass_change,
+                collect_agreed: false,
+            };
+            (reconcile::reconcile(store, settings, &ro)?, Vec::new())
+        }
+    };
+    if plan.refused() {
+        let msgs: Vec<String> = plan.guards.iter().map(|g| format!("  - {}", g.message)).collect();
+        return Err(RunError::Refused(format!(
+            "the plan was refused by a safety guard; nothing was written:\n{}\n  hint: review it with `zmsync plan`, \
+             then rerun with --allow-mass-change if it is intended",
+            msgs.join("\n")
+        )));
+    }
+    if let Some(out) = &opts.plan_out {
+        std::fs::write(out, plan.to_json())?;
+    }
+
+    // 3. Journal every planned op before anything is sent; then apply.
+    let mut done: Vec<Done> = Vec::new();
+    if !opts.dry_run && !plan.ops.is_empty() {
+        store.journal_planned(&planned(&plan, run_id))?;
+        let (d, z, m) = execute(store, settings, config, &plan, &stale, run_id, &opts.apply)?;
+        done = d;
+        zoho_calls += z.calls;
+        zoho_credits += z.credits;
+        moodle_calls += m.calls;
+        // 4. Record what both sides now agree on: re-read what was written, then the base.
+        if done.iter().any(|d| matches!(d.outcome, Outcome::Applied { .. }) && apply::sends_op(d)) {
+            let refresh = snapshot::Options { only, mode: refresh_mode(&mode, &done, &plan), ..Default::default() };
+            match snapshot::run(store, settings, config, &refresh) {
+                Ok(s) => {
+                    let (z, c, m) = calls(&s);
+                    zoho_calls += z;
+                    zoho_credits += c;
+                    moodle_calls += m;
+                }
+                Err(e) => tracing::warn!("could not re-read what was written ({e}); the next run reads it"),
+            }
+        }
+        reconcile::baseline(store, settings, Some(run_id))?;
+    } else if !opts.dry_run {
+        reconcile::baseline(store, settings, Some(run_id))?;
+    }
+
+    // 5. Dirty marks: settled per key.
+    let mut dirty_failed = 0;
+    let dirty_taken = claimed.len();
+    if !claimed.is_empty() {
+        let failed_keys: HashSet<&str> =
+            done.iter().filter(|d| d.outcome.is_failure()).flat_map(|d| d.key.split('|')).collect();
+        let (bad, good): (Vec<DirtyMark>, Vec<DirtyMark>) =
+            std::mem::take(claimed).into_iter().partition(|m| failed_keys.contains(m.key.key.as_str()));
+        store.complete_dirty(&good)?;
+        for m in &bad {
+            let msg = done
+                .iter()
+                .find(|d| d.outcome.is_failure() && d.key.split('|').any(|k| k == m.key.key))
+                .and_then(|d| d.outcome.message())
+                .unwrap_or_else(|| "sync failed".into());
+            store.fail_dirty(m, &msg)?;
+        }
+        dirty_failed = bad.len();
+    }
+
+    // 6. The CSV of what was applied (or, in a dry run, what would be).
+    let dir = opts.report_dir.clone().unwrap_or_else(|| default_report_dir(store));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("run-{run_id}.csv"));
+    write_csv(&path, run_id, &plan, &done, opts.dry_run)?;
+
+    let rejected = done.iter().filter(|d| matches!(d.outcome, Outcome::Rejected { .. })).count() as u64;
+    let failed = done.iter().filter(|d| matches!(d.outcome, Outcome::Failed { .. })).count() as u64;
+    let applied = done.iter().filter(|d| matches!(d.outcome, Outcome::Applied { .. })).count() as u64;
+    let status = if rejected + failed > 0 { "partial" } else { "completed" };
+    Ok(RunReport {
+        run_id,
+        kind: kind.to_string(),
+        status: status.into(),
+        dry_run: opts.dry_run,
+        allow_mass_change: opts.allow_mass_change,
+        entities: apply::tally(&plan, &done),
+        planned_ops: plan.ops.len(),
+        applied,
+        rejected,
+        failed,
+        stale,
+        issues: plan.issues.len(),
+        conflicts: plan.conflicts.len(),
+        zoho_calls,
+        zoho_credits,
+        moodle_calls,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        report: Some(path),
+        plan_out: opts.plan_out.clone(),
+        dirty_taken,
+        dirty_failed,
+    })
+}
+
+fn calls(s: &snapshot::SnapshotSummary) -> (u64, u64, u64) {
+    let z = s.zoho.as_ref();
+    (
+        z.map(|z| z.api_calls).unwrap_or(0),
+        z.map(|z| z.credits).unwrap_or(0),
+        s.moodle.as_ref().map(|m| m.api_calls).unwrap_or(0),
+    )
+}
+
+/// Dirty marks as the keys an incremental snapshot fetches.
+fn incremental_keys(marks: &[DirtyMark]) -> Incremental {
+    let mut inc = Incremental::default();
+    for m in marks {
+        let k = &m.key;
+        let entity = Entity::from_name(&k.entity).or(match k.entity.as_str() {
+            "enrolment" => Some(Entity::Enrollment),
+            "user" => Some(Entity::Student),
+            "course" => Some(Entity::Class),
+            _ => None,
+        });
+        let Some(e) = entity else { continue };
+        let (zk, mk) = e.kinds();
+        if k.source == "moodle" {
+            inc.moodle_keys.entry(mk).or_default().push(k.key.clone());
+        } else {
+            inc.zoho_ids.entry(zk).or_default().push(k.key.clone());
+        }
+    }
+    inc
+}
+
+/// What to re-read after apply: a full run re-reads fully; an incremental one the keys it wrote.
+fn refresh_mode(mode: &Mode, done: &[Done], plan: &Plan) -> Mode {
+    match mode {
+        Mode::Full => Mode::Full,
+        Mode::Incremental(_) => {
+            let mut inc = Incremental::default();
+            let by_seq: BTreeMap<u64, &reconcile::Op> = plan.ops.iter().map(|o| (o.seq, o)).collect();
+            for d in done {
+                let Some(op) = by_seq.get(&d.seq) else { continue };
+                let (zk, mk) = op.kinds();
+                if let Some(z) = &op.zoho_id {
+                    inc.zoho_ids.entry(zk).or_default().push(z.clone());
+                }
+                let m = d.outcome.target_id().map(str::to_string).or_else(|| op.moodle_id.clone());
+                if let (Side::Moodle, Some(m)) = (op.target, m) {
+                    inc.moodle_keys.entry(mk).or_default().push(m);
+                }
+                if let Some(m) = &op.moodle_id {
+                    inc.moodle_keys.entry(mk).or_default().push(m.clone());
+                }
+            }
+            // Students written back are re-read from Zoho too.
+            inc.zoho_ids.entry(Kind::Student).or_default();
+            Mode::Incremental(inc)
+        }
+    }
+}
+
+fn planned(plan: &Plan, run_id: i64) -> Vec<JournalEntry> {
+    plan.ops
+        .iter()
+        .map(|op| JournalEntry {
+            run_id,
+            seq: op.seq as i64,
+            entity: op.entity.name().into(),
+            key: op.key.clone(),
+            target: op.target.name().into(),
+            op: op.action.name().into(),
+            changes: Some(json!(op.changes)),
+            fingerprints: Some(json!(op.fingerprints)),
+            outcome: "planned".into(),
+            target_id: None,
+            message: None,
+        })
+        .collect()
+}
+
+/// Apply on tokio, the store served on this thread.
+#[allow(clippy::type_complexity)]
+fn execute(
+    store: &dyn Store,
+    settings: &Settings,
+    config: &Config,
+    plan: &Plan,
+    stale: &[u64],
+    run_id: i64,
+    opts: &apply::Options,
+) -> Result<(Vec<Done>, zoho::ZohoStats, moodle::MoodleStats), RunError> {
+    let settings = Arc::new(settings.clone());
+    let needs = |side: Side| plan.ops.iter().any(|o| o.target == side && apply::sends(o));
+    let out = bridge::serve(store, |b| async move {
+        let z = if needs(Side::Zoho) || needs(Side::Moodle) {
+            Some(
+                zoho::Client::new(
+                    &config.zoho,
+                    zoho::ClientOptions::from_settings(&settings),
+                    Some(bridge::token_cache(&b)),
+                )
+                .map_err(apply::ApplyError::from)?,
+            )
+        } else {
+            None
+        };
+        let m = if needs(Side::Moodle) {
+            let o =
+                moodle::ClientOptions { max_input_vars: settings.max_input_vars, ..moodle::ClientOptions::default() };
+            Some(moodle::Client::new(&config.moodle, o).map_err(apply::ApplyError::from)?)
+        } else {
+            None
+        };
+        let ctx = apply::Ctx::new(z.clone(), m.clone(), b, settings.clone(), run_id, opts.clone()).await?;
+        let done = apply::apply(&ctx, plan, stale).await?;
+        let zs = z.map(|z| z.stats()).unwrap_or_default();
+        let ms = m.map(|m| m.stats()).unwrap_or_default();
+        Ok::<_, apply::ApplyError>((done, zs, ms))
+    })?;
+    Ok(out?)
+}
+
+/// One row per op: what was (or, dry run, would be) done and its outcome. Never a secret: ops hold record
+/// fields only.
+fn write_csv(path: &Path, run_id: i64, plan: &Plan, done: &[Done], dry_run: bool) -> Result<(), RunError> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
+    let io = |e: csv::Error| RunError::Io(std::io::Error::other(e.to_string()));
+    w.write_record([
+        "run_id",
+        "seq",
+        "entity",
+        "action",
+        "target",
+        "key",
+        "zoho_id",
+        "moodle_id",
+        "fields",
+        "outcome",
+        "target_id",
+        "message",
+    ])
+    .map_err(io)?;
+    let by_seq: BTreeMap<u64, &Done> = done.iter().map(|d| (d.seq, d)).collect();
+    for op in &plan.ops {
+        let d = by_seq.get(&op.seq);
+        let outcome = match d {
+            Some(d) => d.outcome.name(),
+            None if dry_run => "would_apply",
+            None => "not_run",
+        };
+        let fields = serde_json::to_string(&op.changes).unwrap_or_default();
+        w.write_record([
+            run_id.to_string(),
+            op.seq.to_string(),
+            op.entity.name().to_string(),
+            op.action.name().to_string(),
+            op.target.name().to_string(),
+            op.key.clone(),
+            op.zoho_id.clone().unwrap_or_default(),
+            op.moodle_id.clone().unwrap_or_default(),
+            fields,
+            outcome.to_string(),
+            d.and_then(|d| d.outcome.target_id().map(str::to_string)).unwrap_or_default(),
+            d.and_then(|d| d.outcome.message()).unwrap_or_else(|| op.reason.clone()),
+        ])
+        .map_err(io)?;
+    }
+    w.flush()?;
+    Ok(())
+}

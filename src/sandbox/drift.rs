@@ -1,0 +1,481 @@
+//! Drift: seeded differences between Zoho and Moodle, each as data — the [`Mutation`]s that make it and the
+//! [`Drift`] record of the change a reconcile must plan for it.
+//!
+//! [`plan`] picks targets in seed-shaped data (a generated college, or a snapshot of running fakes) so that
+//! no two drifts touch the same student or anything of theirs: the expected list stays exact, and a deleted
+//! student has no other drift. Two appliers: [`apply_to_seeds`] (for `--state drifted` at start) and, in
+//! `sandbox::Sandbox`, one that goes through the running fakes' own mutation APIs.
+//!
+//! Ids in a [`Drift`] are those the sync's links know: `zoho_id` is `None` only for a record that never
+//! existed in Zoho (an extra Moodle enrolment), `moodle_id` `None` only for one that never existed in Moodle.
+//! A deleted Zoho student keeps its `zoho_id`, an unenrolled enrolment its `courseid:userid`.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::generator::{date_str, zoho_time, HUMAN_USER};
+use super::seed::{DeletedStub, Drift, DriftKind, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed};
+use crate::mapping::{self, canon, enrollment, grade, ZohoNames};
+use crate::model::{Fields, Kind};
+use crate::settings::{ConflictPolicy, Settings};
+
+/// One change to one record on one side. Zoho fields use API names, Moodle fields Moodle's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Mutation {
+    /// Someone edits a Zoho record in the CRM (a human, so `Modified_By` is not the integration user).
+    ZohoUpdate { module: String, id: String, fields: Map<String, Value> },
+    /// Someone deletes a Zoho record (it goes to the recycle bin).
+    ZohoDelete { module: String, id: String },
+    /// An admin edits a Moodle user (`firstname`, `lastname`, `email`, `suspended`, …).
+    MoodleUpdateUser { id: i64, fields: Map<String, Value> },
+    /// A teacher enrols a user in a course.
+    MoodleEnrol { enrolment: MoodleEnrolment },
+    /// A teacher removes an enrolment.
+    MoodleUnenrol { courseid: i64, userid: i64 },
+    /// A teacher suspends (1) or reactivates (0) an enrolment.
+    MoodleSetEnrolmentStatus { courseid: i64, userid: i64, status: i64 },
+    /// A teacher edits an enrolment's dates (Unix seconds, 0 = none).
+    MoodleSetEnrolmentDates { courseid: i64, userid: i64, timestart: i64, timeend: i64 },
+    /// A teacher overrides a course total.
+    MoodleSetGrade { courseid: i64, userid: i64, finalgrade: Option<f64> },
+}
+
+/// A drift and the mutations that make it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeededDrift {
+    pub drift: Drift,
+    pub mutations: Vec<Mutation>,
+    /// The Zoho id of the student whose record (or whose enrolment, grade or payment) this drift touches.
+    pub student: String,
+}
+
+/// The Zoho ids of the students the drifts involve (to keep later drifts of the same sandbox off them).
+pub fn students_touched(plans: &[SeededDrift]) -> HashSet<String> {
+    plans.iter().map(|p| p.student.clone()).collect()
+}
+
+struct Student<'a> {
+    id: &'a str,
+    uid: i64,
+    user: &'a MoodleUser,
+    id_number: String,
+}
+
+struct Enrol<'a> {
+    id: &'a str,
+    student: &'a str,
+    courseid: i64,
+    userid: i64,
+    start: Option<String>,
+    graded: bool,
+}
+
+struct Graded<'a> {
+    id: &'a str,
+    student: &'a str,
+    courseid: i64,
+    userid: i64,
+    finalgrade: f64,
+    grademin: f64,
+    grademax: f64,
+}
+
+fn moodle_id(v: &Value, field: &str) -> Option<i64> {
+    match v.get(field)? {
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+fn lookup_id<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v.get(field)?.get("id")?.as_str()
+}
+
+/// Picks `count` drifts (kinds in [`DriftKind::ALL`] order, round robin, so K ≥ 11 covers every kind) from
+/// records that agree on both sides, leaving out students in `exclude`. Fewer come back when the college is
+/// too small to keep them apart. Assumes the default policies (`conflicts.policy` zoho_wins,
+/// `deletions.policy.student` suspend).
+pub fn plan(
+    zoho: &ZohoSeed,
+    moodle: &MoodleSeed,
+    count: usize,
+    seed: u64,
+    exclude: &HashSet<String>,
+    settings: &Settings,
+) -> Vec<SeededDrift> {
+    let module = |kind: Kind| ZohoNames::for_kind(settings, kind);
+    let (sn, en, gn, pn) =
+        (module(Kind::Student), module(Kind::Enrollment), module(Kind::Grade), module(Kind::Payment));
+    let cn = module(Kind::Class);
+    let records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]);
+
+    // Students who agree on both sides, have an email of their own and an active account.
+    let users: HashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
+    let mut email_count: HashMap<String, usize> = HashMap::new();
+    let mut mapped = Vec::new();
+    for s in records(&sn) {
+        let Ok(r) = mapping::map_record(Kind::Student, s, settings) else { continue };
+        if let Some(e) = r.field_str("email") {
+            *email_count.entry(e.to_string()).or_default() += 1;
+        }
+        mapped.push((s, r));
+    }
+    let mut students: Vec<Student> = Vec::new();
+    for (s, r) in &mapped {
+        let Some(uid) = moodle_id(s, sn.get("moodle_id")) else { continue };
+        let Some(user) = users.get(&uid) else { continue };
+        let unique = r.field_str("email").map(|e| email_count[e] == 1).unwrap_or(false);
+        let Ok(m) = mapping::map_record(Kind::MoodleUser, &json!(user), settings) else { continue };
+        let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
+        let id = s["id"].as_str().unwrap_or("");
+        if unique && agree && !user.suspended && !exclude.contains(id) {
+            let id_number = r.field_str("id_number").unwrap_or("").to_string();
+            students.push(Student { id, uid, user, id_number });
+        }
+    }
+    // Students with dependent records (a deleted one would leave their lookups dangling).
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for kind in [Kind::Enrollment, Kind::Registration, Kind::Payment, Kind::Grade] {
+        let names = module(kind);
+        referenced.extend(records(&names).iter().filter_map(|r| lookup_id(r, names.get("student"))));
+    }
+    let student_uid: HashMap<&str, i64> = students.iter().map(|s| (s.id, s.uid)).collect();
+    let course_of: HashMap<&str, i64> =
+        records(&cn).iter().filter_map(|c| Some((c["id"].as_str()?, moodle_id(c, cn.get("moodle_id"))?))).collect();
+    let m_enrol: HashMap<(i64, i64), &MoodleEnrolment> =
+        moodle.enrolments.iter().map(|e| ((e.courseid, e.userid), e)).collect();
+    let m_grade: HashMap<(i64, i64), &super::seed::MoodleGrade> =
+        moodle.grades.iter().map(|g| ((g.courseid, g.userid), g)).collect();
+
+    let mut enrols: Vec<Enrol> = Vec::new();
+    for e in records(&en) {
+        let (Some(id), Some(student), Some(class)) =
+            (e["id"].as_str(), lookup_id(e, en.get("student")), lookup_id(e, en.get("class")))
+        else {
+            continue;
+        };
+        let (Some(&userid), Some(&courseid)) = (student_uid.get(student), course_of.get(class)) else { continue };
+        let Some(me) = m_enrol.get(&(courseid, userid)) else { continue };
+        let active = e[en.get("status")] == json!("Active");
+        if active && me.status == 0 && me.roleid == settings.roles.student {
+            let start = e[en.get("start_date")].as_str().map(str::to_string);
+            let graded = m_grade.contains_key(&(courseid, userid));
+            enrols.push(Enrol { id, student, courseid, userid, start, graded });
+        }
+    }
+    let mut grades: Vec<Graded> = Vec::new();
+    for g in records(&gn) {
+        let (Some(id), Some(student), Some(class)) =
+            (g["id"].as_str(), lookup_id(g, gn.get("student")), lookup_id(g, gn.get("class")))
+        else {
+            continue;
+        };
+        let (Some(&userid), Some(&courseid)) = (student_uid.get(student), course_of.get(class)) else { continue };
+        let Some(mg) = m_grade.get(&(courseid, userid)) else { continue };
+        let Some(finalgrade) = mg.finalgrade else { continue };
+        if mg.scaleitem.is_none() && mg.grademax > mg.grademin {
+            let (grademin, grademax) = (mg.grademin, mg.grademax);
+            grades.push(Graded { id, student, courseid, userid, finalgrade, grademin, grademax });
+        }
+    }
+    let rows: HashSet<&str> = moodle.plugin.payments.iter().filter_map(|r| r["zoho_id"].as_str()).collect();
+    let mut payments: Vec<(&str, &str)> = Vec::new();
+    for p in records(&pn) {
+        let (Some(id), Some(student)) = (p["id"].as_str(), lookup_id(p, pn.get("student"))) else { continue };
+        let unpaid = matches!(p[pn.get("status")].as_str(), Some("Due" | "Overdue"));
+        if unpaid && p[pn.get("method")].is_null() && rows.contains(id) && student_uid.contains_key(student) {
+            payments.push((id, student));
+        }
+    }
+    let courses: Vec<i64> = {
+        let mut c: Vec<i64> = course_of.values().copied().collect();
+        c.sort_unstable();
+        c
+    };
+
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_d1f7);
+    students.shuffle(&mut rng);
+    enrols.shuffle(&mut rng);
+    grades.shuffle(&mut rng);
+    payments.shuffle(&mut rng);
+
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(count);
+    let conflict_target = match settings.conflicts {
+        ConflictPolicy::MoodleWins => "zoho",
+        _ => "moodle",
+    };
+    let drift =
+        |kind, entity: &str, zoho_id: Option<&str>, moodle_id: Option<String>, target: &str, action: &str| Drift {
+            kind,
+            entity: entity.into(),
+            zoho_id: zoho_id.map(str::to_string),
+            moodle_id,
+            target: target.into(),
+            action: action.into(),
+            fields: Vec::new(),
+            conflict: false,
+        };
+    let pair = |c: i64, u: i64| Some(format!("{c}:{u}"));
+    let today = super::generator::AS_OF / 86_400;
+
+    for i in 0..count {
+        let kind = DriftKind::ALL[i % DriftKind::ALL.len()];
+        let planned: Option<(SeededDrift, &str)> = match kind {
+            DriftKind::ZohoEmailChanged
+            | DriftKind::MoodleUserRenamed
+            | DriftKind::MoodleUserSuspended
+            | DriftKind::ZohoStudentDeleted => {
+                // Deletions take students without dependent records, the other kinds leave those to them.
+                let deleting = kind == DriftKind::ZohoStudentDeleted;
+                let Some(s) = students.iter().find(|s| !used.contains(s.id) && referenced.contains(s.id) != deleting)
+                else {
+                    continue;
+                };
+                let uid = Some(s.uid.to_string());
+                let (mut d, mutation) = match kind {
+                    DriftKind::ZohoEmailChanged => {
+                        let email = format!("{}.new@student.college.ac.uk", s.id_number.to_lowercase());
+                        let mut f = Map::new();
+                        f.insert(sn.get("email").into(), json!(email));
+                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.id.into(), fields: f };
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
+                    }
+                    DriftKind::MoodleUserRenamed => {
+                        let mut f = Map::new();
+                        f.insert("lastname".into(), json!(format!("{}-Hughes", s.user.lastname)));
+                        let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
+                    }
+                    DriftKind::MoodleUserSuspended => {
+                        let mut f = Map::new();
+                        f.insert("suspended".into(), json!(true));
+                        let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "restore"), m)
+                    }
+                    _ => {
+                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.id.into() };
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "suspend"), m)
+                    }
+                };
+                d.fields = match kind {
+                    DriftKind::ZohoEmailChanged => vec!["email".into()],
+                    DriftKind::MoodleUserRenamed => vec!["last_name".into()],
+                    DriftKind::MoodleUserSuspended => vec!["suspended".into()],
+                    _ => vec![],
+                };
+                Some((SeededDrift { drift: d, mutations: vec![mutation], student: String::new() }, s.id))
+            }
+            DriftKind::MoodleEnrolmentExtra => {
+                let Some(s) = students.iter().find(|s| !used.contains(s.id) && referenced.contains(s.id)) else {
+                    continue;
+                };
+                let start = (s.uid as usize) % courses.len().max(1);
+                let Some(&c) = courses
+                    .iter()
+                    .cycle()
+                    .skip(start)
+                    .take(courses.len())
+                    .find(|c| !m_enrol.contains_key(&(**c, s.uid)) && !m_grade.contains_key(&(**c, s.uid)))
+                else {
+                    continue;
+                };
+                let mut f = Fields::new();
+                f.insert("active".into(), json!(true));
+                // As a teacher does in the UI: no dates (the fake's `enrol` helper does the same).
+                f.insert("start_date".into(), Value::Null);
+                f.insert("end_date".into(), Value::Null);
+                let item = enrollment::moodle_enrol(settings.roles.student, s.uid, c, &f);
+                let n = |k: &str| item.get(k).and_then(Value::as_i64).unwrap_or(0);
+                let enrolment = MoodleEnrolment {
+                    courseid: c,
+                    userid: s.uid,
+                    roleid: n("roleid"),
+                    status: n("suspend"),
+                    timestart: n("timestart"),
+                    timeend: n("timeend"),
+                };
+                let d = drift(kind, "enrollment", None, pair(c, s.uid), "zoho", "create");
+                Some((
+                    SeededDrift {
+                        drift: d,
+                        mutations: vec![Mutation::MoodleEnrol { enrolment }],
+                        student: String::new(),
+                    },
+                    s.id,
+                ))
+            }
+            DriftKind::MoodleEnrolmentMissing
+            | DriftKind::ZohoEnrollmentStatusChanged
+            | DriftKind::MoodleEnrolmentStatusChanged
+            | DriftKind::EnrollmentConflict => {
+                // An enrolment with a grade keeps its grade row when unenrolled; pick ungraded ones for
+                // every enrolment drift so grades stay out of the expected list.
+                let Some(e) = enrols.iter().find(|e| {
+                    !used.contains(e.student)
+                        && !e.graded
+                        && (kind != DriftKind::EnrollmentConflict || e.start.is_some())
+                }) else {
+                    continue;
+                };
+                let key = pair(e.courseid, e.userid);
+                let (mut d, mutations) = match kind {
+                    DriftKind::MoodleEnrolmentMissing => (
+                        drift(kind, "enrollment", Some(e.id), key, "zoho", "update"),
+                        vec![Mutation::MoodleUnenrol { courseid: e.courseid, userid: e.userid }],
+                    ),
+                    DriftKind::ZohoEnrollmentStatusChanged => {
+                        let mut f = Map::new();
+                        f.insert(en.get("status").into(), json!("Withdrawn"));
+                        (
+                            drift(kind, "enrollment", Some(e.id), key, "moodle", "update"),
+                            vec![Mutation::ZohoUpdate { module: en.module().into(), id: e.id.into(), fields: f }],
+                        )
+                    }
+                    DriftKind::MoodleEnrolmentStatusChanged => (
+                        drift(kind, "enrollment", Some(e.id), key, "zoho", "update"),
+                        vec![Mutation::MoodleSetEnrolmentStatus { courseid: e.courseid, userid: e.userid, status: 1 }],
+                    ),
+                    _ => {
+                        // Zoho moves the start a week later, Moodle two weeks later: the same field, changed
+                        // differently on both sides.
+                        let start = canon::unix_from_date(&json!(e.start.clone().unwrap_or_default())) / 86_400;
+                        let mut f = Map::new();
+                        f.insert(en.get("start_date").into(), json!(date_str(start + 7)));
+                        let me = m_enrol[&(e.courseid, e.userid)];
+                        let mut d = drift(kind, "enrollment", Some(e.id), key, conflict_target, "update");
+                        d.conflict = true;
+                        (
+                            d,
+                            vec![
+                                Mutation::ZohoUpdate { module: en.module().into(), id: e.id.into(), fields: f },
+                                Mutation::MoodleSetEnrolmentDates {
+                                    courseid: e.courseid,
+                                    userid: e.userid,
+                                    timestart: (start + 14) * 86_400,
+                                    timeend: me.timeend,
+                                },
+                            ],
+                        )
+                    }
+                };
+                d.fields = vec![if kind == DriftKind::EnrollmentConflict { "start_date" } else { "active" }.into()];
+                Some((SeededDrift { drift: d, mutations, student: String::new() }, e.student))
+            }
+            DriftKind::MoodleGradeChanged => {
+                let Some(g) = grades.iter().find(|g| !used.contains(g.student)) else { continue };
+                let t = &settings.thresholds;
+                let before = grade::percent(g.finalgrade, g.grademin, g.grademax);
+                // Move it across a threshold so both the level and the percentage change.
+                let pct = if before >= t.merit { (t.pass + t.merit) / 2.0 + 0.25 } else { t.distinction + 5.25 };
+                let finalgrade = g.grademin + pct * (g.grademax - g.grademin) / 100.0;
+                let mut d = drift(kind, "grade", Some(g.id), pair(g.courseid, g.userid), "zoho", "update");
+                let old_level = grade::level(Some(g.finalgrade), g.grademin, g.grademax, None, t);
+                let new_level = grade::level(Some(finalgrade), g.grademin, g.grademax, None, t);
+                if old_level != new_level {
+                    d.fields.push("grade".into());
+                }
+                d.fields.push("moodle_grade".into());
+                let m =
+                    Mutation::MoodleSetGrade { courseid: g.courseid, userid: g.userid, finalgrade: Some(finalgrade) };
+                Some((SeededDrift { drift: d, mutations: vec![m], student: String::new() }, g.student))
+            }
+            DriftKind::ZohoPaymentChanged => {
+                let Some(&(id, student)) = payments.iter().find(|(_, s)| !used.contains(s)) else { continue };
+                let mut f = Map::new();
+                f.insert(pn.get("status").into(), json!("Paid"));
+                f.insert(pn.get("payment_date").into(), json!(date_str(today)));
+                f.insert(pn.get("method").into(), json!("Card"));
+                let mut d = drift(kind, "payment", Some(id), Some(id.to_string()), "moodle", "update");
+                d.fields = vec!["method".into(), "payment_date".into(), "status".into()];
+                let m = Mutation::ZohoUpdate { module: pn.module().into(), id: id.into(), fields: f };
+                Some((SeededDrift { drift: d, mutations: vec![m], student: String::new() }, student))
+            }
+        };
+        if let Some((mut p, student)) = planned {
+            used.insert(student);
+            p.student = student.to_string();
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Applies mutations to seeds, as if made at `at` (Unix seconds) by people in the CRM and in Moodle.
+pub fn apply_to_seeds(zoho: &mut ZohoSeed, moodle: &mut MoodleSeed, mutations: &[Mutation], at: i64) {
+    for m in mutations {
+        match m {
+            Mutation::ZohoUpdate { module, id, fields } => {
+                let Some(rec) = zoho.modules.get_mut(module).and_then(|r| r.iter_mut().find(|r| r["id"] == **id))
+                else {
+                    continue;
+                };
+                let obj = rec.as_object_mut().expect("Zoho records are objects");
+                for (k, v) in fields {
+                    obj.insert(k.clone(), v.clone());
+                }
+                obj.insert("Modified_Time".into(), json!(zoho_time(at, false)));
+                obj.insert("Modified_By".into(), json!({"id": HUMAN_USER.0, "name": HUMAN_USER.1}));
+            }
+            Mutation::ZohoDelete { module, id } => {
+                let Some(records) = zoho.modules.get_mut(module) else { continue };
+                let Some(pos) = records.iter().position(|r| r["id"] == **id) else { continue };
+                let rec = records.remove(pos);
+                zoho.deleted.entry(module.clone()).or_default().push(DeletedStub {
+                    id: id.clone(),
+                    display_name: rec["Name"].as_str().map(str::to_string),
+                    r#type: "recycle".into(),
+                    deleted_time: zoho_time(at, false),
+                });
+            }
+            Mutation::MoodleUpdateUser { id, fields } => {
+                let Some(u) = moodle.users.iter_mut().find(|u| u.id == *id) else { continue };
+                for (k, v) in fields {
+                    let s = || v.as_str().unwrap_or("").to_string();
+                    match k.as_str() {
+                        "username" => u.username = s(),
+                        "firstname" => u.firstname = s(),
+                        "lastname" => u.lastname = s(),
+                        "email" => u.email = s(),
+                        "idnumber" => u.idnumber = s(),
+                        "auth" => u.auth = s(),
+                        "phone1" => u.phone1 = s(),
+                        "suspended" => u.suspended = canon::boolean(Some(v)),
+                        _ => {}
+                    }
+                }
+            }
+            Mutation::MoodleEnrol { enrolment } => {
+                moodle.enrolments.retain(|e| (e.courseid, e.userid) != (enrolment.courseid, enrolment.userid));
+                moodle.enrolments.push(enrolment.clone());
+            }
+            Mutation::MoodleUnenrol { courseid, userid } => {
+                moodle.enrolments.retain(|e| (e.courseid, e.userid) != (*courseid, *userid));
+            }
+            Mutation::MoodleSetEnrolmentStatus { courseid, userid, status } => {
+                if let Some(e) = moodle.enrolments.iter_mut().find(|e| (e.courseid, e.userid) == (*courseid, *userid)) {
+                    e.status = *status;
+                }
+            }
+            Mutation::MoodleSetEnrolmentDates { courseid, userid, timestart, timeend } => {
+                if let Some(e) = moodle.enrolments.iter_mut().find(|e| (e.courseid, e.userid) == (*courseid, *userid)) {
+                    e.timestart = *timestart;
+                    e.timeend = *timeend;
+                }
+            }
+            Mutation::MoodleSetGrade { courseid, userid, finalgrade } => {
+                if let Some(g) = moodle.grades.iter_mut().find(|g| (g.courseid, g.userid) == (*courseid, *userid)) {
+                    g.finalgrade = *finalgrade;
+                    g.timemodified = at;
+                }
+            }
+        }
+    }
+}

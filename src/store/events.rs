@@ -1,0 +1,644 @@
+//! The event log and the dirty marks: what the webhook receiver writes, what `zmsync events` reports and
+//! repairs, and what the follow mode (`sync --incremental --follow`) claims and settles.
+//!
+//! Vocabulary. An event is one row of `integration_events_log` (status pending → processing → completed |
+//! failed). A dirty mark is one row of `dirty`, keyed by (source, entity, key): "this record changed, sync
+//! it". An event's dirty key is (source, entity_type, record_id); the receiver stores `entity_type` for both
+//! sources (Zoho events carry the module too).
+//!
+//! The mark life cycle:
+//! - the receiver inserts events and upserts their marks in one transaction ([`EventStore::insert_events`]);
+//!   a new event for a key that is already marked clears the claim, so the change is synced again;
+//! - the follow mode claims marks ([`EventStore::claim_dirty`]): their pending events become processing;
+//! - it settles each: [`EventStore::complete_dirty`] (events → completed, the mark removed unless a newer
+//!   event re-marked it) or [`EventStore::fail_dirty`] (events → failed with the error, the mark removed
+//!   unless re-marked; `zmsync events retry` re-queues failed events within `retry.policy.max_retries`).
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::postgres::PgStore;
+use super::sqlite::{parse_ts, ts, SqliteStore};
+use super::{now, Result};
+
+/// A claim older than this is taken to belong to a follower that died, and may be claimed again.
+pub const STALE_CLAIM: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The identity of a dirty mark.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DirtyKey {
+    pub source: String,
+    pub entity: String,
+    pub key: String,
+}
+
+/// An event as the receiver hands it to the store. Never carries a signature or a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: String,
+    /// `zoho` or `moodle`.
+    pub source: String,
+    pub event_type: String,
+    /// The Zoho module (`BTEC_Students`…), for Zoho events.
+    pub module: Option<String>,
+    /// The entity (`student`, `enrollment`, `grade`…); with `record_id` it names the dirty mark.
+    pub entity_type: String,
+    pub record_id: String,
+    pub payload: Value,
+}
+
+impl NewEvent {
+    pub fn dirty_key(&self) -> DirtyKey {
+        DirtyKey { source: self.source.clone(), entity: self.entity_type.clone(), key: self.record_id.clone() }
+    }
+}
+
+/// What happened to one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InsertOutcome {
+    Inserted,
+    /// Its event_id was already in the log (or earlier in the same batch): nothing was changed.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventCount {
+    pub source: String,
+    pub status: String,
+    pub count: i64,
+}
+
+/// One row of the event log (without its payload).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub event_id: String,
+    pub source: String,
+    pub event_type: String,
+    pub module: Option<String>,
+    pub entity_type: Option<String>,
+    pub record_id: Option<String>,
+    pub status: String,
+    pub retry_count: i32,
+    pub error_message: Option<String>,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `retry_failed` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RetryOutcome {
+    /// Failed events moved back to pending (their records marked dirty again).
+    pub retried: u64,
+    /// Failed events in the window left alone: they already used `max_retries`.
+    pub exhausted: u64,
+}
+
+/// A claimed dirty mark. `claimed_at` is the claim's token: settling a mark that was re-marked since the
+/// claim keeps it dirty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirtyMark {
+    pub key: DirtyKey,
+    pub first_event_id: Option<String>,
+    pub marked_at: DateTime<Utc>,
+    pub claimed_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+pub trait EventStore {
+    /// Inserts a batch of events and upserts the dirty mark of each inserted one, all in one transaction.
+    /// Returns one outcome per event, in order. A duplicate event_id changes nothing.
+    fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<InsertOutcome>>;
+    /// Event counts by source and status, sorted.
+    fn event_counts(&self) -> Result<Vec<EventCount>>;
+    /// The oldest pending event, if any.
+    fn oldest_pending_event(&self) -> Result<Option<EventRow>>;
+    /// The last `limit` failed events, newest first.
+    fn recent_failed_events(&self, limit: usize) -> Result<Vec<EventRow>>;
+    /// One event by its event_id.
+    fn event(&self, event_id: &str) -> Result<Option<EventRow>>;
+    /// Failed events that failed (or arrived) at or after `since` and have `retry_count < max_retries` go back
+    /// to pending with `retry_count + 1`, and their records are marked dirty again.
+    fn retry_failed(&self, since: DateTime<Utc>, max_retries: u32) -> Result<RetryOutcome>;
+    /// Deletes completed events (and failed ones with `include_failed`) created before `older_than`. With
+    /// `dry_run` nothing is deleted. Returns how many were (or would be) deleted.
+    fn cleanup_events(&self, older_than: DateTime<Utc>, include_failed: bool, dry_run: bool) -> Result<u64>;
+    /// All dirty marks, claimed or not, oldest first (for status and tests).
+    fn dirty_marks(&self) -> Result<Vec<(DirtyKey, Option<DateTime<Utc>>)>>;
+    /// Claims up to `limit` unclaimed (or stale-claimed) marks, oldest first; their pending events become
+    /// processing. Safe with several followers on PostgreSQL (SKIP LOCKED).
+    fn claim_dirty(&self, limit: usize) -> Result<Vec<DirtyMark>>;
+    /// The claimed records were synced: their processing events become completed; each mark is removed
+    /// unless a newer event re-marked it after the claim.
+    fn complete_dirty(&self, marks: &[DirtyMark]) -> Result<()>;
+    /// The claimed record could not be synced: its processing events become failed with `error`; the mark is
+    /// removed unless re-marked after the claim (then it stays, unclaimed, with the error recorded).
+    fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()>;
+}
+
+const EVENT_COLUMNS: &str = "id, event_id, source, event_type, module, entity_type, record_id, status, retry_count, \
+                             error_message, processed_at, created_at";
+
+// ---- SQLite ----------------------------------------------------------------------------------------------
+
+fn sqlite_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EventRow, Option<String>, String)> {
+    Ok((
+        EventRow {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            source: r.get(2)?,
+            event_type: r.get(3)?,
+            module: r.get(4)?,
+            entity_type: r.get(5)?,
+            record_id: r.get(6)?,
+            status: r.get(7)?,
+            retry_count: r.get(8)?,
+            error_message: r.get(9)?,
+            processed_at: None,
+            created_at: DateTime::<Utc>::MIN_UTC,
+        },
+        r.get(10)?,
+        r.get(11)?,
+    ))
+}
+
+fn sqlite_finish((mut row, processed, created): (EventRow, Option<String>, String)) -> Result<EventRow> {
+    row.processed_at = processed.as_deref().map(parse_ts).transpose()?;
+    row.created_at = parse_ts(&created)?;
+    Ok(row)
+}
+
+fn sqlite_events(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<EventRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, sqlite_event)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(sqlite_finish).collect()
+}
+
+const SQLITE_UPSERT_DIRTY: &str =
+    "INSERT INTO dirty (source, entity, key, first_event_id, marked_at) VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL";
+
+impl EventStore for SqliteStore {
+    fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(events.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8) ON CONFLICT (event_id) DO NOTHING",
+            )?;
+            let mut dirty = tx.prepare_cached(SQLITE_UPSERT_DIRTY)?;
+            let at = ts(now());
+            for e in events {
+                let n = insert.execute(params![
+                    e.event_id,
+                    e.source,
+                    e.event_type,
+                    e.module,
+                    e.entity_type,
+                    e.record_id,
+                    e.payload.to_string(),
+                    at
+                ])?;
+                if n == 1 {
+                    dirty.execute(params![e.source, e.entity_type, e.record_id, e.event_id, at])?;
+                    out.push(InsertOutcome::Inserted);
+                } else {
+                    out.push(InsertOutcome::Duplicate);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn event_counts(&self) -> Result<Vec<EventCount>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT source, status, COUNT(*) FROM integration_events_log GROUP BY source, status ORDER BY source, status",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok(EventCount { source: r.get(0)?, status: r.get(1)?, count: r.get(2)? }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn oldest_pending_event(&self) -> Result<Option<EventRow>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM integration_events_log WHERE status = 'pending' ORDER BY created_at, id LIMIT 1"
+        );
+        Ok(sqlite_events(&conn, &sql, [])?.into_iter().next())
+    }
+
+    fn recent_failed_events(&self, limit: usize) -> Result<Vec<EventRow>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM integration_events_log WHERE status = 'failed'
+             ORDER BY COALESCE(processed_at, created_at) DESC, id DESC LIMIT ?1"
+        );
+        sqlite_events(&conn, &sql, [limit as i64])
+    }
+
+    fn event(&self, event_id: &str) -> Result<Option<EventRow>> {
+        let conn = self.conn();
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM integration_events_log WHERE event_id = ?1");
+        Ok(sqlite_events(&conn, &sql, [event_id])?.into_iter().next())
+    }
+
+    fn retry_failed(&self, since: DateTime<Utc>, max_retries: u32) -> Result<RetryOutcome> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let since = ts(since);
+        let window = "status = 'failed' AND COALESCE(processed_at, created_at) >= ?1";
+        let exhausted: i64 = tx.query_row(
+            &format!("SELECT COUNT(*) FROM integration_events_log WHERE {window} AND retry_count >= ?2"),
+            params![since, max_retries],
+            |r| r.get(0),
+        )?;
+        let picked: Vec<(i64, String, String, String, String)> = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT id, event_id, source, COALESCE(entity_type, ''), COALESCE(record_id, '') FROM integration_events_log
+                 WHERE {window} AND retry_count < ?2 ORDER BY id"
+            ))?;
+            let rows = stmt
+                .query_map(params![since, max_retries], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        let at = ts(now());
+        for (id, event_id, source, entity, key) in &picked {
+            tx.execute(
+                "UPDATE integration_events_log SET status = 'pending', retry_count = retry_count + 1, processed_at = NULL
+                 WHERE id = ?1",
+                [id],
+            )?;
+            tx.execute(SQLITE_UPSERT_DIRTY, params![source, entity, key, event_id, at])?;
+        }
+        tx.commit()?;
+        Ok(RetryOutcome { retried: picked.len() as u64, exhausted: exhausted as u64 })
+    }
+
+    fn cleanup_events(&self, older_than: DateTime<Utc>, include_failed: bool, dry_run: bool) -> Result<u64> {
+        let conn = self.conn();
+        let statuses = if include_failed { "('completed', 'failed')" } else { "('completed')" };
+        let filter = format!("FROM integration_events_log WHERE status IN {statuses} AND created_at < ?1");
+        let n = if dry_run {
+            conn.query_row(&format!("SELECT COUNT(*) {filter}"), [ts(older_than)], |r| r.get::<_, i64>(0))? as usize
+        } else {
+            conn.execute(&format!("DELETE {filter}"), [ts(older_than)])?
+        };
+        Ok(n as u64)
+    }
+
+    fn dirty_marks(&self) -> Result<Vec<(DirtyKey, Option<DateTime<Utc>>)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT source, entity, key, claimed_at FROM dirty ORDER BY marked_at, source, entity, key")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((DirtyKey { source: r.get(0)?, entity: r.get(1)?, key: r.get(2)? }, r.get::<_, Option<String>>(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|(k, c)| Ok((k, c.as_deref().map(parse_ts).transpose()?))).collect()
+    }
+
+    fn claim_dirty(&self, limit: usize) -> Result<Vec<DirtyMark>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let claimed_at = now();
+        let stale = ts(claimed_at - STALE_CLAIM);
+        type MarkRow = (String, String, String, Option<String>, String, i32, Option<String>);
+        let rows: Vec<MarkRow> = {
+            let mut stmt = tx.prepare(
+                "SELECT source, entity, key, first_event_id, marked_at, attempts, last_error FROM dirty
+                 WHERE claimed_at IS NULL OR claimed_at < ?1 ORDER BY marked_at LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![stale, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (source, entity, key, first_event_id, marked_at, attempts, last_error) in rows {
+            tx.execute(
+                "UPDATE dirty SET claimed_at = ?4 WHERE source = ?1 AND entity = ?2 AND key = ?3",
+                params![source, entity, key, ts(claimed_at)],
+            )?;
+            tx.execute(
+                "UPDATE integration_events_log SET status = 'processing'
+                 WHERE source = ?1 AND entity_type = ?2 AND record_id = ?3 AND status = 'pending'",
+                params![source, entity, key],
+            )?;
+            out.push(DirtyMark {
+                key: DirtyKey { source, entity, key },
+                first_event_id,
+                marked_at: parse_ts(&marked_at)?,
+                claimed_at,
+                attempts,
+                last_error,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn complete_dirty(&self, marks: &[DirtyMark]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = ts(now());
+        for m in marks {
+            let k = &m.key;
+            tx.execute(
+                "UPDATE integration_events_log SET status = 'completed', processed_at = ?4, error_message = NULL
+                 WHERE source = ?1 AND entity_type = ?2 AND record_id = ?3 AND status = 'processing'",
+                params![k.source, k.entity, k.key, at],
+            )?;
+            tx.execute(
+                "DELETE FROM dirty WHERE source = ?1 AND entity = ?2 AND key = ?3 AND claimed_at = ?4",
+                params![k.source, k.entity, k.key, ts(m.claimed_at)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let k = &mark.key;
+        tx.execute(
+            "UPDATE integration_events_log SET status = 'failed', processed_at = ?4, error_message = ?5
+             WHERE source = ?1 AND entity_type = ?2 AND record_id = ?3 AND status = 'processing'",
+            params![k.source, k.entity, k.key, ts(now()), error],
+        )?;
+        let removed = tx.execute(
+            "DELETE FROM dirty WHERE source = ?1 AND entity = ?2 AND key = ?3 AND claimed_at = ?4",
+            params![k.source, k.entity, k.key, ts(mark.claimed_at)],
+        )?;
+        if removed == 0 {
+            tx.execute(
+                "UPDATE dirty SET attempts = attempts + 1, last_error = ?4 WHERE source = ?1 AND entity = ?2 AND key = ?3",
+                params![k.source, k.entity, k.key, error],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------------------------
+
+fn pg_event(r: &postgres::Row) -> EventRow {
+    EventRow {
+        id: r.get(0),
+        event_id: r.get(1),
+        source: r.get(2),
+        event_type: r.get(3),
+        module: r.get(4),
+        entity_type: r.get(5),
+        record_id: r.get(6),
+        status: r.get(7),
+        retry_count: r.get(8),
+        error_message: r.get(9),
+        processed_at: r.get(10),
+        created_at: r.get(11),
+    }
+}
+
+const PG_UPSERT_DIRTY: &str =
+    "INSERT INTO dirty (source, entity, key, first_event_id, marked_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL";
+
+impl EventStore for PgStore {
+    fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Two statements per batch whatever its size (round trips, not rows, are what a batch costs): the
+        // events through `unnest`, then the marks of those inserted. Repeats inside the batch are settled
+        // here first: a later copy of an event_id is a duplicate; one mark per key (the first event's).
+        let mut first = std::collections::HashSet::new();
+        let candidates: Vec<&NewEvent> = events.iter().filter(|e| first.insert(e.event_id.as_str())).collect();
+        let col = |f: fn(&NewEvent) -> String| candidates.iter().map(|e| f(e)).collect::<Vec<String>>();
+        let (ids, sources, types, entities, records) = (
+            col(|e| e.event_id.clone()),
+            col(|e| e.source.clone()),
+            col(|e| e.event_type.clone()),
+            col(|e| e.entity_type.clone()),
+            col(|e| e.record_id.clone()),
+        );
+        let modules: Vec<Option<String>> = candidates.iter().map(|e| e.module.clone()).collect();
+        let payloads: Vec<Value> = candidates.iter().map(|e| e.payload.clone()).collect();
+        let at = now();
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let inserted: std::collections::HashSet<String> = tx
+            .query(
+                "INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
+                 SELECT t.event_id, t.source, t.event_type, t.module, t.entity_type, t.record_id, t.payload, 'pending', $8
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY
+                      AS t(event_id, source, event_type, module, entity_type, record_id, payload, ord)
+                 ORDER BY t.ord
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                &[&ids, &sources, &types, &modules, &entities, &records, &payloads, &at],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut seen_keys = std::collections::HashSet::new();
+        let (mut ms, mut me, mut mk, mut mf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for e in &candidates {
+            if inserted.contains(&e.event_id) && seen_keys.insert((&e.source, &e.entity_type, &e.record_id)) {
+                ms.push(e.source.clone());
+                me.push(e.entity_type.clone());
+                mk.push(e.record_id.clone());
+                mf.push(e.event_id.clone());
+            }
+        }
+        if !ms.is_empty() {
+            tx.execute(
+                "INSERT INTO dirty (source, entity, key, first_event_id, marked_at)
+                 SELECT * , $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                 ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL",
+                &[&ms, &me, &mk, &mf, &at],
+            )?;
+        }
+        tx.commit()?;
+        let mut answered = std::collections::HashSet::new();
+        Ok(events
+            .iter()
+            .map(|e| {
+                if inserted.contains(&e.event_id) && answered.insert(e.event_id.as_str()) {
+                    InsertOutcome::Inserted
+                } else {
+                    InsertOutcome::Duplicate
+                }
+            })
+            .collect())
+    }
+
+    fn event_counts(&self) -> Result<Vec<EventCount>> {
+        let rows = self.conn()?.query(
+            "SELECT source, status, COUNT(*) FROM integration_events_log GROUP BY source, status ORDER BY source, status",
+            &[],
+        )?;
+        Ok(rows.iter().map(|r| EventCount { source: r.get(0), status: r.get(1), count: r.get(2) }).collect())
+    }
+
+    fn oldest_pending_event(&self) -> Result<Option<EventRow>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM integration_events_log WHERE status = 'pending' ORDER BY created_at, id LIMIT 1"
+        );
+        Ok(self.conn()?.query_opt(&sql, &[])?.as_ref().map(pg_event))
+    }
+
+    fn recent_failed_events(&self, limit: usize) -> Result<Vec<EventRow>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM integration_events_log WHERE status = 'failed'
+             ORDER BY COALESCE(processed_at, created_at) DESC, id DESC LIMIT $1"
+        );
+        Ok(self.conn()?.query(&sql, &[&(limit as i64)])?.iter().map(pg_event).collect())
+    }
+
+    fn event(&self, event_id: &str) -> Result<Option<EventRow>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM integration_events_log WHERE event_id = $1");
+        Ok(self.conn()?.query_opt(&sql, &[&event_id])?.as_ref().map(pg_event))
+    }
+
+    fn retry_failed(&self, since: DateTime<Utc>, max_retries: u32) -> Result<RetryOutcome> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let max = max_retries as i32;
+        let window = "status = 'failed' AND COALESCE(processed_at, created_at) >= $1";
+        let exhausted: i64 = tx
+            .query_one(
+                &format!("SELECT COUNT(*) FROM integration_events_log WHERE {window} AND retry_count >= $2"),
+                &[&since, &max],
+            )?
+            .get(0);
+        let rows = tx.query(
+            &format!(
+                "UPDATE integration_events_log SET status = 'pending', retry_count = retry_count + 1, processed_at = NULL
+                 WHERE {window} AND retry_count < $2
+                 RETURNING event_id, source, COALESCE(entity_type, ''), COALESCE(record_id, '')"
+            ),
+            &[&since, &max],
+        )?;
+        let at = now();
+        let dirty = tx.prepare(PG_UPSERT_DIRTY)?;
+        for r in &rows {
+            let (event_id, source, entity, key): (String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            tx.execute(&dirty, &[&source, &entity, &key, &event_id, &at])?;
+        }
+        tx.commit()?;
+        Ok(RetryOutcome { retried: rows.len() as u64, exhausted: exhausted as u64 })
+    }
+
+    fn cleanup_events(&self, older_than: DateTime<Utc>, include_failed: bool, dry_run: bool) -> Result<u64> {
+        let statuses = if include_failed { "('completed', 'failed')" } else { "('completed')" };
+        let filter = format!("FROM integration_events_log WHERE status IN {statuses} AND created_at < $1");
+        let mut conn = self.conn()?;
+        Ok(if dry_run {
+            conn.query_one(&format!("SELECT COUNT(*) {filter}"), &[&older_than])?.get::<_, i64>(0) as u64
+        } else {
+            conn.execute(&format!("DELETE {filter}"), &[&older_than])?
+        })
+    }
+
+    fn dirty_marks(&self) -> Result<Vec<(DirtyKey, Option<DateTime<Utc>>)>> {
+        let rows = self
+            .conn()?
+            .query("SELECT source, entity, key, claimed_at FROM dirty ORDER BY marked_at, source, entity, key", &[])?;
+        Ok(rows.iter().map(|r| (DirtyKey { source: r.get(0), entity: r.get(1), key: r.get(2) }, r.get(3))).collect())
+    }
+
+    fn claim_dirty(&self, limit: usize) -> Result<Vec<DirtyMark>> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let claimed_at = now();
+        let stale = claimed_at - STALE_CLAIM;
+        let rows = tx.query(
+            "UPDATE dirty d SET claimed_at = $1 FROM (
+                 SELECT source, entity, key FROM dirty WHERE claimed_at IS NULL OR claimed_at < $2
+                 ORDER BY marked_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
+             WHERE d.source = c.source AND d.entity = c.entity AND d.key = c.key
+             RETURNING d.source, d.entity, d.key, d.first_event_id, d.marked_at, d.attempts, d.last_error",
+            &[&claimed_at, &stale, &(limit as i64)],
+        )?;
+        let mut out: Vec<DirtyMark> = rows
+            .iter()
+            .map(|r| DirtyMark {
+                key: DirtyKey { source: r.get(0), entity: r.get(1), key: r.get(2) },
+                first_event_id: r.get(3),
+                marked_at: r.get(4),
+                claimed_at,
+                attempts: r.get(5),
+                last_error: r.get(6),
+            })
+            .collect();
+        out.sort_by(|a, b| a.marked_at.cmp(&b.marked_at).then_with(|| a.key.cmp(&b.key)));
+        let processing = tx.prepare(
+            "UPDATE integration_events_log SET status = 'processing'
+             WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status = 'pending'",
+        )?;
+        for m in &out {
+            tx.execute(&processing, &[&m.key.source, &m.key.entity, &m.key.key])?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn complete_dirty(&self, marks: &[DirtyMark]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let at = now();
+        for m in marks {
+            let k = &m.key;
+            tx.execute(
+                "UPDATE integration_events_log SET status = 'completed', processed_at = $4, error_message = NULL
+                 WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status = 'processing'",
+                &[&k.source, &k.entity, &k.key, &at],
+            )?;
+            tx.execute(
+                "DELETE FROM dirty WHERE source = $1 AND entity = $2 AND key = $3 AND claimed_at = $4",
+                &[&k.source, &k.entity, &k.key, &m.claimed_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let k = &mark.key;
+        tx.execute(
+            "UPDATE integration_events_log SET status = 'failed', processed_at = $4, error_message = $5
+             WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status = 'processing'",
+            &[&k.source, &k.entity, &k.key, &now(), &error],
+        )?;
+        let removed = tx.execute(
+            "DELETE FROM dirty WHERE source = $1 AND entity = $2 AND key = $3 AND claimed_at = $4",
+            &[&k.source, &k.entity, &k.key, &mark.claimed_at],
+        )?;
+        if removed == 0 {
+            tx.execute(
+                "UPDATE dirty SET attempts = attempts + 1, last_error = $4 WHERE source = $1 AND entity = $2 AND key = $3",
+                &[&k.source, &k.entity, &k.key, &error],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,391 @@
+//! The HTTP side: tiny_http worker threads, one request at a time each, answering JSON.
+//!
+//! Per request: route (404/405) → source enabled (503 naming the variable) → body capped (413) → content
+//! type (415) → signature or token (401) → rate limit (429) → payload (400/422) → group commit (202/200, or
+//! 503 with Retry-After when the store is unavailable). A client's input never causes a 5xx.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tiny_http::{Header, Request, Response};
+
+use super::payloads::{self, PayloadError};
+use super::ratelimit::RateLimiter;
+use super::routes::{self, Route, RouteError};
+use super::signature;
+use super::writer::{self, WriterHandle};
+use super::{Secrets, ServeError, ServeOptions};
+use crate::store::events::{InsertOutcome, NewEvent};
+use crate::store::{self, Store};
+
+/// The largest body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+struct Shared {
+    secrets: Secrets,
+    limiter: RateLimiter,
+    writer: WriterHandle,
+    reader: Box<dyn Store>,
+}
+
+/// An answer: status, JSON body, extra headers.
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    fn new(status: u16, body: Value) -> Answer {
+        Answer { status, body, headers: Vec::new() }
+    }
+
+    fn error(status: u16, message: impl Into<String>) -> Answer {
+        Answer::new(status, json!({"success": false, "status": status, "error": message.into()}))
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A bound receiver, not yet serving.
+pub struct Receiver {
+    server: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+}
+
+impl Receiver {
+    pub fn bind(bind: &str) -> Result<Receiver, ServeError> {
+        let server = tiny_http::Server::http(bind)
+            .map_err(|e| ServeError::Bind { bind: bind.to_string(), message: e.to_string() })?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| ServeError::Bind { bind: bind.to_string(), message: "not an IP address".into() })?;
+        Ok(Receiver { server: Arc::new(server), addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `stop` is set, then drains: requests already received are answered, the writer commits
+    /// what it holds, and the call returns.
+    pub fn run(self, opts: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+        let writer_store = open_writer_store(&opts.database_url, &stop)?;
+        let reader = store::open(&opts.database_url)?;
+        let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
+        warn_disabled(&opts.secrets);
+        let (writer, writer_thread) = writer::spawn(writer_store);
+        let shared = Arc::new(Shared {
+            secrets: opts.secrets,
+            limiter: RateLimiter::new(&settings.webhook_limits),
+            writer,
+            reader,
+        });
+        tracing::info!(addr = %self.addr, workers = opts.workers, store = shared.reader.dialect().name(), "webhook receiver listening");
+        let mut workers = Vec::new();
+        for i in 0..opts.workers.max(1) {
+            let server = Arc::clone(&self.server);
+            let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("webhook-{i}"))
+                    .spawn(move || worker(&server, &shared, &stop))
+                    .expect("spawn a webhook worker"),
+            );
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+        tracing::info!("webhook receiver draining");
+        drop(shared);
+        let _ = writer_thread.join();
+        tracing::info!("webhook receiver stopped");
+        Ok(())
+    }
+}
+
+/// The writer's own connection. On SQLite its automatic WAL checkpoints are moved to a thread of their own
+/// (a passive checkpoint every 250 ms), so the fsync of a checkpoint never sits between a commit and its 202.
+fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<Box<dyn Store>, ServeError> {
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Ok(store::open(url)?);
+    };
+    let writer = store::sqlite::SqliteStore::open(path)?;
+    writer.conn().pragma_update(None, "wal_autocheckpoint", 0).map_err(store::StoreError::from)?;
+    let checkpointer = store::sqlite::SqliteStore::open(path)?;
+    let stop = Arc::clone(stop);
+    std::thread::Builder::new()
+        .name("wal-checkpoint".into())
+        .spawn(move || loop {
+            let done = stop.load(Ordering::SeqCst);
+            if let Err(e) = checkpointer.conn().query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "WAL checkpoint skipped");
+            }
+            if done {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        })
+        .expect("spawn the WAL checkpoint thread");
+    Ok(Box::new(writer))
+}
+
+fn warn_disabled(secrets: &Secrets) {
+    if secrets.zoho.is_none() {
+        tracing::warn!(
+            "ZOHO_WEBHOOK_HMAC_SECRET is not set: the Zoho webhook routes (/v1/events/zoho/<entity>) are DISABLED and answer 503; set it and restart"
+        );
+    }
+    if secrets.zoho_notify.is_none() {
+        tracing::warn!(
+            "ZOHO_NOTIFY_TOKEN is not set: the Zoho Notification API route (/v1/events/zoho/notify) is DISABLED and answers 503; set it and restart"
+        );
+    }
+    if secrets.moodle.is_none() {
+        tracing::warn!(
+            "MOODLE_WEBHOOK_HMAC_SECRET is not set: the Moodle webhook routes (/v1/events/moodle/<entity>) are DISABLED and answer 503; set it and restart"
+        );
+    }
+}
+
+fn worker(server: &tiny_http::Server, shared: &Shared, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(req)) => serve_one(shared, req),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "webhook receiver cannot accept requests");
+                return;
+            }
+        }
+    }
+    // Drain what was already received.
+    while let Ok(Some(req)) = server.try_recv() {
+        serve_one(shared, req);
+    }
+}
+
+fn serve_one(shared: &Shared, req: Request) {
+    // A bug must not take a worker down with it: the request is answered 500 by tiny_http when dropped
+    // unanswered, and the worker goes on.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer_one(shared, req))).is_err() {
+        tracing::error!("a webhook request handler panicked; the worker goes on");
+    }
+}
+
+fn answer_one(shared: &Shared, mut req: Request) {
+    let answer = handle(shared, &mut req);
+    let mut resp = Response::from_data(serde_json::to_vec(&answer.body).unwrap_or_default())
+        .with_status_code(answer.status)
+        .with_header(Header::from_bytes("Content-Type", "application/json").expect("static header"));
+    for (name, value) in answer.headers {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            resp.add_header(h);
+        }
+    }
+    if let Err(e) = req.respond(resp) {
+        tracing::debug!(error = %e, "client went away before the answer");
+    }
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+}
+
+fn handle(shared: &Shared, req: &mut Request) -> Answer {
+    let route = match routes::resolve(req.method().as_str(), req.url()) {
+        Ok(r) => r,
+        Err(RouteError::NotFound) => {
+            return Answer::error(404, format!("no such route: {}", req.url().split('?').next().unwrap_or("")))
+        }
+        Err(RouteError::MethodNotAllowed { allow }) => {
+            return Answer::error(405, format!("method {} is not allowed here; use {allow}", req.method()))
+                .header("Allow", allow)
+        }
+    };
+    match route {
+        Route::Health => return health(shared),
+        Route::Stats => return stats(shared),
+        _ => {}
+    }
+    let source = route.source().expect("event routes have a source");
+    // Which secret authenticates this route; a route whose secret is not set is disabled.
+    let (secret, var) = match route {
+        Route::ZohoNotify => (shared.secrets.zoho_notify.as_ref(), "ZOHO_NOTIFY_TOKEN"),
+        Route::Zoho { .. } => (shared.secrets.zoho.as_ref(), "ZOHO_WEBHOOK_HMAC_SECRET"),
+        _ => (shared.secrets.moodle.as_ref(), "MOODLE_WEBHOOK_HMAC_SECRET"),
+    };
+    let Some(secret) = secret else {
+        return Answer::error(503, format!("this route is disabled: {var} is not set"))
+            .header("Retry-After", "3600")
+            .with_hint(format!("set {var} in the receiver's environment (or .env) and restart zmsync serve"));
+    };
+
+    // Body, capped.
+    if req.body_length().is_some_and(|n| n > MAX_BODY) {
+        return too_large(req);
+    }
+    let mut body = Vec::with_capacity(req.body_length().unwrap_or(1024).min(MAX_BODY));
+    if let Err(e) = req.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut body) {
+        return Answer::error(400, format!("cannot read the request body: {e}"));
+    }
+    if body.len() > MAX_BODY {
+        return too_large(req);
+    }
+
+    let format = match payloads::body_format(header(req, "Content-Type")) {
+        Ok(f) => f,
+        Err(e) => return payload_error(&e),
+    };
+
+    let received_ms = chrono::Utc::now().timestamp_millis();
+    let events = match route {
+        Route::ZohoNotify => {
+            // Zoho signs nothing here: the channel's token is the check, compared in constant time.
+            let map = match payloads::object(format, &body) {
+                Ok(m) => m,
+                Err(e) => return payload_error(&e),
+            };
+            match payloads::notification_token(&map) {
+                Some(t) if signature::token_matches(secret, t) => {}
+                Some(_) => return Answer::error(401, "the channel token does not match ZOHO_NOTIFY_TOKEN"),
+                None => return Answer::error(401, "the callback carries no channel `token`"),
+            }
+            payloads::zoho_notification(map)
+        }
+        Route::Zoho { entity, module } => {
+            if let Err(e) = signature::verify(secret, &body, header(req, "X-Zoho-Signature")) {
+                return signature_error(e, "X-Zoho-Signature");
+            }
+            payloads::object(format, &body).and_then(|m| payloads::zoho_workflow(entity, module, m, received_ms))
+        }
+        Route::Moodle { entity } => {
+            if let Err(e) = signature::verify(secret, &body, header(req, "X-Moodle-Signature")) {
+                return signature_error(e, "X-Moodle-Signature");
+            }
+            payloads::object(format, &body).and_then(|m| payloads::moodle(entity, m).map(|e| vec![e]))
+        }
+        Route::Health | Route::Stats => unreachable!("answered above"),
+    };
+    let events = match events {
+        Ok(e) => e,
+        Err(e) => return payload_error(&e),
+    };
+
+    if let Err(wait) = shared.limiter.take(source, events.len()) {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        return Answer::error(429, format!("too many {} events; retry after {secs} s", source.name()))
+            .header("Retry-After", secs.to_string());
+    }
+    accept(shared, events)
+}
+
+fn accept(shared: &Shared, events: Vec<NewEvent>) -> Answer {
+    let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    let keys: Vec<(String, String, String)> =
+        events.iter().map(|e| (e.source.clone(), e.entity_type.clone(), e.record_id.clone())).collect();
+    let outcomes = match shared.writer.submit(events) {
+        Ok(o) => o,
+        Err(e) => {
+            return Answer::error(503, format!("{e}; retry later")).header("Retry-After", "5");
+        }
+    };
+    for ((id, (source, entity, key)), outcome) in ids.iter().zip(&keys).zip(&outcomes) {
+        tracing::info!(event_id = %id, source = %source, entity = %entity, record_id = %key, outcome = ?outcome, "event");
+    }
+    let any_new = outcomes.contains(&InsertOutcome::Inserted);
+    let (status, message, word) = if any_new {
+        (202, "Event accepted for processing", "queued")
+    } else {
+        (200, "Duplicate event: already accepted, nothing done", "duplicate")
+    };
+    let mut body = json!({"success": true, "message": message, "event_id": ids[0], "status": word});
+    if ids.len() > 1 {
+        body["events"] = Value::Array(
+            ids.iter()
+                .zip(&outcomes)
+                .map(|(id, o)| {
+                    json!({"event_id": id, "status": if *o == InsertOutcome::Inserted { "queued" } else { "duplicate" }})
+                })
+                .collect(),
+        );
+    }
+    Answer::new(status, body)
+}
+
+fn too_large(req: &mut Request) -> Answer {
+    // Read (and drop) a bounded amount of what the client is still sending, so it sees the answer rather
+    // than a reset connection; then close.
+    let _ = std::io::copy(&mut req.as_reader().take(1 << 20), &mut std::io::sink());
+    Answer::error(
+        413,
+        format!("the body is larger than {} KiB; webhook payloads are tiny: send the record id only", MAX_BODY / 1024),
+    )
+    .header("Connection", "close")
+}
+
+fn payload_error(e: &PayloadError) -> Answer {
+    Answer::error(e.status(), e.to_string())
+}
+
+fn signature_error(e: signature::SignatureError, header: &str) -> Answer {
+    Answer::error(401, format!("{e} ({header}: HMAC-SHA256 of the exact body with the shared secret, hex)"))
+}
+
+fn health(shared: &Shared) -> Answer {
+    match shared.reader.schema_version() {
+        Ok(v) => Answer::new(
+            200,
+            json!({"success": true, "status": "ok", "store": shared.reader.dialect().name(), "schema_version": v,
+                   "sources": {"zoho": shared.secrets.zoho.is_some(), "zoho_notify": shared.secrets.zoho_notify.is_some(),
+                               "moodle": shared.secrets.moodle.is_some()}}),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: store unreachable");
+            Answer::error(503, "the event store is unreachable").header("Retry-After", "5")
+        }
+    }
+}
+
+fn stats(shared: &Shared) -> Answer {
+    match shared.reader.event_counts() {
+        Ok(counts) => {
+            let mut by_source = Map::new();
+            let mut total = 0;
+            for c in counts {
+                total += c.count;
+                by_source
+                    .entry(c.source)
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("object")
+                    .insert(c.status, json!(c.count));
+            }
+            Answer::new(200, json!({"success": true, "counts": by_source, "total": total}))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stats: store unreachable");
+            Answer::error(503, "the event store is unreachable").header("Retry-After", "5")
+        }
+    }
+}
+
+trait WithHint {
+    fn with_hint(self, hint: String) -> Self;
+}
+
+impl WithHint for Answer {
+    fn with_hint(mut self, hint: String) -> Answer {
+        self.body["hint"] = Value::String(hint);
+        self
+    }
+}
