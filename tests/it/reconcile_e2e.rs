@@ -1,6 +1,6 @@
 //! End to end on the sandbox: the fakes filled by the generator, read through the real clients
 //! (`snapshot::run`), reconciled. Needs the generator/`Sandbox` (branch generator) and `snapshot::run`
-//! (branch clients), both on main.
+//! (branch clients); both are on main now.
 
 use std::collections::BTreeSet;
 
