@@ -749,9 +749,9 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
 
     // Classes → courses, each with its teacher enrolled with the teacher role.
     let mut course_of: HashMap<String, i64> = HashMap::new();
-    let mut next_course = FIRST_COURSE_ID;
     let teaching: crate::model::Fields = [("active".to_string(), json!(true))].into_iter().collect();
-    for rec in zoho.modules.get_mut("BTEC_Classes").expect("module present") {
+    let classes = zoho.modules.get_mut("BTEC_Classes").expect("module present");
+    for (next_course, rec) in (FIRST_COURSE_ID..).zip(classes.iter_mut()) {
         let r = map(Kind::Class, rec, settings);
         let create = class::moodle_course_create(&r.key, &r.fields).expect("generated classes have names");
         moodle.courses.push(MoodleCourse {
@@ -770,7 +770,6 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
         }
         write_back(rec, "Moodle_Course_ID", next_course);
         course_of.insert(r.key, next_course);
-        next_course += 1;
     }
 
     for rec in &zoho.modules["BTEC_Enrollments"] {
