@@ -378,8 +378,11 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
     query.seen.clear();
     // A full listing is read from both ends at once (half the chain of page tokens); a listing since the
     // cursor is ordered by Modified_Time and read oldest first.
-    let mut pages =
-        if boundary.is_none() { Listing::Split(client.list_split(query)) } else { Listing::Plain(client.list(query)) };
+    let mut pages = if boundary.is_none() {
+        Listing::Split(Box::new(client.list_split(query)))
+    } else {
+        Listing::Plain(client.list(query))
+    };
     while let Some(mut page) = pages.next().await? {
         // The cursor's own records come back (inclusive If-Modified-Since): skip those not modified since.
         if let Some(b) = boundary {
@@ -399,7 +402,7 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
 
 enum Listing {
     Plain(zoho::Pages),
-    Split(zoho::SplitPages),
+    Split(Box<zoho::SplitPages>),
 }
 
 impl Listing {
