@@ -376,7 +376,13 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
     let skip_ids: HashSet<String> = query.seen.iter().map(|(id, _)| id.clone()).collect();
     let boundary = query.modified_since;
     query.seen.clear();
-    let mut pages = client.list(query);
+    // A full listing is read from both ends at once (half the chain of page tokens); a listing since the
+    // cursor is ordered by Modified_Time and read oldest first.
+    let mut pages = if boundary.is_none() {
+        Listing::Split(Box::new(client.list_split(query)))
+    } else {
+        Listing::Plain(client.list(query))
+    };
     while let Some(mut page) = pages.next().await? {
         // The cursor's own records come back (inclusive If-Modified-Since): skip those not modified since.
         if let Some(b) = boundary {
@@ -392,6 +398,20 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
     }
     let cursor = cursor.time.is_some().then(|| json!(cursor).to_string());
     Ok(sink.finish(cursor))
+}
+
+enum Listing {
+    Plain(zoho::Pages),
+    Split(Box<zoho::SplitPages>),
+}
+
+impl Listing {
+    async fn next(&mut self) -> Result<Option<Vec<Value>>, zoho::ZohoError> {
+        match self {
+            Listing::Plain(p) => p.next().await,
+            Listing::Split(p) => p.next().await,
+        }
+    }
 }
 
 // ---- Moodle -------------------------------------------------------------------------------------------------

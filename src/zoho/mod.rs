@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: refresh-token grant, token cache, single-flight refresh.
 //! - [`read`]: paged listing (page, then page_token past 2,000), by ids, deleted records.
+//! - [`split`]: a whole module read from both ends at once (ids ascending and descending), meeting in the middle.
 //! - [`write`]: insert/update/upsert/delete in batches of ≤100 with per-record results in input order.
 //! - [`meta`]: the org's modules and a module's fields (settings API).
 //! - [`limits`]: the in-flight limiter and the run's counters; [`retry`]: the in-run backoff.
@@ -14,6 +15,7 @@ pub mod limits;
 pub mod meta;
 pub mod read;
 pub mod retry;
+pub mod split;
 pub mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,7 @@ pub use limits::ZohoStats;
 pub use meta::{FieldMeta, ModuleMeta};
 pub use read::{DeletedRecord, ListQuery, Pages};
 pub use retry::Backoff;
+pub use split::SplitPages;
 pub use write::{RecordOutcome, WriteOp};
 
 /// Why the token endpoint refused us.

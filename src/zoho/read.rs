@@ -31,11 +31,13 @@ pub struct ListQuery {
     pub modified_since: Option<DateTime<Utc>>,
     /// (id, Modified_Time) pairs already seen (e.g. at the cursor of the last run): not returned again.
     pub seen: HashSet<(String, String)>,
+    /// Newest ids first (`sort_order=desc`); ignored with `modified_since`, which always reads oldest first.
+    pub descending: bool,
 }
 
 impl ListQuery {
     pub fn new(module: impl Into<String>, fields: Vec<String>) -> ListQuery {
-        ListQuery { module: module.into(), fields, modified_since: None, seen: HashSet::new() }
+        ListQuery { module: module.into(), fields, modified_since: None, seen: HashSet::new(), descending: false }
     }
 }
 
@@ -206,6 +208,15 @@ impl Pages {
         &self.q.module
     }
 
+    /// Whether the last page has been read.
+    pub fn finished(&self) -> bool {
+        matches!(self.cursor, Cursor::Done)
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The next page of records (possibly fewer than 200 after de-duplication), or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Vec<Value>>, ZohoError> {
         loop {
@@ -216,12 +227,13 @@ impl Pages {
             };
             let module = self.q.module.clone();
             let path = format!("/crm/v8/{module}");
-            let sort_by = if self.q.modified_since.is_some() { "Modified_Time" } else { "id" };
+            let since_none = self.q.modified_since.is_none();
+            let sort_by = if since_none { "id" } else { "Modified_Time" };
             let mut query = vec![
                 ("fields", self.chunks[0].join(",")),
                 ("per_page", PER_PAGE.to_string()),
                 ("sort_by", sort_by.to_string()),
-                ("sort_order", "asc".to_string()),
+                ("sort_order", if self.q.descending && since_none { "desc" } else { "asc" }.to_string()),
             ];
             match (page_param, token) {
                 (_, Some(t)) => query.push(("page_token", t)),

@@ -190,3 +190,25 @@ fn zoho_bad_refresh_token_is_clear_and_shows_no_secret() {
     assert!(e.contains("invalid_code") && e.contains("ZOHO_REFRESH_TOKEN"), "{e}");
     assert!(!e.contains("wrongwrongwrong") && !e.contains(fake.client_secret().expose()), "{e}");
 }
+
+#[test]
+fn zoho_split_listing_reads_every_record_once_from_both_ends() {
+    for n in [0usize, 1, 200, 201, 399, 401, 2_345] {
+        let fake = FakeZoho::start(zoho_seed("BTEC_Grades", n), ZohoOptions::default()).unwrap();
+        let c = zoho_client(&fake, None);
+        let got = rt().block_on(async {
+            let mut pages = c.list_split(ListQuery::new("BTEC_Grades", fields()));
+            let mut out = Vec::new();
+            while let Some(p) = pages.next().await.unwrap() {
+                out.extend(p);
+            }
+            out
+        });
+        let mut unique = ids(&got);
+        unique.dedup();
+        assert_eq!(unique.len(), got.len(), "{n}: a record came twice");
+        assert_eq!(unique, ids(&fake.records("BTEC_Grades")), "{n}: every record");
+        let calls = fake.stats().requests["GET /crm/v8/{module}"];
+        assert!(calls as usize <= n.div_ceil(200) + 2, "{n}: {calls} calls");
+    }
+}
