@@ -64,7 +64,8 @@ pub fn once(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit>
     }
 }
 
-/// `--incremental --follow`: waits for dirty marks (short polling, ~250 ms), lets a burst settle (~300 ms),
+/// `--incremental --follow`: waits for dirty marks (LISTEN/NOTIFY on PostgreSQL, ~250 ms polling on SQLite),
+/// lets a burst settle (~300 ms),
 /// runs an incremental sync, and repeats until SIGTERM or SIGINT, which stop it between runs.
 fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -76,7 +77,9 @@ fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
     while !stop.load(Ordering::Relaxed) {
         let pending = store.dirty_marks()?.len();
         if pending == 0 {
-            std::thread::sleep(Duration::from_millis(250));
+            // PostgreSQL: woken by the receiver's NOTIFY; SQLite: a short poll. Bounded either way, so SIGTERM is
+            // seen within a second.
+            store.wait_for_dirty(Duration::from_secs(1))?;
             continue;
         }
         std::thread::sleep(Duration::from_millis(300));

@@ -138,7 +138,18 @@ pub trait EventStore {
     /// The claimed record could not be synced: its processing events become failed with `error`; the mark is
     /// removed unless re-marked after the claim (then it stays, unclaimed, with the error recorded).
     fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()>;
+    /// Waits until new dirty marks may have been committed, at most `timeout`; returns whether it was woken by
+    /// a notice (PostgreSQL: LISTEN on the channel the receiver NOTIFYs on commit) rather than the clock.
+    /// SQLite has no notifications: it sleeps a short polling interval. The caller re-checks the marks either
+    /// way, so a spurious wake costs one query and a missed one only the timeout.
+    fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool> {
+        std::thread::sleep(timeout.min(std::time::Duration::from_millis(250)));
+        Ok(false)
+    }
 }
+
+/// The channel `insert_events` notifies (on commit) when it marks records dirty.
+pub const DIRTY_CHANNEL: &str = "zmsync_dirty";
 
 const EVENT_COLUMNS: &str = "id, event_id, source, event_type, module, entity_type, record_id, status, retry_count, \
                              error_message, processed_at, created_at";
@@ -472,6 +483,9 @@ impl EventStore for PgStore {
                  ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL",
                 &[&ms, &me, &mk, &mf, &at],
             )?;
+            // Delivered by the server only when this transaction commits: a follower never wakes for marks
+            // that were rolled back.
+            tx.execute("SELECT pg_notify($1, '')", &[&DIRTY_CHANNEL])?;
         }
         tx.commit()?;
         let mut answered = std::collections::HashSet::new();
@@ -640,5 +654,22 @@ impl EventStore for PgStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut guard = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let mut conn = self.conn()?;
+            conn.batch_execute(&format!("LISTEN {DIRTY_CHANNEL}"))?;
+            *guard = Some(conn);
+            // Marks committed before the LISTEN sent no notice we could see: let the caller look now.
+            return Ok(true);
+        }
+        let conn = guard.as_mut().expect("listener set above");
+        let woken = conn.notifications().timeout_iter(timeout).next()?.is_some();
+        // A burst of commits sends a burst of notices; one look at the marks covers them all.
+        while conn.notifications().iter().next()?.is_some() {}
+        Ok(woken)
     }
 }

@@ -20,6 +20,9 @@ const MIGRATION_LOCK: i64 = 0x7a6d_7379_6e63; // "zmsync"
 pub struct PgStore {
     location: String,
     pool: Pool,
+    /// The connection that LISTENs for dirty marks (`--follow`), taken from the pool on first use and kept, so
+    /// a notification sent between two waits is queued on it rather than lost.
+    pub(crate) listener: std::sync::Mutex<Option<Conn>>,
 }
 
 impl PgStore {
@@ -48,7 +51,7 @@ impl PgStore {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Connect { location: location.clone(), message: e.to_string() })?;
-        let store = PgStore { location, pool };
+        let store = PgStore { location, pool, listener: std::sync::Mutex::new(None) };
         store.migrate()?;
         Ok(store)
     }

@@ -456,3 +456,36 @@ mod events {
         assert_eq!(status(s, "c"), "processing", "unsettled events are never cleaned up");
     });
 }
+
+/// `--follow` on PostgreSQL sleeps on LISTEN: a committed dirty mark wakes it, a quiet wait times out.
+#[test]
+fn postgres_dirty_marks_wake_a_listener_on_commit() {
+    use std::time::Duration;
+    use zmsync::store::events::NewEvent;
+    let Some(schema) = PgSchema::create() else { return };
+    let follower = store::open(&schema.url).unwrap();
+    let receiver = store::open(&schema.url).unwrap();
+    assert!(follower.wait_for_dirty(Duration::from_millis(10)).unwrap(), "the first call arms LISTEN and says look");
+    assert!(!follower.wait_for_dirty(Duration::from_millis(200)).unwrap(), "nothing committed: the wait times out");
+    let ev = NewEvent {
+        event_id: "evt-listen-1".into(),
+        source: "zoho".into(),
+        event_type: "updated".into(),
+        module: Some("BTEC_Students".into()),
+        entity_type: "student".into(),
+        record_id: "5847596000012345".into(),
+        payload: json!({}),
+    };
+    receiver.insert_events(std::slice::from_ref(&ev)).unwrap();
+    assert!(follower.wait_for_dirty(Duration::from_secs(30)).unwrap(), "the commit's NOTIFY wakes the follower");
+    // A duplicate marks nothing and sends nothing.
+    receiver.insert_events(&[ev]).unwrap();
+    assert!(!follower.wait_for_dirty(Duration::from_millis(300)).unwrap());
+}
+
+#[test]
+fn sqlite_wait_for_dirty_is_a_short_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store::open(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    assert!(!s.wait_for_dirty(std::time::Duration::from_secs(60)).unwrap(), "no notifications on SQLite");
+}
