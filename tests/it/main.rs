@@ -6,6 +6,7 @@ mod clients;
 mod docs;
 mod doctor;
 mod fakes;
+mod follow;
 mod reconcile;
 mod reconcile_e2e;
 mod sandbox_cli;
