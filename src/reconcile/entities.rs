@@ -561,23 +561,11 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -
     let mut zoho: Vec<&'a Record> = w.records(Kind::Enrollment).iter().collect();
     zoho.sort_by(|a, b| cmp_ids(&a.key, &b.key));
     for z in zoho {
-        let (Some(s), Some(c)) = (z.ref_str("student_id"), z.ref_str("class_id")) else {
-            let p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
-            diff.issue(Entity::Enrollment, &p, IssueKind::Incomplete, "no student or no class in Zoho".into());
+        let Some((s, c, key)) = student_class_key(z, Entity::Enrollment, &mut by_key, diff, |first| {
+            format!("Zoho enrolment {first} is the same student and class (older, synced instead)")
+        }) else {
             continue;
         };
-        let key = format!("{s}|{c}");
-        if let Some(first) = by_key.get(&key) {
-            let p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
-            diff.issue(
-                Entity::Enrollment,
-                &p,
-                IssueKind::Duplicate,
-                format!("Zoho enrolment {first} is the same student and class (older, synced instead)"),
-            );
-            continue;
-        }
-        by_key.insert(key.clone(), z.key.clone());
         let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
         let (uid, cid) = (w.students.map.moodle(s), w.classes.map.moodle(c));
         if let (Some(u), Some(co)) = (uid, cid) {
@@ -611,6 +599,31 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -
     pairs
 }
 
+/// The (student, class) natural key of a Zoho enrolment or grade, or `None` once it is reported as an issue:
+/// a missing lookup, or a second record of a student and class already seen (records come in id order, so
+/// the older one is the one synced; `duplicate` words the issue from that older record's id).
+fn student_class_key<'r>(
+    z: &'r Record,
+    entity: Entity,
+    seen: &mut HashMap<String, String>,
+    diff: &mut super::diff::EntityDiff,
+    duplicate: impl Fn(&str) -> String,
+) -> Option<(&'r str, &'r str, String)> {
+    let (Some(s), Some(c)) = (z.ref_str("student_id"), z.ref_str("class_id")) else {
+        let p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        diff.issue(entity, &p, IssueKind::Incomplete, "no student or no class in Zoho".into());
+        return None;
+    };
+    let key = format!("{s}|{c}");
+    if let Some(first) = seen.get(&key) {
+        let p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+        diff.issue(entity, &p, IssueKind::Duplicate, duplicate(first));
+        return None;
+    }
+    seen.insert(key.clone(), z.key.clone());
+    Some((s, c, key))
+}
+
 // ---- grades (Moodle → Zoho) ------------------------------------------------------------------------------
 
 pub fn grade_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec<Pair<'a>> {
@@ -624,23 +637,11 @@ pub fn grade_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec
     zoho.sort_by(|a, b| cmp_ids(&a.key, &b.key));
     let unit_of = |c: &str| classes.get(c).and_then(|r| r.refs.get("unit_id")).cloned().unwrap_or(Value::Null);
     for z in zoho {
-        let (Some(s), Some(c)) = (z.ref_str("student_id"), z.ref_str("class_id")) else {
-            let p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
-            diff.issue(Entity::Grade, &p, IssueKind::Incomplete, "no student or no class in Zoho".into());
+        let Some((s, c, key)) = student_class_key(z, Entity::Grade, &mut by_key, diff, |first| {
+            format!("Zoho grade {first} is for the same student and class (older, updated instead)")
+        }) else {
             continue;
         };
-        let key = format!("{s}|{c}");
-        if let Some(first) = by_key.get(&key) {
-            let p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
-            diff.issue(
-                Entity::Grade,
-                &p,
-                IssueKind::Duplicate,
-                format!("Zoho grade {first} is for the same student and class (older, updated instead)"),
-            );
-            continue;
-        }
-        by_key.insert(key.clone(), z.key.clone());
         let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
         let (uid, cid) = (w.students.map.moodle(s), w.classes.map.moodle(c));
         if let (Some(u), Some(co)) = (uid, cid) {
