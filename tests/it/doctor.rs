@@ -132,7 +132,7 @@ fn a_missing_web_service_function_is_named() {
 #[test]
 fn a_wrong_zoho_refresh_token_fails_the_token_check_and_skips_the_modules() {
     let sb = small_sandbox();
-    let wrong = "1000.deadbeefdeadbeefdeadbeefdeadbeef.deadbeefdeadbeefdeadbeefdeadbeef";
+    let wrong = "not-the-sandbox-refresh-token";
     let s = ready(&sb).env("ZOHO_REFRESH_TOKEN", wrong);
     let mut hidden = secrets(&sb);
     hidden.push(wrong.into());
