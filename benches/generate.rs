@@ -1,48 +1,116 @@
-//! Generator benchmark: wall time and peak memory (VmHWM) to generate colleges of 1,500 and 50,000 students.
-//! Run with `cargo bench --bench generate`. Each size runs in a child process so the peak of one size does
-//! not hide the other's.
+//! Generator and sandbox start-up benchmark. Run with `cargo bench --bench generate`. Prints, per line, wall
+//! time and peak memory (VmHWM) of:
+//! - `generate`: `College::generate` of 1,500 and 50,000 students (empty and drifted);
+//! - `start`: `Sandbox::start`, i.e. generate and both fakes loaded and listening, 1,500 drifted and 50,000
+//!   empty and drifted;
+//! - `cli`: the release `zmsync sandbox --students 1500 --state drifted`, from exec to its seven `KEY=VALUE`
+//!   lines on stdout (issue #4's "under 2 s").
+//!
+//! Each measurement runs in its own process so that the peak of one does not hide another's.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use zmsync::sandbox::generator::{College, GenOptions, State};
+use zmsync::sandbox::{Sandbox, SandboxOptions};
 
-fn peak_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+fn peak_mib() -> String {
+    let kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    kib.map(|k| (k / 1024).to_string()).unwrap_or_else(|| "?".into())
 }
 
-fn run_one(students: usize, state: State) {
+fn opts(students: usize, state: State) -> GenOptions {
+    GenOptions { students, seed: 1, state, drift_count: 30 }
+}
+
+fn generate(students: usize, state: State) {
     let start = Instant::now();
-    let college = College::generate(GenOptions { students, seed: 1, state, drift_count: 30 });
+    let college = College::generate(opts(students, state));
     let took = start.elapsed();
     let records: usize = college.zoho.modules.values().map(Vec::len).sum();
     println!(
-        "generate {students:>6} students, {:<7}: {:>7.3} s, peak {:>6} MiB, {records} Zoho records, {} Moodle users, {} drift",
+        "generate {students:>6} students, {:<7}: {:>7.3} s, peak {:>5} MiB, {records} Zoho records, {} Moodle users, {} drift",
         state.name(),
         took.as_secs_f64(),
-        peak_kib().map(|k| (k / 1024).to_string()).unwrap_or_else(|| "?".into()),
+        peak_mib(),
         college.moodle.users.len(),
         college.drift.len(),
     );
 }
 
+fn start(students: usize, state: State) {
+    let t = Instant::now();
+    let sandbox = Sandbox::start(SandboxOptions { generate: opts(students, state), ..SandboxOptions::default() })
+        .expect("sandbox starts");
+    let took = t.elapsed();
+    println!(
+        "start    {students:>6} students, {:<7}: {:>7.3} s, peak {:>5} MiB (generate + both fakes loaded), {} drift",
+        state.name(),
+        took.as_secs_f64(),
+        peak_mib(),
+        sandbox.seeded_drift().len(),
+    );
+}
+
+/// Exec of the release binary to its seven settings lines.
+fn cli(students: usize, state: &str) {
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zmsync"))
+        .args(["sandbox", "--students", &students.to_string(), "--state", state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("zmsync sandbox runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let got = lines.by_ref().take(7).map_while(Result::ok).filter(|l| l.contains('=')).count();
+    let took = t.elapsed();
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert_eq!(got, 7, "zmsync sandbox printed {got} settings lines");
+    println!(
+        "cli      {students:>6} students, {state:<7}: {:>7.3} s from exec to the 7 KEY=VALUE lines",
+        took.as_secs_f64()
+    );
+}
+
+fn state(s: &str) -> State {
+    match s {
+        "empty" => State::Empty,
+        "synced" => State::Synced,
+        _ => State::Drifted,
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--child") {
-        let students: usize = args[pos + 1].parse().expect("students");
-        let state = match args[pos + 2].as_str() {
-            "empty" => State::Empty,
-            "synced" => State::Synced,
-            _ => State::Drifted,
-        };
-        run_one(students, state);
+        let students: usize = args[pos + 2].parse().expect("students");
+        match args[pos + 1].as_str() {
+            "generate" => generate(students, state(&args[pos + 3])),
+            "start" => start(students, state(&args[pos + 3])),
+            _ => cli(students, &args[pos + 3]),
+        }
         return;
     }
     let exe = std::env::current_exe().expect("own path");
-    for (students, state) in [(1_500, "empty"), (1_500, "drifted"), (50_000, "empty"), (50_000, "drifted")] {
-        let status = Command::new(&exe).args(["--child", &students.to_string(), state]).status().expect("child");
-        assert!(status.success(), "child failed for {students} {state}");
+    let runs = [
+        ("generate", 1_500, "empty"),
+        ("generate", 1_500, "drifted"),
+        ("generate", 50_000, "empty"),
+        ("generate", 50_000, "drifted"),
+        ("cli", 1_500, "drifted"),
+        ("start", 1_500, "drifted"),
+        ("start", 50_000, "empty"),
+        ("start", 50_000, "drifted"),
+    ];
+    for (what, students, state) in runs {
+        let status =
+            Command::new(&exe).args(["--child", what, &students.to_string(), state]).status().expect("child runs");
+        assert!(status.success(), "child failed: {what} {students} {state}");
     }
 }

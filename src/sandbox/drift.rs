@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::generator::{date_str, zoho_time, HUMAN_USER};
-use super::seed::{DeletedStub, Drift, DriftKind, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed};
+use super::seed::{DeletedStub, Drift, DriftKind, JsonObject, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed};
 use crate::mapping::{self, canon, enrollment, grade, ZohoNames};
 use crate::model::{Fields, Kind};
 use crate::settings::{ConflictPolicy, Settings};
@@ -61,24 +61,24 @@ pub fn students_touched(plans: &[SeededDrift]) -> HashSet<String> {
 }
 
 struct Student<'a> {
-    id: &'a str,
+    id: String,
     uid: i64,
     user: &'a MoodleUser,
     id_number: String,
 }
 
-struct Enrol<'a> {
-    id: &'a str,
-    student: &'a str,
+struct Enrol {
+    id: String,
+    student: String,
     courseid: i64,
     userid: i64,
     start: Option<String>,
     graded: bool,
 }
 
-struct Graded<'a> {
-    id: &'a str,
-    student: &'a str,
+struct Graded {
+    id: String,
+    student: String,
     courseid: i64,
     userid: i64,
     finalgrade: f64,
@@ -98,6 +98,10 @@ fn lookup_id<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
     v.get(field)?.get("id")?.as_str()
 }
 
+fn text_id(v: &Value) -> Option<String> {
+    v["id"].as_str().map(str::to_string)
+}
+
 /// Picks `count` drifts (kinds in [`DriftKind::ALL`] order, round robin, so K ≥ 11 covers every kind) from
 /// records that agree on both sides, leaving out students in `exclude`. Fewer come back when the college is
 /// too small to keep them apart. Assumes the default policies (`conflicts.policy` zoho_wins,
@@ -114,50 +118,61 @@ pub fn plan(
     let (sn, en, gn, pn) =
         (module(Kind::Student), module(Kind::Enrollment), module(Kind::Grade), module(Kind::Payment));
     let cn = module(Kind::Class);
-    let records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]);
+    // Records are parsed one at a time and only what the plan needs is kept: a whole module parsed at once
+    // would cost as much memory as the seed's compact form saves.
+    let records = |names: &ZohoNames| {
+        zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]).iter().map(JsonObject::value)
+    };
 
     // Students who agree on both sides, have an email of their own and an active account.
     let users: HashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
     let mut email_count: HashMap<String, usize> = HashMap::new();
     let mut mapped = Vec::new();
     for s in records(&sn) {
-        let Ok(r) = mapping::map_record(Kind::Student, s, settings) else { continue };
+        let Ok(r) = mapping::map_record(Kind::Student, &s, settings) else { continue };
         if let Some(e) = r.field_str("email") {
             *email_count.entry(e.to_string()).or_default() += 1;
         }
-        mapped.push((s, r));
+        let Some(uid) = moodle_id(&s, sn.get("moodle_id")) else { continue };
+        mapped.push((uid, r));
     }
     let mut students: Vec<Student> = Vec::new();
-    for (s, r) in &mapped {
-        let Some(uid) = moodle_id(s, sn.get("moodle_id")) else { continue };
+    for (uid, r) in mapped {
         let Some(user) = users.get(&uid) else { continue };
         let unique = r.field_str("email").map(|e| email_count[e] == 1).unwrap_or(false);
         let Ok(m) = mapping::map_record(Kind::MoodleUser, &json!(user), settings) else { continue };
         let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
-        let id = s["id"].as_str().unwrap_or("");
-        if unique && agree && !user.suspended && !exclude.contains(id) {
+        if unique && agree && !user.suspended && !exclude.contains(&r.key) {
             let id_number = r.field_str("id_number").unwrap_or("").to_string();
-            students.push(Student { id, uid, user, id_number });
+            students.push(Student { id: r.key, uid, user, id_number });
         }
     }
-    // Students with dependent records (a deleted one would leave their lookups dangling).
-    let mut referenced: HashSet<&str> = HashSet::new();
-    for kind in [Kind::Enrollment, Kind::Registration, Kind::Payment, Kind::Grade] {
-        let names = module(kind);
-        referenced.extend(records(&names).iter().filter_map(|r| lookup_id(r, names.get("student"))));
-    }
-    let student_uid: HashMap<&str, i64> = students.iter().map(|s| (s.id, s.uid)).collect();
-    let course_of: HashMap<&str, i64> =
-        records(&cn).iter().filter_map(|c| Some((c["id"].as_str()?, moodle_id(c, cn.get("moodle_id"))?))).collect();
+    let student_uid: HashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
+    let course_of: HashMap<String, i64> =
+        records(&cn).filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?))).collect();
     let m_enrol: HashMap<(i64, i64), &MoodleEnrolment> =
         moodle.enrolments.iter().map(|e| ((e.courseid, e.userid), e)).collect();
     let m_grade: HashMap<(i64, i64), &super::seed::MoodleGrade> =
         moodle.grades.iter().map(|g| ((g.courseid, g.userid), g)).collect();
 
+    // Students with dependent records (a deleted one would leave their lookups dangling), gathered while
+    // reading the dependent modules.
+    let mut referenced: HashSet<String> = HashSet::new();
+    let mut refer = |rec: &Value, names: &ZohoNames| {
+        if let Some(s) = lookup_id(rec, names.get("student")) {
+            if !referenced.contains(s) {
+                referenced.insert(s.to_string());
+            }
+        }
+    };
+    for rec in records(&module(Kind::Registration)) {
+        refer(&rec, &module(Kind::Registration));
+    }
     let mut enrols: Vec<Enrol> = Vec::new();
     for e in records(&en) {
+        refer(&e, &en);
         let (Some(id), Some(student), Some(class)) =
-            (e["id"].as_str(), lookup_id(e, en.get("student")), lookup_id(e, en.get("class")))
+            (e["id"].as_str(), lookup_id(&e, en.get("student")), lookup_id(&e, en.get("class")))
         else {
             continue;
         };
@@ -167,17 +182,20 @@ pub fn plan(
         if active && me.status == 0 && me.roleid == settings.roles.student {
             let start = e[en.get("start_date")].as_str().map(str::to_string);
             let graded = m_grade.contains_key(&(courseid, userid));
+            let (id, student) = (id.to_string(), student.to_string());
             enrols.push(Enrol { id, student, courseid, userid, start, graded });
         }
     }
     let mut grades: Vec<Graded> = Vec::new();
     for g in records(&gn) {
+        refer(&g, &gn);
         let (Some(id), Some(student), Some(class)) =
-            (g["id"].as_str(), lookup_id(g, gn.get("student")), lookup_id(g, gn.get("class")))
+            (g["id"].as_str(), lookup_id(&g, gn.get("student")), lookup_id(&g, gn.get("class")))
         else {
             continue;
         };
-        let (Some(&userid), Some(&courseid)) = (student_uid.get(student), course_of.get(class)) else { continue };
+        let (id, student) = (id.to_string(), student.to_string());
+        let (Some(&userid), Some(&courseid)) = (student_uid.get(&student), course_of.get(class)) else { continue };
         let Some(mg) = m_grade.get(&(courseid, userid)) else { continue };
         let Some(finalgrade) = mg.finalgrade else { continue };
         if mg.scaleitem.is_none() && mg.grademax > mg.grademin {
@@ -185,13 +203,15 @@ pub fn plan(
             grades.push(Graded { id, student, courseid, userid, finalgrade, grademin, grademax });
         }
     }
-    let rows: HashSet<&str> = moodle.plugin.payments.iter().filter_map(|r| r["zoho_id"].as_str()).collect();
-    let mut payments: Vec<(&str, &str)> = Vec::new();
+    let rows: HashSet<String> =
+        moodle.plugin.payments.iter().filter_map(|r| r.map().get("zoho_id")?.as_str().map(str::to_string)).collect();
+    let mut payments: Vec<(String, String)> = Vec::new();
     for p in records(&pn) {
-        let (Some(id), Some(student)) = (p["id"].as_str(), lookup_id(p, pn.get("student"))) else { continue };
+        refer(&p, &pn);
+        let (Some(id), Some(student)) = (p["id"].as_str(), lookup_id(&p, pn.get("student"))) else { continue };
         let unpaid = matches!(p[pn.get("status")].as_str(), Some("Due" | "Overdue"));
         if unpaid && p[pn.get("method")].is_null() && rows.contains(id) && student_uid.contains_key(student) {
-            payments.push((id, student));
+            payments.push((id.to_string(), student.to_string()));
         }
     }
     let courses: Vec<i64> = {
@@ -235,7 +255,9 @@ pub fn plan(
             | DriftKind::ZohoStudentDeleted => {
                 // Deletions take students without dependent records, the other kinds leave those to them.
                 let deleting = kind == DriftKind::ZohoStudentDeleted;
-                let Some(s) = students.iter().find(|s| !used.contains(s.id) && referenced.contains(s.id) != deleting)
+                let Some(s) = students
+                    .iter()
+                    .find(|s| !used.contains(s.id.as_str()) && referenced.contains(s.id.as_str()) != deleting)
                 else {
                     continue;
                 };
@@ -245,24 +267,24 @@ pub fn plan(
                         let email = format!("{}.new@student.college.ac.uk", s.id_number.to_lowercase());
                         let mut f = Map::new();
                         f.insert(sn.get("email").into(), json!(email));
-                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.id.into(), fields: f };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
+                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.id.clone(), fields: f };
+                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "update"), m)
                     }
                     DriftKind::MoodleUserRenamed => {
                         let mut f = Map::new();
                         f.insert("lastname".into(), json!(format!("{}-Hughes", s.user.lastname)));
                         let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
+                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "update"), m)
                     }
                     DriftKind::MoodleUserSuspended => {
                         let mut f = Map::new();
                         f.insert("suspended".into(), json!(true));
                         let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "restore"), m)
+                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "restore"), m)
                     }
                     _ => {
-                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.id.into() };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "suspend"), m)
+                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.id.clone() };
+                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "suspend"), m)
                     }
                 };
                 d.fields = match kind {
@@ -271,10 +293,12 @@ pub fn plan(
                     DriftKind::MoodleUserSuspended => vec!["suspended".into()],
                     _ => vec![],
                 };
-                Some((SeededDrift { drift: d, mutations: vec![mutation], student: String::new() }, s.id))
+                Some((SeededDrift { drift: d, mutations: vec![mutation], student: String::new() }, s.id.as_str()))
             }
             DriftKind::MoodleEnrolmentExtra => {
-                let Some(s) = students.iter().find(|s| !used.contains(s.id) && referenced.contains(s.id)) else {
+                let Some(s) =
+                    students.iter().find(|s| !used.contains(s.id.as_str()) && referenced.contains(s.id.as_str()))
+                else {
                     continue;
                 };
                 let start = (s.uid as usize) % courses.len().max(1);
@@ -309,7 +333,7 @@ pub fn plan(
                         mutations: vec![Mutation::MoodleEnrol { enrolment }],
                         student: String::new(),
                     },
-                    s.id,
+                    s.id.as_str(),
                 ))
             }
             DriftKind::MoodleEnrolmentMissing
@@ -319,7 +343,7 @@ pub fn plan(
                 // An enrolment with a grade keeps its grade row when unenrolled; pick ungraded ones for
                 // every enrolment drift so grades stay out of the expected list.
                 let Some(e) = enrols.iter().find(|e| {
-                    !used.contains(e.student)
+                    !used.contains(e.student.as_str())
                         && !e.graded
                         && (kind != DriftKind::EnrollmentConflict || e.start.is_some())
                 }) else {
@@ -328,19 +352,19 @@ pub fn plan(
                 let key = pair(e.courseid, e.userid);
                 let (mut d, mutations) = match kind {
                     DriftKind::MoodleEnrolmentMissing => (
-                        drift(kind, "enrollment", Some(e.id), key, "zoho", "update"),
+                        drift(kind, "enrollment", Some(e.id.as_str()), key, "zoho", "update"),
                         vec![Mutation::MoodleUnenrol { courseid: e.courseid, userid: e.userid }],
                     ),
                     DriftKind::ZohoEnrollmentStatusChanged => {
                         let mut f = Map::new();
                         f.insert(en.get("status").into(), json!("Withdrawn"));
                         (
-                            drift(kind, "enrollment", Some(e.id), key, "moodle", "update"),
-                            vec![Mutation::ZohoUpdate { module: en.module().into(), id: e.id.into(), fields: f }],
+                            drift(kind, "enrollment", Some(e.id.as_str()), key, "moodle", "update"),
+                            vec![Mutation::ZohoUpdate { module: en.module().into(), id: e.id.clone(), fields: f }],
                         )
                     }
                     DriftKind::MoodleEnrolmentStatusChanged => (
-                        drift(kind, "enrollment", Some(e.id), key, "zoho", "update"),
+                        drift(kind, "enrollment", Some(e.id.as_str()), key, "zoho", "update"),
                         vec![Mutation::MoodleSetEnrolmentStatus { courseid: e.courseid, userid: e.userid, status: 1 }],
                     ),
                     _ => {
@@ -350,12 +374,12 @@ pub fn plan(
                         let mut f = Map::new();
                         f.insert(en.get("start_date").into(), json!(date_str(start + 7)));
                         let me = m_enrol[&(e.courseid, e.userid)];
-                        let mut d = drift(kind, "enrollment", Some(e.id), key, conflict_target, "update");
+                        let mut d = drift(kind, "enrollment", Some(e.id.as_str()), key, conflict_target, "update");
                         d.conflict = true;
                         (
                             d,
                             vec![
-                                Mutation::ZohoUpdate { module: en.module().into(), id: e.id.into(), fields: f },
+                                Mutation::ZohoUpdate { module: en.module().into(), id: e.id.clone(), fields: f },
                                 Mutation::MoodleSetEnrolmentDates {
                                     courseid: e.courseid,
                                     userid: e.userid,
@@ -367,16 +391,16 @@ pub fn plan(
                     }
                 };
                 d.fields = vec![if kind == DriftKind::EnrollmentConflict { "start_date" } else { "active" }.into()];
-                Some((SeededDrift { drift: d, mutations, student: String::new() }, e.student))
+                Some((SeededDrift { drift: d, mutations, student: String::new() }, e.student.as_str()))
             }
             DriftKind::MoodleGradeChanged => {
-                let Some(g) = grades.iter().find(|g| !used.contains(g.student)) else { continue };
+                let Some(g) = grades.iter().find(|g| !used.contains(g.student.as_str())) else { continue };
                 let t = &settings.thresholds;
                 let before = grade::percent(g.finalgrade, g.grademin, g.grademax);
                 // Move it across a threshold so both the level and the percentage change.
                 let pct = if before >= t.merit { (t.pass + t.merit) / 2.0 + 0.25 } else { t.distinction + 5.25 };
                 let finalgrade = g.grademin + pct * (g.grademax - g.grademin) / 100.0;
-                let mut d = drift(kind, "grade", Some(g.id), pair(g.courseid, g.userid), "zoho", "update");
+                let mut d = drift(kind, "grade", Some(g.id.as_str()), pair(g.courseid, g.userid), "zoho", "update");
                 let old_level = grade::level(Some(g.finalgrade), g.grademin, g.grademax, None, t);
                 let new_level = grade::level(Some(finalgrade), g.grademin, g.grademax, None, t);
                 if old_level != new_level {
@@ -385,10 +409,11 @@ pub fn plan(
                 d.fields.push("moodle_grade".into());
                 let m =
                     Mutation::MoodleSetGrade { courseid: g.courseid, userid: g.userid, finalgrade: Some(finalgrade) };
-                Some((SeededDrift { drift: d, mutations: vec![m], student: String::new() }, g.student))
+                Some((SeededDrift { drift: d, mutations: vec![m], student: String::new() }, g.student.as_str()))
             }
             DriftKind::ZohoPaymentChanged => {
-                let Some(&(id, student)) = payments.iter().find(|(_, s)| !used.contains(s)) else { continue };
+                let Some((id, student)) = payments.iter().find(|(_, s)| !used.contains(s.as_str())) else { continue };
+                let (id, student) = (id.as_str(), student.as_str());
                 let mut f = Map::new();
                 f.insert(pn.get("status").into(), json!("Paid"));
                 f.insert(pn.get("payment_date").into(), json!(date_str(today)));
@@ -413,21 +438,25 @@ pub fn apply_to_seeds(zoho: &mut ZohoSeed, moodle: &mut MoodleSeed, mutations: &
     for m in mutations {
         match m {
             Mutation::ZohoUpdate { module, id, fields } => {
-                let Some(rec) = zoho.modules.get_mut(module).and_then(|r| r.iter_mut().find(|r| r["id"] == **id))
+                let Some(rec) = zoho
+                    .modules
+                    .get_mut(module)
+                    .and_then(|r| r.iter_mut().find(|r| r.id().as_deref() == Some(id.as_str())))
                 else {
                     continue;
                 };
-                let obj = rec.as_object_mut().expect("Zoho records are objects");
+                let mut obj = rec.map();
                 for (k, v) in fields {
                     obj.insert(k.clone(), v.clone());
                 }
                 obj.insert("Modified_Time".into(), json!(zoho_time(at, false)));
                 obj.insert("Modified_By".into(), json!({"id": HUMAN_USER.0, "name": HUMAN_USER.1}));
+                *rec = JsonObject::from(obj);
             }
             Mutation::ZohoDelete { module, id } => {
                 let Some(records) = zoho.modules.get_mut(module) else { continue };
-                let Some(pos) = records.iter().position(|r| r["id"] == **id) else { continue };
-                let rec = records.remove(pos);
+                let Some(pos) = records.iter().position(|r| r.id().as_deref() == Some(id.as_str())) else { continue };
+                let rec = records.remove(pos).value();
                 zoho.deleted.entry(module.clone()).or_default().push(DeletedStub {
                     id: id.clone(),
                     display_name: rec["Name"].as_str().map(str::to_string),

@@ -12,8 +12,8 @@ use super::drift::{self, Mutation};
 use super::generator::{College, GenOptions};
 use super::moodle::{FakeMoodle, MoodleOptions};
 use super::seed::{
-    Drift, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser, PluginTables, ZohoSeed,
-    ZOHO_MODULES,
+    Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
+    PluginTables, ZohoSeed, ZOHO_MODULES,
 };
 use super::zoho::{FakeZoho, ZohoOptions};
 use crate::settings::Settings;
@@ -186,7 +186,7 @@ impl Sandbox {
     fn zoho_snapshot(&self) -> ZohoSeed {
         let mut seed = ZohoSeed::default();
         for m in ZOHO_MODULES {
-            seed.modules.insert(m.to_string(), self.zoho.records(m));
+            seed.modules.insert(m.to_string(), self.zoho.records(m).into_iter().map(JsonObject::from).collect());
         }
         seed
     }
@@ -275,7 +275,7 @@ impl Sandbox {
                 })
                 .collect(),
             plugin: PluginTables {
-                payments: self.moodle.plugin_rows("payments").into_iter().map(Value::Object).collect(),
+                payments: self.moodle.plugin_rows("payments").into_iter().map(JsonObject::from).collect(),
                 ..PluginTables::default()
             },
         }

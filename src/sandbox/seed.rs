@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 /// The Zoho CRM custom modules the sandbox serves (domain.md), in dependency order.
 pub const ZOHO_MODULES: &[&str] = &[
@@ -20,14 +20,104 @@ pub const ZOHO_MODULES: &[&str] = &[
     "BTEC_Attendance",
 ];
 
+/// One JSON object kept as its compact text, parsed when used. Seeds hold hundreds of thousands of records
+/// (50,000 students make about 640,000); as `serde_json::Value` objects (an `IndexMap` each, with this crate's
+/// `preserve_order`) they took about 3.5 KiB apiece, as text they take their length. Keys keep their order.
+/// Serializes as the object itself, not as a string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonObject(Box<str>);
+
+impl JsonObject {
+    /// The object's text, e.g. `{"id":"5847596013000001007","Name":"STU-2025-00001",…}`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parsed into a map (in key order).
+    pub fn map(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.0).expect("a JsonObject holds an object's JSON")
+    }
+
+    /// Parsed into a `Value::Object`.
+    pub fn value(&self) -> Value {
+        Value::Object(self.map())
+    }
+
+    /// The string `id` (Zoho records) without parsing the rest when `id` is the first key, as the generator
+    /// and [`JsonObject::from`] write it.
+    pub fn id(&self) -> Option<String> {
+        let fast = self.0.strip_prefix("{\"id\":\"").and_then(|rest| rest.split_once('"')).map(|(id, _)| id);
+        match fast.filter(|id| !id.contains('\\')) {
+            Some(id) => Some(id.to_string()),
+            None => self.map().get("id").and_then(Value::as_str).map(str::to_string),
+        }
+    }
+
+    /// Wraps text already known to be one compact JSON object (the generator's record writer).
+    pub(crate) fn from_text_unchecked(text: String) -> JsonObject {
+        debug_assert!(serde_json::from_str::<Map<String, Value>>(&text).is_ok(), "not a JSON object: {text}");
+        JsonObject(text.into_boxed_str())
+    }
+}
+
+impl From<&Map<String, Value>> for JsonObject {
+    fn from(m: &Map<String, Value>) -> JsonObject {
+        JsonObject(serde_json::to_string(m).expect("a map serializes").into_boxed_str())
+    }
+}
+
+impl From<Map<String, Value>> for JsonObject {
+    fn from(m: Map<String, Value>) -> JsonObject {
+        JsonObject::from(&m)
+    }
+}
+
+/// Panics on anything but an object (seeds hold only objects).
+impl From<&Value> for JsonObject {
+    fn from(v: &Value) -> JsonObject {
+        assert!(v.is_object(), "a seed record must be a JSON object: {v}");
+        JsonObject(serde_json::to_string(v).expect("a value serializes").into_boxed_str())
+    }
+}
+
+impl From<Value> for JsonObject {
+    fn from(v: Value) -> JsonObject {
+        JsonObject::from(&v)
+    }
+}
+
+impl std::fmt::Debug for JsonObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for JsonObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for JsonObject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.map().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonObject, D::Error> {
+        Ok(JsonObject::from(Map::<String, Value>::deserialize(d)?))
+    }
+}
+
 /// The fake Zoho's starting data: records per module, exactly as Zoho would return them on read, i.e. JSON
-/// objects keyed by field API name, with `id` (a 19-digit string), `Created_Time` and `Modified_Time`
+/// objects (kept as [`JsonObject`] text) keyed by field API name, with `id` (a 19-digit string), `Created_Time` and `Modified_Time`
 /// (ISO-8601 with an offset, to the second; seed data mixes `+00:00` and `+05:30`), `Created_By` and
 /// `Modified_By` (user lookups), and lookups as `{"id": "...", "name": "..."}`. Every module in
 /// [`ZOHO_MODULES`] is present (possibly empty).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ZohoSeed {
-    pub modules: BTreeMap<String, Vec<Value>>,
+    pub modules: BTreeMap<String, Vec<JsonObject>>,
     /// Records already in the recycle bin, per module (served by `GET /{module}/deleted`).
     pub deleted: BTreeMap<String, Vec<DeletedStub>>,
 }
@@ -119,10 +209,10 @@ pub struct MoodleGrade {
 /// Rows of the plugin's tables, one JSON object per row with the contract's field names.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PluginTables {
-    pub registrations: Vec<Value>,
-    pub payments: Vec<Value>,
-    pub units: Vec<Value>,
-    pub grades: Vec<Value>,
+    pub registrations: Vec<JsonObject>,
+    pub payments: Vec<JsonObject>,
+    pub units: Vec<JsonObject>,
+    pub grades: Vec<JsonObject>,
 }
 
 /// One seeded difference of the `drifted` state, with the change the reconcile must plan for it, assuming

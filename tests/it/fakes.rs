@@ -72,7 +72,7 @@ pub fn zoho_seed(module: &str, n: usize) -> ZohoSeed {
     for m in ZOHO_MODULES {
         seed.modules.insert(m.to_string(), Vec::new());
     }
-    seed.modules.insert(module.to_string(), (0..n).map(|i| zoho_record(module, i)).collect());
+    seed.modules.insert(module.to_string(), (0..n).map(|i| zoho_record(module, i).into()).collect());
     seed
 }
 

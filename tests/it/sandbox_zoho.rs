@@ -176,7 +176,7 @@ fn empty_seed() -> ZohoSeed {
 
 fn seed_students(n: usize) -> ZohoSeed {
     let mut seed = empty_seed();
-    let recs = (1..=n).map(|i| student(i, "2026-01-20T10:00:00+00:00")).collect();
+    let recs = (1..=n).map(|i| student(i, "2026-01-20T10:00:00+00:00").into()).collect();
     seed.modules.insert("BTEC_Students".into(), recs);
     seed
 }
@@ -523,9 +523,9 @@ fn sandbox_zoho_if_modified_since_inclusive_across_offsets() {
     seed.modules.insert(
         "BTEC_Students".into(),
         vec![
-            student(1, "2026-01-25T15:26:49+05:30"), // 09:56:49Z
-            student(2, "2026-01-25T10:00:00+00:00"),
-            student(3, "2026-01-25T09:00:00+00:00"),
+            student(1, "2026-01-25T15:26:49+05:30").into(), // 09:56:49Z
+            student(2, "2026-01-25T10:00:00+00:00").into(),
+            student(3, "2026-01-25T09:00:00+00:00").into(),
         ],
     );
     let z = Z::start(seed, ZohoOptions::default());

@@ -7,6 +7,7 @@
 //! Unicode and apostrophe names, several phone formats, timestamps in `+00:00` and `+05:30`.
 
 mod names;
+mod record;
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,10 +18,11 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use self::record::RecordWriter;
 use super::drift;
 use super::seed::{
-    Drift, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser, PluginTables, ZohoSeed,
-    ZOHO_MODULES,
+    Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
+    PluginTables, ZohoSeed, ZOHO_MODULES,
 };
 use crate::mapping::{self, class, dashboard, enrollment, grade, person};
 use crate::model::Kind;
@@ -177,14 +179,6 @@ pub fn zoho_time(t: i64, ist: bool) -> String {
     )
 }
 
-fn user(u: (&str, &str)) -> Value {
-    json!({"id": u.0, "name": u.1})
-}
-
-fn lookup(id: &str, name: &str) -> Value {
-    json!({"id": id, "name": name})
-}
-
 /// Per-module id prefixes: ids are 19-digit strings, increasing in creation order within a module.
 fn module_code(module: &str) -> u64 {
     match module {
@@ -237,6 +231,7 @@ struct Gen<'a> {
     seq: HashMap<&'static str, u64>,
     teachers: Vec<(String, String)>,
     units: Vec<(String, String)>,
+    unit_names: Vec<String>,
     classes: Vec<ClassInfo>,
     pending: Vec<PendingGrade>,
 }
@@ -256,6 +251,7 @@ impl<'a> Gen<'a> {
             seq: HashMap::new(),
             teachers: Vec::new(),
             units: Vec::new(),
+            unit_names: Vec::new(),
             classes: Vec::new(),
             pending: Vec::new(),
         }
@@ -270,28 +266,25 @@ impl<'a> Gen<'a> {
     }
 
     /// Starts a record: `id` first, then the caller's fields, then [`Gen::stamp`].
-    fn record(&mut self, module: &'static str, name: &str, capacity: usize) -> (String, Map<String, Value>) {
+    fn record(&mut self, module: &'static str, name: &str) -> (String, RecordWriter) {
         let id = self.next_id(module);
-        let mut m = Map::with_capacity(capacity + 6);
-        m.insert("id".into(), json!(id));
-        m.insert("Name".into(), json!(name));
+        let mut m = RecordWriter::new();
+        m.put("id", &id).put("Name", name);
         (id, m)
     }
 
     /// Created/Modified time and user. `created_from` is the earliest plausible creation (Unix seconds).
-    fn stamp(&mut self, m: &mut Map<String, Value>, created_from: i64) {
+    fn stamp(&mut self, m: &mut RecordWriter, created_from: i64) {
         let created_from = created_from.min(AS_OF - 60 * DAY);
         let created = self.rng.gen_range(created_from..AS_OF - 30 * DAY);
         let modified = (created + self.rng.gen_range(0..40 * DAY)).min(AS_OF - 2 * DAY);
         let ist = self.rng.gen_bool(0.4);
-        m.insert("Created_Time".into(), json!(zoho_time(created, ist)));
-        m.insert("Modified_Time".into(), json!(zoho_time(modified, ist)));
-        m.insert("Created_By".into(), user(HUMAN_USER));
-        m.insert("Modified_By".into(), user(HUMAN_USER));
+        m.put("Created_Time", &zoho_time(created, ist)).put("Modified_Time", &zoho_time(modified, ist));
+        m.lookup("Created_By", HUMAN_USER.0, HUMAN_USER.1).lookup("Modified_By", HUMAN_USER.0, HUMAN_USER.1);
     }
 
-    fn push(&mut self, module: &str, m: Map<String, Value>) {
-        self.zoho.modules.get_mut(module).expect("every module is present").push(Value::Object(m));
+    fn push(&mut self, module: &str, m: RecordWriter) {
+        self.zoho.modules.get_mut(module).expect("every module is present").push(m.finish());
     }
 
     fn pick<'b, T>(&mut self, items: &'b [T]) -> &'b T {
@@ -347,24 +340,22 @@ impl<'a> Gen<'a> {
         let round = i / names::UNIT_TITLES.len();
         let unit_name = if round == 0 { title.to_string() } else { format!("{title} {}", round + 1) };
         let level = self.pick(&["3", "Level 3", "4", "Level 4", "5", "Level 5", "6"]).to_string();
-        let credits = if self.rng.gen_bool(0.05) { Value::Null } else { json!(self.pick(&[15, 15, 30, 30, 60])) };
+        let credits: Option<i64> = if self.rng.gen_bool(0.05) { None } else { Some(*self.pick(&[15, 15, 30, 30, 60])) };
         let criteria = if self.rng.gen_bool(0.05) {
-            Value::Null
+            None
         } else {
-            json!(format!(
+            Some(format!(
                 "P1 Explain the principles of {title}.\nP2 Apply them to a given scenario.\n\
                  M1 Analyse the results.\nD1 Evaluate the approach and justify improvements."
             ))
         };
-        let (id, mut m) = self.record("BTEC_Units", &code, 5);
-        m.insert("Unit_Code".into(), json!(code));
-        m.insert("Unit_Name".into(), json!(unit_name));
-        m.insert("Level".into(), json!(level));
-        m.insert("Credits".into(), credits);
-        m.insert("Grading_Criteria".into(), criteria);
+        let (id, mut m) = self.record("BTEC_Units", &code);
+        m.put("Unit_Code", &code).put("Unit_Name", &unit_name).put("Level", &level);
+        m.put("Credits", &credits).put("Grading_Criteria", &criteria);
         self.stamp(&mut m, 1_672_531_200);
         self.push("BTEC_Units", m);
         self.units.push((id, code));
+        self.unit_names.push(unit_name);
     }
 
     fn teacher(&mut self, i: usize) {
@@ -374,12 +365,9 @@ impl<'a> Gen<'a> {
         if self.rng.gen_bool(0.2) {
             email = names::mixed_case(&email);
         }
-        let (id, mut m) = self.record("BTEC_Teachers", &number, 5);
-        m.insert("First_Name".into(), json!(first));
-        m.insert("Last_Name".into(), json!(last));
-        m.insert("Academic_Email".into(), json!(email));
-        m.insert("Teacher_ID_Number".into(), json!(number));
-        m.insert("Teacher_Moodle_ID".into(), Value::Null);
+        let (id, mut m) = self.record("BTEC_Teachers", &number);
+        m.put("First_Name", &first).put("Last_Name", &last).put("Academic_Email", &email);
+        m.put("Teacher_ID_Number", &number).null("Teacher_Moodle_ID");
         self.stamp(&mut m, 1_672_531_200);
         self.push("BTEC_Teachers", m);
         self.teachers.push((id, number));
@@ -387,7 +375,7 @@ impl<'a> Gen<'a> {
 
     fn class(&mut self, i: usize, created_from: i64) {
         let unit = i % self.units.len();
-        let unit_name = self.zoho.modules["BTEC_Units"][unit]["Unit_Name"].as_str().unwrap_or("").to_string();
+        let unit_name = self.unit_names[unit].clone();
         let abbrev: String = ascii_fold(&unit_name).chars().filter(char::is_ascii_alphabetic).take(3).collect();
         let short = format!("{}-{:04}", abbrev.to_uppercase(), i + 1);
         let group = (b'A' + (i % 4) as u8) as char;
@@ -418,18 +406,15 @@ impl<'a> Gen<'a> {
             "Inactive",
             "Completed",
         ]);
-        let (id, mut m) = self.record("BTEC_Classes", &short, 10);
-        m.insert("Class_Name".into(), json!(format!("{unit_name} — Group {group}")));
-        m.insert("Class_Short_Name".into(), json!(short));
-        m.insert("Program".into(), json!(program));
+        let (id, mut m) = self.record("BTEC_Classes", &short);
+        m.put("Class_Name", &format!("{unit_name} — Group {group}")).put("Class_Short_Name", &short);
+        m.put("Program", &program);
         let (tid, tname) = &self.teachers[teacher];
-        m.insert("Teacher".into(), lookup(tid, tname));
+        m.lookup("Teacher", tid, tname);
         let (uid, uname) = &self.units[unit];
-        m.insert("Unit".into(), lookup(uid, uname));
-        m.insert("Start_Date".into(), json!(date_str(start_day)));
-        m.insert("End_Date".into(), end.map(|e| json!(date_str(e))).unwrap_or(Value::Null));
-        m.insert("Status".into(), json!(status));
-        m.insert("Moodle_Course_ID".into(), Value::Null);
+        m.lookup("Unit", uid, uname);
+        m.put("Start_Date", &date_str(start_day)).put("End_Date", &end.map(date_str));
+        m.put("Status", status).null("Moodle_Course_ID");
         self.stamp(&mut m, created_from);
         self.push("BTEC_Classes", m);
         let grademax = if self.rng.gen_bool(0.2) { 20.0 } else { 100.0 };
@@ -472,13 +457,13 @@ impl<'a> Gen<'a> {
         emails.push(email.clone());
         let d = |r: &mut StdRng, n: u32| r.gen_range(0..10u32.pow(n));
         let phone = match self.rng.gen_range(0..20) {
-            0 => Value::Null,
-            1..=4 => json!(format!("+44 20 7946 {:04}", d(&mut self.rng, 4))),
-            5..=8 => json!(format!("07700 900{:03}", d(&mut self.rng, 3))),
-            9..=11 => json!(format!("(020) 7946-{:04}", d(&mut self.rng, 4))),
-            12..=14 => json!(format!("+447700900{:03}", d(&mut self.rng, 3))),
-            15..=16 => json!(format!("+91 98765 {:05}", d(&mut self.rng, 5))),
-            _ => json!(format!("020 7946 {:04}", d(&mut self.rng, 4))),
+            0 => None,
+            1..=4 => Some(format!("+44 20 7946 {:04}", d(&mut self.rng, 4))),
+            5..=8 => Some(format!("07700 900{:03}", d(&mut self.rng, 3))),
+            9..=11 => Some(format!("(020) 7946-{:04}", d(&mut self.rng, 4))),
+            12..=14 => Some(format!("+447700900{:03}", d(&mut self.rng, 3))),
+            15..=16 => Some(format!("+91 98765 {:05}", d(&mut self.rng, 5))),
+            _ => Some(format!("020 7946 {:04}", d(&mut self.rng, 4))),
         };
         let status = match self.rng.gen_range(0..100) {
             _ if new_intake => "Active",
@@ -489,14 +474,9 @@ impl<'a> Gen<'a> {
             _ => "Graduated",
         };
         let program = self.rng.gen_range(0..names::PROGRAMS.len());
-        let (id, mut m) = self.record("BTEC_Students", &number, 8);
-        m.insert("First_Name".into(), json!(first));
-        m.insert("Last_Name".into(), json!(last));
-        m.insert("Academic_Email".into(), email.map(Value::String).unwrap_or(Value::Null));
-        m.insert("Student_ID_Number".into(), json!(number));
-        m.insert("Phone".into(), phone);
-        m.insert("Status".into(), json!(status));
-        m.insert("Student_Moodle_ID".into(), Value::Null);
+        let (id, mut m) = self.record("BTEC_Students", &number);
+        m.put("First_Name", &first).put("Last_Name", &last).put("Academic_Email", &email);
+        m.put("Student_ID_Number", &number).put("Phone", &phone).put("Status", status).null("Student_Moodle_ID");
         self.stamp(&mut m, 1_672_531_200 + (year - 2023) * 365 * DAY);
         self.push("BTEC_Students", m);
         StudentInfo { id, name: number, user, program }
@@ -521,14 +501,10 @@ impl<'a> Gen<'a> {
             _ => "Cancelled",
         };
         let name = format!("REG-{}", &s.name[4..]);
-        let (reg_id, mut m) = self.record("BTEC_Registrations", &name, 7);
-        m.insert("Student".into(), lookup(&s.id, &s.name));
-        m.insert("Program".into(), json!(names::PROGRAMS[s.program]));
-        m.insert("Registration_Date".into(), json!(date_str(reg_day)));
-        m.insert("Total_Fee".into(), json!(fee_cents as f64 / 100.0));
-        m.insert("Scholarship_Percent".into(), scholarship.map(|p| json!(p)).unwrap_or(Value::Null));
-        m.insert("Currency".into(), json!(currency));
-        m.insert("Status".into(), json!(status));
+        let (reg_id, mut m) = self.record("BTEC_Registrations", &name);
+        m.lookup("Student", &s.id, &s.name).put("Program", names::PROGRAMS[s.program]);
+        m.put("Registration_Date", &date_str(reg_day)).put("Total_Fee", &(fee_cents as f64 / 100.0));
+        m.put("Scholarship_Percent", &scholarship).put("Currency", currency).put("Status", status);
         self.stamp(&mut m, reg_day * DAY);
         self.push("BTEC_Registrations", m);
 
@@ -546,19 +522,13 @@ impl<'a> Gen<'a> {
             } else {
                 ("Paid", Some(due - self.rng.gen_range(0..10)))
             };
-            let method = match paid_on {
-                Some(_) => json!(self.pick(&["Cash", "Card", "Card", "Bank Transfer", "Bank Transfer", "Cheque"])),
-                None => Value::Null,
-            };
+            let method =
+                paid_on.map(|_| *self.pick(&["Cash", "Card", "Card", "Bank Transfer", "Bank Transfer", "Cheque"]));
             let pname = format!("PAY-{:07}", *pay_seq);
-            let (_, mut p) = self.record("BTEC_Payments", &pname, 7);
-            p.insert("Student".into(), lookup(&s.id, &s.name));
-            p.insert("Registration".into(), lookup(&reg_id, &name));
-            p.insert("Amount".into(), json!(amount as f64 / 100.0));
-            p.insert("Payment_Date".into(), paid_on.map(|d| json!(date_str(d))).unwrap_or(Value::Null));
-            p.insert("Due_Date".into(), json!(date_str(due)));
-            p.insert("Status".into(), json!(status));
-            p.insert("Method".into(), method);
+            let (_, mut p) = self.record("BTEC_Payments", &pname);
+            p.lookup("Student", &s.id, &s.name).lookup("Registration", &reg_id, &name);
+            p.put("Amount", &(amount as f64 / 100.0)).put("Payment_Date", &paid_on.map(date_str));
+            p.put("Due_Date", &date_str(due)).put("Status", status).put("Method", &method);
             self.stamp(&mut p, reg_day * DAY);
             self.push("BTEC_Payments", p);
         }
@@ -587,12 +557,9 @@ impl<'a> Gen<'a> {
                 _ => false,
             };
             let name = format!("ENR-{:07}", *enr_seq);
-            let (_, mut m) = self.record("BTEC_Enrollments", &name, 5);
-            m.insert("Student".into(), lookup(&s.id, &s.name));
-            m.insert("Class".into(), lookup(&class_id, &class_name));
-            m.insert("Status".into(), json!(status));
-            m.insert("Start_Date".into(), json!(date_str(start)));
-            m.insert("End_Date".into(), end.map(|e| json!(date_str(e))).unwrap_or(Value::Null));
+            let (_, mut m) = self.record("BTEC_Enrollments", &name);
+            m.lookup("Student", &s.id, &s.name).lookup("Class", &class_id, &class_name);
+            m.put("Status", status).put("Start_Date", &date_str(start)).put("End_Date", &end.map(date_str));
             self.stamp(&mut m, start * DAY);
             self.push("BTEC_Enrollments", m);
             if graded {
@@ -618,21 +585,16 @@ impl<'a> Gen<'a> {
         let pct = mapping::canon::decimal(Some(&json!(percent)), 2, "Moodle_Grade").expect("a number");
         let pct: f64 = pct.as_str().and_then(|p| p.parse().ok()).expect("a fixed-point number");
         let name = format!("GRD-{}-{}", &s.name[4..], &class_name);
-        let mut m = Map::with_capacity(12);
-        m.insert("id".into(), json!(id));
-        m.insert("Name".into(), json!(name));
-        m.insert("Student".into(), lookup(&s.id, &s.name));
-        m.insert("Class".into(), lookup(class_id, class_name));
+        let mut m = RecordWriter::new();
+        m.put("id", &id).put("Name", &name);
+        m.lookup("Student", &s.id, &s.name).lookup("Class", class_id, class_name);
         let (uid, uname) = &self.units[unit];
-        m.insert("Unit".into(), lookup(uid, uname));
-        m.insert("Grade".into(), json!(level));
-        m.insert("Moodle_Grade".into(), json!(pct));
-        m.insert("Graded_Date".into(), json!(date_str(timemodified.div_euclid(DAY))));
+        m.lookup("Unit", uid, uname);
+        m.put("Grade", &level).put("Moodle_Grade", &pct).put("Graded_Date", &date_str(timemodified.div_euclid(DAY)));
         // Grades are written by the sync (Moodle → Zoho).
-        m.insert("Created_Time".into(), json!(zoho_time(SYNCED_AT, ist)));
-        m.insert("Modified_Time".into(), json!(zoho_time(SYNCED_AT, ist)));
-        m.insert("Created_By".into(), user(INTEGRATION_USER));
-        m.insert("Modified_By".into(), user(INTEGRATION_USER));
+        m.put("Created_Time", &zoho_time(SYNCED_AT, ist)).put("Modified_Time", &zoho_time(SYNCED_AT, ist));
+        let (iid, iname) = INTEGRATION_USER;
+        m.lookup("Created_By", iid, iname).lookup("Modified_By", iid, iname);
         self.push("BTEC_Grades", m);
         self.pending.push(PendingGrade {
             student: s.id.clone(),
@@ -665,7 +627,7 @@ fn write_back(rec: &mut Value, field: &str, moodle_id: i64) {
     let ist = m.get("Modified_Time").and_then(Value::as_str).map(|t| t.ends_with("+05:30")).unwrap_or(false);
     m.insert(field.into(), json!(moodle_id.to_string()));
     m.insert("Modified_Time".into(), json!(zoho_time(SYNCED_AT, ist)));
-    m.insert("Modified_By".into(), user(INTEGRATION_USER));
+    m.insert("Modified_By".into(), json!({"id": INTEGRATION_USER.0, "name": INTEGRATION_USER.1}));
 }
 
 fn user_from_create(id: i64, create: &Map<String, Value>, suspended: bool) -> MoodleUser {
@@ -696,19 +658,19 @@ fn enrolment_from_item(item: &Map<String, Value>) -> MoodleEnrolment {
 /// Which Zoho students get a Moodle user: those with an email, and among students sharing an email
 /// (case-insensitive, trimmed), only the one with the smallest Zoho id. Others are skipped by the sync,
 /// with their enrolments, dashboard rows and grades. Returns the Zoho ids that get a user.
-pub fn students_with_users(students: &[Value], settings: &Settings) -> HashSet<String> {
-    let mut by_email: HashMap<String, &str> = HashMap::new();
+pub fn students_with_users(students: &[JsonObject], settings: &Settings) -> HashSet<String> {
+    let mut by_email: HashMap<String, String> = HashMap::new();
     for s in students {
-        let r = map(Kind::Student, s, settings);
+        let r = map(Kind::Student, &s.value(), settings);
         let Some(email) = r.field_str("email") else { continue };
-        let id = s["id"].as_str().unwrap_or("");
-        let e = by_email.entry(email.to_string()).or_insert(id);
+        let id = r.key.as_str();
+        let e = by_email.entry(email.to_string()).or_insert_with(|| id.to_string());
         // Ids are equal-length digit strings, so comparing the text compares the numbers.
-        if (id.len(), id) < (e.len(), *e) {
-            *e = id;
+        if (id.len(), id) < (e.len(), e.as_str()) {
+            *e = id.to_string();
         }
     }
-    by_email.into_values().map(str::to_string).collect()
+    by_email.into_values().collect()
 }
 
 fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Settings) -> MoodleSeed {
@@ -734,14 +696,16 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
         [("BTEC_Teachers", Kind::Teacher, "Teacher_Moodle_ID"), ("BTEC_Students", Kind::Student, "Student_Moodle_ID")]
     {
         for rec in zoho.modules.get_mut(module).expect("module present") {
-            let r = map(kind, rec, settings);
+            let mut raw = rec.value();
+            let r = map(kind, &raw, settings);
             if kind == Kind::Student && !with_user.contains(&r.key) {
                 continue;
             }
             let Ok(create) = person::moodle_user_create(&r.fields, accounts) else { continue };
             let suspended = r.field("suspended").as_bool().unwrap_or(false);
             moodle.users.push(user_from_create(next_user, &create, suspended));
-            write_back(rec, field, next_user);
+            write_back(&mut raw, field, next_user);
+            *rec = JsonObject::from(raw);
             user_of.insert(r.key, next_user);
             next_user += 1;
         }
@@ -752,7 +716,8 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
     let teaching: crate::model::Fields = [("active".to_string(), json!(true))].into_iter().collect();
     let classes = zoho.modules.get_mut("BTEC_Classes").expect("module present");
     for (next_course, rec) in (FIRST_COURSE_ID..).zip(classes.iter_mut()) {
-        let r = map(Kind::Class, rec, settings);
+        let mut raw = rec.value();
+        let r = map(Kind::Class, &raw, settings);
         let create = class::moodle_course_create(&r.key, &r.fields).expect("generated classes have names");
         moodle.courses.push(MoodleCourse {
             id: next_course,
@@ -768,12 +733,13 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
             let item = enrollment::moodle_enrol(settings.roles.teacher, *teacher, next_course, &teaching);
             moodle.enrolments.push(enrolment_from_item(&item));
         }
-        write_back(rec, "Moodle_Course_ID", next_course);
+        write_back(&mut raw, "Moodle_Course_ID", next_course);
+        *rec = JsonObject::from(raw);
         course_of.insert(r.key, next_course);
     }
 
     for rec in &zoho.modules["BTEC_Enrollments"] {
-        let r = map(Kind::Enrollment, rec, settings);
+        let r = map(Kind::Enrollment, &rec.value(), settings);
         let user = r.ref_str("student_id").and_then(|s| user_of.get(s));
         let course = r.ref_str("class_id").and_then(|c| course_of.get(c));
         if let (Some(u), Some(c)) = (user, course) {
@@ -808,7 +774,7 @@ fn plugin_tables(zoho: &ZohoSeed, user_of: &HashMap<String, i64>, settings: &Set
         [("BTEC_Units", Kind::Unit), ("BTEC_Registrations", Kind::Registration), ("BTEC_Payments", Kind::Payment)]
     {
         for rec in &zoho.modules[module] {
-            let r = map(kind, rec, settings);
+            let r = map(kind, &rec.value(), settings);
             let userid = if dashboard::personal(kind) {
                 match r.field_str("student").and_then(|s| user_of.get(s)) {
                     Some(u) => Some(*u),
@@ -818,7 +784,7 @@ fn plugin_tables(zoho: &ZohoSeed, user_of: &HashMap<String, i64>, settings: &Set
                 None
             };
             let row = dashboard::plugin_row(kind, &r.key, &r.fields, userid).expect("generated rows are complete");
-            let stored = stored_row(kind, row, next_row, SYNCED_AT);
+            let stored = JsonObject::from(stored_row(kind, row, next_row, SYNCED_AT));
             next_row += 1;
             match kind {
                 Kind::Unit => tables.units.push(stored),

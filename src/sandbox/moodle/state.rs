@@ -247,10 +247,16 @@ impl State {
             grade_item: GradeItem { id: 0, grademin: 0.0, grademax: 100.0, scaleid: None },
         };
         s.courses.insert(SITE_COURSE_ID, site);
+        // Per course: whether any seed grade names a scale item, and the first seed grade's range.
+        let mut grading: BTreeMap<i64, (bool, (f64, f64))> = BTreeMap::new();
+        for g in &seed.grades {
+            let e = grading.entry(g.courseid).or_insert((false, (g.grademin, g.grademax)));
+            e.0 |= g.scaleitem.is_some();
+        }
         for c in seed.courses.into_iter().filter(|c| c.id != SITE_COURSE_ID) {
             // A seed course whose grades name scale items gets a BTEC-scale course total.
-            let scaled = seed.grades.iter().any(|g| g.courseid == c.id && g.scaleitem.is_some());
-            let range = seed.grades.iter().find(|g| g.courseid == c.id).map(|g| (g.grademin, g.grademax));
+            let scaled = grading.get(&c.id).is_some_and(|g| g.0);
+            let range = grading.get(&c.id).map(|g| g.1);
             let mut course = s.new_course(c.id, &c.shortname, &c.fullname, &c.idnumber, c.categoryid, now);
             course.startdate = c.startdate;
             course.enddate = c.enddate;
@@ -309,7 +315,7 @@ impl State {
         for (name, rows) in tables {
             let table = s.plugin.entry(name).or_default();
             for row in rows {
-                let Value::Object(mut row) = row else { continue };
+                let mut row = row.map();
                 let id = row.get("id").and_then(Value::as_i64).unwrap_or(table.next_id + 1);
                 row.insert("id".into(), Value::from(id));
                 row.entry("timemodified").or_insert(Value::from(now));

@@ -111,7 +111,7 @@ impl Store {
                 continue;
             }
             for rec in records {
-                let Value::Object(mut obj) = rec else { continue };
+                let mut obj = rec.map();
                 let id = obj.remove("id").and_then(|v| v.as_str().map(str::to_string));
                 if let Some(n) = id.as_deref().and_then(|s| s.parse::<u64>().ok()) {
                     max_seen = max_seen.max(n);

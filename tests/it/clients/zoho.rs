@@ -109,7 +109,7 @@ fn zoho_429_storm_and_transport_faults_finish_with_the_full_data_set() {
     let modules = MODULES;
     let mut seed = zoho_seed("BTEC_Students", 900);
     for (k, m) in modules.iter().enumerate().skip(1) {
-        seed.modules.insert(m.to_string(), (0..700).map(|i| zoho_record(m, 10_000 * k + i)).collect());
+        seed.modules.insert(m.to_string(), (0..700).map(|i| zoho_record(m, 10_000 * k + i).into()).collect());
     }
     let fake = FakeZoho::start(
         seed,
