@@ -259,6 +259,7 @@ fn measure(label: &str, store: &dyn Store, s: &Settings, rounds: usize) {
         diff.push(timings.diff);
         ops = a.plan.ops.len();
     }
+    dump(label, store, s, &entities);
     println!(
         "{label:<34} records {records:>8}  ops {ops:>6}  store read {:>10}  reconcile {:>9} (link {}, diff {})",
         ms(median(read)),
@@ -266,6 +267,20 @@ fn measure(label: &str, store: &dyn Store, s: &Settings, rounds: usize) {
         ms(median(link)),
         ms(median(diff))
     );
+}
+
+/// With `ZMSYNC_BENCH_DUMP=dir`: writes the plan (its time zeroed) and the agreed pairs of a scenario, to
+/// compare two builds' outputs byte for byte.
+fn dump(label: &str, store: &dyn Store, s: &Settings, entities: &[zmsync::model::Entity]) {
+    let Ok(dir) = std::env::var("ZMSYNC_BENCH_DUMP") else { return };
+    let inputs = Inputs::load(store, entities).unwrap();
+    let opts =
+        Options { entities: entities.to_vec(), allow_mass_change: true, collect_agreed: true, ..Options::default() };
+    let mut a = reconcile::analyse(&inputs, s, &opts);
+    a.plan.created_at = chrono::DateTime::UNIX_EPOCH;
+    let name = label.replace([' ', ',', '%'], "_");
+    std::fs::write(format!("{dir}/{name}.plan.json"), a.plan.to_json()).unwrap();
+    std::fs::write(format!("{dir}/{name}.agreed.txt"), format!("{:#?}", a.agreed)).unwrap();
 }
 
 fn scenario(students: usize, rounds: usize) {

@@ -197,27 +197,64 @@ struct OpParts {
     conflict: bool,
 }
 
-/// Diffs every pair of one entity in the given direction.
-pub fn diff(
+/// Diffs the pairs of one entity in the given direction, one at a time as they are built.
+pub struct Differ<'r> {
     entity: Entity,
     direction: Direction,
     policy: ConflictPolicy,
-    pairs: &[Pair],
-    rules: &dyn EntityRules,
-    collect_agreed: bool,
-) -> EntityDiff {
-    let mut out = EntityDiff { collect_agreed, ..EntityDiff::default() };
-    for pair in pairs {
+    rules: &'r dyn EntityRules,
+    out: EntityDiff,
+}
+
+impl<'r> Differ<'r> {
+    pub fn new(
+        entity: Entity,
+        direction: Direction,
+        policy: ConflictPolicy,
+        rules: &'r dyn EntityRules,
+        collect_agreed: bool,
+    ) -> Differ<'r> {
+        Differ { entity, direction, policy, rules, out: EntityDiff { collect_agreed, ..EntityDiff::default() } }
+    }
+
+    pub fn pair(&mut self, pair: &Pair) {
+        let out = &mut self.out;
         out.counts.zoho_records += pair.zoho.is_some() as u64;
         out.counts.moodle_records += pair.moodle.is_some() as u64;
-        match direction {
+        match self.direction {
             Direction::Disabled => {}
-            Direction::ZohoToMoodle => one_way(&mut out, entity, pair, Side::Zoho, rules),
-            Direction::MoodleToZoho => one_way(&mut out, entity, pair, Side::Moodle, rules),
-            Direction::Bidirectional => three_way(&mut out, entity, pair, policy, rules),
+            Direction::ZohoToMoodle => one_way(out, self.entity, pair, Side::Zoho, self.rules),
+            Direction::MoodleToZoho => one_way(out, self.entity, pair, Side::Moodle, self.rules),
+            Direction::Bidirectional => three_way(out, self.entity, pair, self.policy, self.rules),
         }
     }
-    out
+
+    /// The fast path, taken before a pair is built: both sides exist and their compared views are equal
+    /// (equal fingerprints), `shown` being either view. Counted and recorded exactly as [`Differ::pair`] would;
+    /// `ids` (key, Zoho id, Moodle id) is only called when the agreeing pairs are kept.
+    pub fn agreed(&mut self, shown: &Record, ids: impl FnOnce() -> (String, Option<String>, Option<String>)) {
+        let out = &mut self.out;
+        out.counts.zoho_records += 1;
+        out.counts.moodle_records += 1;
+        if self.direction == Direction::Disabled {
+            return;
+        }
+        out.counts.unchanged += 1;
+        if out.collect_agreed {
+            let (key, zoho_id, moodle_id) = ids();
+            out.agreed.push(Agreed {
+                key,
+                zoho_id,
+                moodle_id,
+                fields: shown.fields.clone(),
+                fingerprint: shown.fingerprint.clone(),
+            });
+        }
+    }
+
+    pub fn finish(self) -> EntityDiff {
+        self.out
+    }
 }
 
 fn one_way(out: &mut EntityDiff, entity: Entity, pair: &Pair, source: Side, rules: &dyn EntityRules) {

@@ -2,11 +2,14 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::OnceLock;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Value};
 
-use super::diff::{EntityRules, Outcome, Pair};
-use super::link::{cmp_ids, IdMap, Linked};
+use super::diff::{Differ, EntityRules, Outcome, Pair};
+use super::link::{sort_by_id, IdMap, Linked};
 use super::plan::{Action, IssueKind};
 use crate::mapping::{class, dashboard, person};
 use crate::model::{Entity, Fields, Kind, Record, Side};
@@ -20,9 +23,12 @@ pub struct World<'a> {
     pub records: &'a BTreeMap<Kind, Vec<Record>>,
     pub states: &'a BTreeMap<Entity, Vec<SyncState>>,
     pub links: &'a BTreeMap<Entity, Vec<crate::store::Link>>,
-    pub students: &'a Linked,
-    pub teachers: &'a Linked,
-    pub classes: &'a Linked,
+    /// Moodle users and courses by id (built once: the identity step, people and classes all look them up).
+    pub users: &'a FxHashMap<&'a str, &'a Record>,
+    pub courses: &'a FxHashMap<&'a str, &'a Record>,
+    pub students: &'a Linked<'a>,
+    pub teachers: &'a Linked<'a>,
+    pub classes: &'a Linked<'a>,
     pub creating: &'a HashMap<Entity, HashSet<String>>,
 }
 
@@ -31,12 +37,13 @@ impl<'a> World<'a> {
         self.records.get(&kind).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    pub fn base(&self, entity: Entity) -> HashMap<&'a str, &'a SyncState> {
-        self.states.get(&entity).map(|v| v.iter().map(|s| (s.key.as_str(), s)).collect()).unwrap_or_default()
+    /// The agreed base of `entity` by key, indexed on its first use (pairs that agree never look it up).
+    pub fn base(&self, entity: Entity) -> Base<'a> {
+        Base { states: self.states.get(&entity).map(Vec::as_slice).unwrap_or(&[]), index: None }
     }
 
     /// Moodle id → Zoho id of the stored links of `entity` (to name a record gone from Zoho).
-    pub fn linked_zoho(&self, entity: Entity) -> HashMap<&'a str, &'a str> {
+    pub fn linked_zoho(&self, entity: Entity) -> FxHashMap<&'a str, &'a str> {
         self.links
             .get(&entity)
             .map(|v| v.iter().map(|l| (l.moodle_id.as_str(), l.zoho_id.as_str())).collect())
@@ -46,6 +53,73 @@ impl<'a> World<'a> {
     fn creating(&self, entity: Entity, zoho_id: &str) -> bool {
         self.creating.get(&entity).map(|s| s.contains(zoho_id)).unwrap_or(false)
     }
+}
+
+/// An entity's base rows by key, indexed when first asked.
+pub struct Base<'a> {
+    states: &'a [SyncState],
+    index: Option<FxHashMap<&'a str, &'a SyncState>>,
+}
+
+impl<'a> Base<'a> {
+    pub fn get(&mut self, key: &str) -> Option<&'a SyncState> {
+        let states = self.states;
+        self.index.get_or_insert_with(|| states.iter().map(|s| (s.key.as_str(), s)).collect()).get(key).copied()
+    }
+}
+
+/// Records of one kind by their key, remembering which were paired (the rest are the other side's extras).
+struct ByKey<'a> {
+    records: Vec<&'a Record>,
+    index: FxHashMap<&'a str, usize>,
+    seen: Vec<bool>,
+    buf: String,
+}
+
+impl<'a> ByKey<'a> {
+    fn new(records: Vec<&'a Record>) -> ByKey<'a> {
+        let index = records.iter().enumerate().map(|(i, r)| (r.key.as_str(), i)).collect();
+        ByKey { seen: vec![false; records.len()], records, index, buf: String::new() }
+    }
+
+    /// The record with `key`, now marked as paired.
+    fn take(&mut self, key: &str) -> Option<&'a Record> {
+        let i = *self.index.get(key)?;
+        self.seen[i] = true;
+        Some(self.records[i])
+    }
+
+    /// The Moodle enrolment or grade `courseid:userid` (when both are linked), now marked as paired.
+    fn take_course_user(&mut self, course: Option<&str>, user: Option<&str>) -> Option<&'a Record> {
+        let (course, user) = (course?, user?);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let _ = write!(buf, "{course}:{user}");
+        let found = self.take(&buf);
+        self.buf = buf;
+        found
+    }
+
+    /// The records whose key was not taken, in their order. A key held by several records (never so in a
+    /// store) yields its last record only when `one_per_key`, else all of them.
+    fn untaken(&self, one_per_key: bool) -> Vec<&'a Record> {
+        let last = |r: &Record| self.index.get(r.key.as_str()).copied().unwrap_or_default();
+        self.records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| !self.seen[*i] && if one_per_key { last(r) == *i } else { !self.seen[last(r)] })
+            .map(|(_, r)| *r)
+            .collect()
+    }
+}
+
+/// Whether the view of `r` restricted to `names` (see [`view`]) equals `shown` — what equal fingerprints
+/// would say — without building the view.
+fn view_equals(shown: &Record, r: &Record, names: &[&str]) -> bool {
+    if r.fields.len() == names.len() && names.iter().all(|n| r.fields.contains_key(*n)) {
+        return shown.fingerprint == r.fingerprint;
+    }
+    shown.fields.len() == names.len() && names.iter().all(|n| shown.fields.get(*n) == Some(r.field(n)))
 }
 
 /// The Moodle view of a record restricted to `names`, borrowed when it has exactly those fields.
@@ -110,62 +184,74 @@ fn one(k: &str, v: Value) -> Fields {
 
 // ---- students and teachers -------------------------------------------------------------------------------
 
-pub fn person_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
+pub fn person_pairs<'a>(w: &World<'a>, entity: Entity, d: &mut Differ) {
     let (kind, names, linked) = match entity {
         Entity::Student => (Kind::Student, person::STUDENT_FIELDS, w.students),
         _ => (Kind::Teacher, person::TEACHER_FIELDS, w.teachers),
     };
-    let users: HashMap<&str, &'a Record> = w.records(Kind::MoodleUser).iter().map(|r| (r.key.as_str(), r)).collect();
-    let base = w.base(entity);
+    let mut base = w.base(entity);
     let zoho = w.records(kind);
-    let mut seen = HashSet::new();
-    let mut pairs = Vec::with_capacity(zoho.len());
+    let mut seen = FxHashSet::default();
+    seen.reserve(zoho.len());
     for z in zoho {
         seen.insert(z.key.as_str());
+        let user = linked.map.moodle(&z.key).and_then(|m| w.users.get(m)).copied();
+        if let Some(u) = user.filter(|u| view_equals(z, u, names)) {
+            d.agreed(z, || (z.key.clone(), Some(z.key.clone()), Some(u.key.clone())));
+            continue;
+        }
         let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
-        if let Some(u) = linked.map.moodle(&z.key).and_then(|m| users.get(m)) {
+        if let Some(u) = user {
             p = p.with_moodle(view(u, names), u);
             p.linked = true;
         }
-        p.base = base.get(z.key.as_str()).copied();
-        pairs.push(p);
+        p.base = base.get(&z.key);
+        d.pair(&p);
     }
     // Linked users whose Zoho record is gone.
     for (zid, mid) in &linked.map.z2m {
-        if seen.contains(zid.as_str()) {
+        if seen.contains(zid) {
             continue;
         }
-        if let Some(u) = users.get(mid.as_str()) {
-            let mut p = Pair::new(zid).with_moodle(view(u, names), u);
+        if let Some(u) = w.users.get(mid) {
+            let mut p = Pair::new(*zid).with_moodle(view(u, names), u);
             // Ops name a record gone from its side by the id the link knows.
-            p.zoho_id = Some(zid.clone());
+            p.zoho_id = Some(zid.to_string());
             p.linked = true;
-            p.base = base.get(zid.as_str()).copied();
-            pairs.push(p);
+            p.base = base.get(zid);
+            d.pair(&p);
         }
     }
-    pairs
 }
 
 pub struct PersonRules<'a> {
     pub entity: Entity,
     pub settings: &'a Settings,
-    pub blocked: &'a HashSet<String>,
-    /// username → Moodle user id, to see a create that Moodle would refuse.
-    pub usernames: HashMap<&'a str, &'a str>,
-    pub users: HashMap<&'a str, &'a Record>,
+    pub blocked: &'a FxHashSet<&'a str>,
+    pub users: &'a FxHashMap<&'a str, &'a Record>,
+    records: &'a [Record],
+    /// username → Moodle user id, to see a create that Moodle would refuse (indexed on the first create).
+    usernames: OnceLock<FxHashMap<&'a str, &'a str>>,
 }
 
 impl<'a> PersonRules<'a> {
-    pub fn new(w: &World<'a>, entity: Entity, blocked: &'a HashSet<String>) -> PersonRules<'a> {
-        let users = w.records(Kind::MoodleUser);
+    pub fn new(w: &World<'a>, entity: Entity, blocked: &'a FxHashSet<&'a str>) -> PersonRules<'a> {
         PersonRules {
             entity,
             settings: w.settings,
             blocked,
-            usernames: users.iter().filter_map(|u| Some((u.ref_str("username")?, u.key.as_str()))).collect(),
-            users: users.iter().map(|u| (u.key.as_str(), u)).collect(),
+            users: w.users,
+            records: w.records(Kind::MoodleUser),
+            usernames: OnceLock::new(),
         }
+    }
+
+    fn username_owner(&self, username: &str) -> Option<&'a str> {
+        let records = self.records;
+        let usernames = self
+            .usernames
+            .get_or_init(|| records.iter().filter_map(|u| Some((u.ref_str("username")?, u.key.as_str()))).collect());
+        usernames.get(username).copied()
     }
 }
 
@@ -177,7 +263,7 @@ impl EntityRules for PersonRules<'_> {
                 format!("zmsync does not create {}s in Zoho", self.entity.name()),
             );
         }
-        if self.blocked.contains(&pair.key) {
+        if self.blocked.contains(pair.key.as_str()) {
             return Outcome::Nothing; // the link step reported why
         }
         // A student who is not active in Zoho gets no new account (there is nothing for them to do in Moodle).
@@ -188,7 +274,7 @@ impl EntityRules for PersonRules<'_> {
             return Outcome::Issue(IssueKind::Incomplete, format!("cannot create the Moodle user: {e}"));
         }
         let username = person::username_for(&src.fields).unwrap_or_default();
-        if let Some(uid) = self.usernames.get(username.as_str()) {
+        if let Some(uid) = self.username_owner(&username) {
             return Outcome::Issue(
                 IssueKind::Duplicate,
                 format!(
@@ -250,44 +336,47 @@ impl EntityRules for PersonRules<'_> {
 
 // ---- classes ---------------------------------------------------------------------------------------------
 
-pub fn class_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
-    let courses: HashMap<&str, &'a Record> =
-        w.records(Kind::MoodleCourse).iter().map(|r| (r.key.as_str(), r)).collect();
-    let base = w.base(Entity::Class);
-    let mut seen = HashSet::new();
-    let mut pairs = Vec::new();
-    for z in w.records(Kind::Class) {
+pub fn class_pairs<'a>(w: &World<'a>, d: &mut Differ) {
+    let mut base = w.base(Entity::Class);
+    let zoho = w.records(Kind::Class);
+    let mut seen = FxHashSet::default();
+    seen.reserve(zoho.len());
+    for z in zoho {
         seen.insert(z.key.as_str());
+        let course = w.classes.map.moodle(&z.key).and_then(|m| w.courses.get(m)).copied();
+        if let Some(c) = course.filter(|c| c.fingerprint == z.fingerprint) {
+            d.agreed(z, || (z.key.clone(), Some(z.key.clone()), Some(c.key.clone())));
+            continue;
+        }
         let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
-        if let Some(c) = w.classes.map.moodle(&z.key).and_then(|m| courses.get(m)) {
-            p = p.with_moodle(Cow::Borrowed(*c), c);
+        if let Some(c) = course {
+            p = p.with_moodle(Cow::Borrowed(c), c);
             p.linked = true;
         }
-        p.base = base.get(z.key.as_str()).copied();
-        pairs.push(p);
+        p.base = base.get(&z.key);
+        d.pair(&p);
     }
     for (zid, mid) in &w.classes.map.z2m {
-        if !seen.contains(zid.as_str()) {
-            if let Some(c) = courses.get(mid.as_str()) {
-                let mut p = Pair::new(zid).with_moodle(Cow::Borrowed(*c), c);
-                p.zoho_id = Some(zid.clone());
+        if !seen.contains(zid) {
+            if let Some(c) = w.courses.get(mid) {
+                let mut p = Pair::new(*zid).with_moodle(Cow::Borrowed(*c), c);
+                p.zoho_id = Some(zid.to_string());
                 p.linked = true;
-                p.base = base.get(zid.as_str()).copied();
-                pairs.push(p);
+                p.base = base.get(zid);
+                d.pair(&p);
             }
         }
     }
-    pairs
 }
 
 pub struct ClassRules<'a> {
     pub settings: &'a Settings,
-    pub blocked: &'a HashSet<String>,
+    pub blocked: &'a FxHashSet<&'a str>,
 }
 
 impl EntityRules for ClassRules<'_> {
     fn create(&self, pair: &Pair, target: Side, src: &Record) -> Outcome {
-        if target == Side::Zoho || self.blocked.contains(&pair.key) {
+        if target == Side::Zoho || self.blocked.contains(pair.key.as_str()) {
             return Outcome::Nothing;
         }
         if let Err(e) = class::moodle_course_create(&pair.key, &src.fields) {
@@ -330,15 +419,16 @@ impl EntityRules for ClassRules<'_> {
 // ---- enrolments (students and teachers) ------------------------------------------------------------------
 
 /// Moodle enrolments holding `role`, by `courseid:userid`.
-fn enrolments_with_role<'a>(w: &World<'a>, role: i64) -> HashMap<&'a str, &'a Record> {
-    w.records(Kind::MoodleEnrolment)
-        .iter()
-        .filter(|r| {
-            r.refs.get("roleids").and_then(Value::as_array).map(|ids| ids.iter().any(|i| i.as_i64() == Some(role)))
-                == Some(true)
-        })
-        .map(|r| (r.key.as_str(), r))
-        .collect()
+fn enrolments_with_role<'a>(w: &World<'a>, role: i64) -> ByKey<'a> {
+    ByKey::new(
+        w.records(Kind::MoodleEnrolment)
+            .iter()
+            .filter(|r| {
+                r.refs.get("roleids").and_then(Value::as_array).map(|ids| ids.iter().any(|i| i.as_i64() == Some(role)))
+                    == Some(true)
+            })
+            .collect(),
+    )
 }
 
 /// The Zoho natural key of a Moodle `courseid:userid` through the class and person links.
@@ -373,48 +463,42 @@ fn link_refs(
     refs
 }
 
-pub fn teaching_pairs<'a>(w: &World<'a>) -> Vec<Pair<'a>> {
+pub fn teaching_pairs<'a>(w: &World<'a>, d: &mut Differ) {
     let role = w.settings.roles.teacher;
-    let moodle = enrolments_with_role(w, role);
-    let base = w.base(Entity::Teaching);
-    let mut pairs = Vec::new();
-    let mut seen = HashSet::new();
+    let mut moodle = enrolments_with_role(w, role);
+    let mut base = w.base(Entity::Teaching);
+    // The Zoho side of a teaching is the class's teacher: an active enrolment.
+    let active = Record::new(Kind::Class, String::new(), one("active", json!(true)), Fields::new());
     for c in w.records(Kind::Class) {
         let Some(t) = c.ref_str("teacher_id") else { continue };
-        let key = format!("{t}|{}", c.key);
-        let mut fields = Fields::new();
-        fields.insert("active".into(), json!(true));
-        let shown = Record::new(Kind::Class, c.key.clone(), fields, Fields::new());
-        let mut p = Pair::new(&key).with_zoho(Cow::Owned(shown), c);
         let (uid, cid) = (w.teachers.map.moodle(t), w.classes.map.moodle(&c.key));
-        if let (Some(u), Some(co)) = (uid, cid) {
-            if let Some(e) = moodle.get(format!("{co}:{u}").as_str()) {
-                p = p.with_moodle(view(e, &["active"]), e);
-                seen.insert(e.key.as_str());
-            }
+        let found = moodle.take_course_user(cid, uid);
+        if let Some(e) = found.filter(|e| view_equals(&active, e, &["active"])) {
+            d.agreed(&active, || (format!("{t}|{}", c.key), Some(c.key.clone()), Some(e.key.clone())));
+            continue;
         }
-        if !p.agrees() {
-            p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        let key = format!("{t}|{}", c.key);
+        let shown = Record { key: c.key.clone(), ..active.clone() };
+        let mut p = Pair::new(&key).with_zoho(Cow::Owned(shown), c);
+        if let Some(e) = found {
+            p = p.with_moodle(view(e, &["active"]), e);
         }
-        p.base = base.get(key.as_str()).copied();
+        p.refs = link_refs("teacher", t, &c.key, uid, cid, role);
+        p.base = base.get(&key);
         if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
             p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
         }
-        pairs.push(p);
+        d.pair(&p);
     }
-    for (mkey, e) in &moodle {
-        if seen.contains(mkey) {
-            continue;
-        }
+    for e in moodle.untaken(true) {
         let Some((t, c)) = natural_key(e, &w.teachers.map, &w.classes.map) else { continue };
         let key = format!("{t}|{c}");
         let mut p = Pair::new(&key).with_moodle(view(e, &["active"]), e);
         p.refs = link_refs("teacher", &t, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
         p.zoho_id = Some(c.clone());
-        p.base = base.get(key.as_str()).copied();
-        pairs.push(p);
+        p.base = base.get(&key);
+        d.pair(&p);
     }
-    pairs
 }
 
 /// Rules for enrolments of either kind: teaching (one-way) and student enrolments (bidirectional).
@@ -551,132 +635,140 @@ impl EntityRules for EnrolRules<'_> {
     }
 }
 
-pub fn enrollment_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec<Pair<'a>> {
+pub fn enrollment_pairs<'a>(w: &World<'a>, d: &mut Differ, pre: &mut super::diff::EntityDiff) {
     let role = w.settings.roles.student;
-    let moodle = enrolments_with_role(w, role);
-    let base = w.base(Entity::Enrollment);
-    let mut pairs: Vec<Pair<'a>> = Vec::new();
-    let mut seen_moodle = HashSet::new();
-    let mut by_key: HashMap<String, String> = HashMap::new();
+    let mut moodle = enrolments_with_role(w, role);
+    let mut base = w.base(Entity::Enrollment);
     let mut zoho: Vec<&'a Record> = w.records(Kind::Enrollment).iter().collect();
-    zoho.sort_by(|a, b| cmp_ids(&a.key, &b.key));
+    sort_by_id(&mut zoho, |r| r.key.as_str());
+    let mut by_key = FxHashMap::default();
+    by_key.reserve(zoho.len());
     for z in zoho {
-        let Some((s, c, key)) = student_class_key(z, Entity::Enrollment, &mut by_key, diff, |first| {
+        let Some((s, c)) = student_class_key(z, Entity::Enrollment, &mut by_key, pre, |first| {
             format!("Zoho enrolment {first} is the same student and class (older, synced instead)")
         }) else {
             continue;
         };
-        let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
         let (uid, cid) = (w.students.map.moodle(s), w.classes.map.moodle(c));
-        if let (Some(u), Some(co)) = (uid, cid) {
-            if let Some(e) = moodle.get(format!("{co}:{u}").as_str()) {
-                p = p.with_moodle(Cow::Borrowed(*e), e);
-                seen_moodle.insert(e.key.as_str());
-            }
+        let found = moodle.take_course_user(cid, uid);
+        if let Some(e) = found.filter(|e| e.fingerprint == z.fingerprint) {
+            d.agreed(z, || (format!("{s}|{c}"), Some(z.key.clone()), Some(e.key.clone())));
+            continue;
         }
-        if !p.agrees() {
-            p.refs = link_refs("student", s, c, uid, cid, role);
+        let key = format!("{s}|{c}");
+        let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+        if let Some(e) = found {
+            p = p.with_moodle(Cow::Borrowed(e), e);
         }
-        p.base = base.get(key.as_str()).copied();
+        p.refs = link_refs("student", s, c, uid, cid, role);
+        p.base = base.get(&key);
         if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
             p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
         }
-        pairs.push(p);
+        d.pair(&p);
     }
+    let mut extra = moodle.untaken(true);
+    if extra.is_empty() {
+        return;
+    }
+    extra.sort_by(|a, b| a.key.cmp(&b.key));
     let linked_zoho = w.linked_zoho(Entity::Enrollment);
-    let mut extra: Vec<(&&str, &&Record)> = moodle.iter().filter(|(k, _)| !seen_moodle.contains(*k)).collect();
-    extra.sort_by(|a, b| a.0.cmp(b.0));
-    for (_, e) in extra {
+    for e in extra {
         // An enrolment of a user or in a course that is not linked is not ours.
         let Some((s, c)) = natural_key(e, &w.students.map, &w.classes.map) else { continue };
         let key = format!("{s}|{c}");
-        let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(*e), e);
+        let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(e), e);
         p.refs = link_refs("student", &s, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
         p.zoho_id = linked_zoho.get(e.key.as_str()).map(|z| z.to_string());
-        p.base = base.get(key.as_str()).copied();
-        pairs.push(p);
+        p.base = base.get(&key);
+        d.pair(&p);
     }
-    pairs
 }
 
 /// The (student, class) natural key of a Zoho enrolment or grade, or `None` once it is reported as an issue:
 /// a missing lookup, or a second record of a student and class already seen (records come in id order, so
-/// the older one is the one synced; `duplicate` words the issue from that older record's id).
+/// the older one is the one synced; `duplicate` words the issue from that older record's id). `seen`: the
+/// Zoho id of the first record of each (student, class).
 fn student_class_key<'r>(
     z: &'r Record,
     entity: Entity,
-    seen: &mut HashMap<String, String>,
+    seen: &mut FxHashMap<(&'r str, &'r str), &'r str>,
     diff: &mut super::diff::EntityDiff,
     duplicate: impl Fn(&str) -> String,
-) -> Option<(&'r str, &'r str, String)> {
+) -> Option<(&'r str, &'r str)> {
     let (Some(s), Some(c)) = (z.ref_str("student_id"), z.ref_str("class_id")) else {
         let p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
         diff.issue(entity, &p, IssueKind::Incomplete, "no student or no class in Zoho".into());
         return None;
     };
-    let key = format!("{s}|{c}");
-    if let Some(first) = seen.get(&key) {
-        let p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
-        diff.issue(entity, &p, IssueKind::Duplicate, duplicate(first));
-        return None;
+    match seen.entry((s, c)) {
+        std::collections::hash_map::Entry::Occupied(first) => {
+            let p = Pair::new(format!("{s}|{c}")).with_zoho(Cow::Borrowed(z), z);
+            diff.issue(entity, &p, IssueKind::Duplicate, duplicate(first.get()));
+            None
+        }
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(&z.key);
+            Some((s, c))
+        }
     }
-    seen.insert(key.clone(), z.key.clone());
-    Some((s, c, key))
 }
 
 // ---- grades (Moodle → Zoho) ------------------------------------------------------------------------------
 
-pub fn grade_pairs<'a>(w: &World<'a>, diff: &mut super::diff::EntityDiff) -> Vec<Pair<'a>> {
-    let moodle: HashMap<&str, &'a Record> = w.records(Kind::MoodleGrade).iter().map(|r| (r.key.as_str(), r)).collect();
-    let classes: HashMap<&str, &'a Record> = w.records(Kind::Class).iter().map(|r| (r.key.as_str(), r)).collect();
-    let base = w.base(Entity::Grade);
-    let mut pairs: Vec<Pair<'a>> = Vec::new();
-    let mut seen = HashSet::new();
-    let mut by_key: HashMap<String, String> = HashMap::new();
+pub fn grade_pairs<'a>(w: &World<'a>, d: &mut Differ, pre: &mut super::diff::EntityDiff) {
+    let mut moodle = ByKey::new(w.records(Kind::MoodleGrade).iter().collect());
+    let mut base = w.base(Entity::Grade);
     let mut zoho: Vec<&'a Record> = w.records(Kind::Grade).iter().collect();
-    zoho.sort_by(|a, b| cmp_ids(&a.key, &b.key));
-    let unit_of = |c: &str| classes.get(c).and_then(|r| r.refs.get("unit_id")).cloned().unwrap_or(Value::Null);
+    sort_by_id(&mut zoho, |r| r.key.as_str());
+    let mut by_key = FxHashMap::default();
+    by_key.reserve(zoho.len());
     for z in zoho {
-        let Some((s, c, key)) = student_class_key(z, Entity::Grade, &mut by_key, diff, |first| {
+        let Some((s, c)) = student_class_key(z, Entity::Grade, &mut by_key, pre, |first| {
             format!("Zoho grade {first} is for the same student and class (older, updated instead)")
         }) else {
             continue;
         };
-        let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
         let (uid, cid) = (w.students.map.moodle(s), w.classes.map.moodle(c));
-        if let (Some(u), Some(co)) = (uid, cid) {
-            if let Some(g) = moodle.get(format!("{co}:{u}").as_str()) {
-                p = p.with_moodle(Cow::Borrowed(*g), g);
-                seen.insert(g.key.as_str());
-                if !p.agrees() {
-                    p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
-                }
-            }
+        let found = moodle.take_course_user(cid, uid);
+        if let Some(g) = found.filter(|g| g.fingerprint == z.fingerprint) {
+            d.agreed(z, || (format!("{s}|{c}"), Some(z.key.clone()), Some(g.key.clone())));
+            continue;
+        }
+        let key = format!("{s}|{c}");
+        let mut p = Pair::new(&key).with_zoho(Cow::Borrowed(z), z);
+        if let Some(g) = found {
+            p = p.with_moodle(Cow::Borrowed(g), g);
+            p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
         }
         // A Zoho grade is always ours: one without a Moodle grade is reported.
         p.linked = true;
-        p.base = base.get(key.as_str()).copied();
+        p.base = base.get(&key);
         if let (true, Some(u), Some(co)) = (p.base.is_some(), uid, cid) {
             p.moodle_id.get_or_insert_with(|| format!("{co}:{u}"));
         }
-        pairs.push(p);
+        d.pair(&p);
     }
-    let linked_zoho = w.linked_zoho(Entity::Grade);
-    let mut extra: Vec<&&Record> = moodle.iter().filter(|(k, _)| !seen.contains(*k)).map(|(_, r)| r).collect();
+    let mut extra = moodle.untaken(true);
+    if extra.is_empty() {
+        return;
+    }
     extra.sort_by(|a, b| a.key.cmp(&b.key));
+    let classes: FxHashMap<&str, &Record> = w.records(Kind::Class).iter().map(|r| (r.key.as_str(), r)).collect();
+    let unit_of = |c: &str| classes.get(c).and_then(|r| r.refs.get("unit_id")).cloned().unwrap_or(Value::Null);
+    let linked_zoho = w.linked_zoho(Entity::Grade);
     for g in extra {
         let Some((s, c)) = natural_key(g, &w.students.map, &w.classes.map) else { continue };
         let key = format!("{s}|{c}");
-        let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(*g), g);
+        let mut p = Pair::new(&key).with_moodle(Cow::Borrowed(g), g);
         p.zoho_id = linked_zoho.get(g.key.as_str()).map(|z| z.to_string());
         p.refs.insert("student_zoho_id".into(), json!(s));
         p.refs.insert("class_zoho_id".into(), json!(c));
         p.refs.insert("unit_id".into(), unit_of(&c));
         p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
-        p.base = base.get(key.as_str()).copied();
-        pairs.push(p);
+        p.base = base.get(&key);
+        d.pair(&p);
     }
-    pairs
 }
 
 pub struct GradeRules;
@@ -704,13 +796,11 @@ impl EntityRules for GradeRules {
 
 // ---- dashboard rows: units, registrations, payments ------------------------------------------------------
 
-pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
+pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity, d: &mut Differ) {
     let (zk, mk) = entity.kinds();
-    let moodle: HashMap<&str, &'a Record> = w.records(mk).iter().map(|r| (r.key.as_str(), r)).collect();
-    let base = w.base(entity);
+    let mut moodle = ByKey::new(w.records(mk).iter().collect());
+    let mut base = w.base(entity);
     let personal = dashboard::personal(zk);
-    let mut pairs = Vec::new();
-    let mut seen = HashSet::new();
     let student_refs = |student: Option<&str>| {
         let mut refs = Fields::new();
         if personal {
@@ -720,32 +810,30 @@ pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity) -> Vec<Pair<'a>> {
         refs
     };
     for z in w.records(zk) {
-        seen.insert(z.key.as_str());
-        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
-        if let Some(m) = moodle.get(z.key.as_str()) {
-            p = p.with_moodle(Cow::Borrowed(*m), m);
-            p.linked = true;
-        }
-        if !p.agrees() {
-            p.refs = student_refs(z.field_str("student"));
-        }
-        p.base = base.get(z.key.as_str()).copied();
-        pairs.push(p);
-    }
-    for m in w.records(mk) {
-        if seen.contains(m.key.as_str()) {
+        let found = moodle.take(&z.key);
+        if let Some(m) = found.filter(|m| m.fingerprint == z.fingerprint) {
+            d.agreed(z, || (z.key.clone(), Some(z.key.clone()), Some(m.key.clone())));
             continue;
         }
+        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        if let Some(m) = found {
+            p = p.with_moodle(Cow::Borrowed(m), m);
+            p.linked = true;
+        }
+        p.refs = student_refs(z.field_str("student"));
+        p.base = base.get(&z.key);
+        d.pair(&p);
+    }
+    for m in moodle.untaken(false) {
         // The plugin's tables hold only rows zmsync wrote: every row is ours.
         let mut p = Pair::new(&m.key).with_moodle(Cow::Borrowed(m), m);
         p.zoho_id = Some(m.key.clone());
         p.linked = true;
         p.refs = student_refs(m.field_str("student"));
         p.refs.insert("row_id".into(), m.refs.get("row_id").cloned().unwrap_or(Value::Null));
-        p.base = base.get(m.key.as_str()).copied();
-        pairs.push(p);
+        p.base = base.get(&m.key);
+        d.pair(&p);
     }
-    pairs
 }
 
 pub struct DashboardRules<'a> {

@@ -6,38 +6,38 @@
 //! one unlinked Moodle user has it. Several candidates are reported as ambiguous, never guessed. Pairings found
 //! by matching become ops (Link / WriteBack) that apply stores; reconcile itself writes nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Value};
 
 use super::plan::{Action, Fingerprints, Issue, IssueKind, Op};
 use crate::model::{Entity, Fields, Record, Side};
 use crate::store::Link;
 
-/// Zoho id ⇄ Moodle id for one entity.
+/// Zoho id ⇄ Moodle id for one entity. The ids are borrowed from the records and links they were read from.
 #[derive(Debug, Default, Clone)]
-pub struct IdMap {
-    pub z2m: HashMap<String, String>,
-    pub m2z: HashMap<String, String>,
+pub struct IdMap<'a> {
+    pub z2m: FxHashMap<&'a str, &'a str>,
+    pub m2z: FxHashMap<&'a str, &'a str>,
 }
 
-impl IdMap {
-    pub fn insert(&mut self, zoho: &str, moodle: &str) {
-        self.z2m.insert(zoho.to_string(), moodle.to_string());
-        self.m2z.insert(moodle.to_string(), zoho.to_string());
+impl<'a> IdMap<'a> {
+    pub fn insert(&mut self, zoho: &'a str, moodle: &'a str) {
+        self.z2m.insert(zoho, moodle);
+        self.m2z.insert(moodle, zoho);
     }
-    pub fn moodle(&self, zoho: &str) -> Option<&str> {
-        self.z2m.get(zoho).map(String::as_str)
+    pub fn moodle(&self, zoho: &str) -> Option<&'a str> {
+        self.z2m.get(zoho).copied()
     }
-    pub fn zoho(&self, moodle: &str) -> Option<&str> {
-        self.m2z.get(moodle).map(String::as_str)
+    pub fn zoho(&self, moodle: &str) -> Option<&'a str> {
+        self.m2z.get(moodle).copied()
     }
 }
 
-/// How a pairing was found.
+/// How a pairing was found after the stored links (a stored pairing plans nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
-    Stored,
     /// Zoho's own Moodle id field pointed at it.
     ZohoField,
     IdNumber,
@@ -47,11 +47,11 @@ pub enum How {
 /// The identity of one entity: pairs, the ops that record new pairs, the issues, and the Zoho records that
 /// must not be created (a create would duplicate or guess).
 #[derive(Debug, Default)]
-pub struct Linked {
-    pub map: IdMap,
+pub struct Linked<'a> {
+    pub map: IdMap<'a>,
     pub ops: Vec<Op>,
     pub issues: Vec<Issue>,
-    pub blocked: HashSet<String>,
+    pub blocked: FxHashSet<&'a str>,
 }
 
 /// Which matching rules apply after the stored link and Zoho's Moodle id field.
@@ -65,52 +65,53 @@ pub enum Rules {
 
 /// Pairs `zoho` records with `moodle` objects. `claimed`: Moodle ids already paired by another entity over the
 /// same pool (students and teachers share the users); the ones paired here are added to it.
-pub fn link(
+pub fn link<'a>(
     entity: Entity,
     rules: Rules,
-    zoho: &[Record],
-    moodle: &HashMap<&str, &Record>,
-    stored: &[Link],
-    claimed: &mut HashSet<String>,
-) -> Linked {
+    zoho: &'a [Record],
+    moodle: &FxHashMap<&'a str, &'a Record>,
+    stored: &'a [Link],
+    claimed: &mut FxHashSet<&'a str>,
+) -> Linked<'a> {
     let mut out = Linked::default();
-    let by_id: HashMap<&str, &Record> = zoho.iter().map(|r| (r.key.as_str(), r)).collect();
-    let mut how: BTreeMap<String, How> = BTreeMap::new();
+    // The pairings found by matching, by Zoho id (stored ones plan nothing, so they are not kept here).
+    let mut how: BTreeMap<&'a str, (How, &'a Record)> = BTreeMap::new();
 
     // 1. Stored links whose Moodle record still exists. One whose Zoho record is gone is kept: it is how a
     //    deletion in Zoho is recognised.
     for l in stored {
         if moodle.contains_key(l.moodle_id.as_str()) && out.map.zoho(&l.moodle_id).is_none() {
             out.map.insert(&l.zoho_id, &l.moodle_id);
-            claimed.insert(l.moodle_id.clone());
-            how.insert(l.zoho_id.clone(), How::Stored);
+            claimed.insert(&l.moodle_id);
         }
     }
 
     // Smallest Zoho id first, so that ties go the same way on every run.
-    let mut pending: Vec<&Record> = zoho.iter().filter(|r| out.map.moodle(&r.key).is_none()).collect();
-    pending.sort_by(|a, b| cmp_ids(&a.key, &b.key));
+    let mut pending: Vec<&'a Record> = zoho.iter().filter(|r| out.map.moodle(&r.key).is_none()).collect();
+    sort_by_id(&mut pending, |r| r.key.as_str());
 
     // 2. The Moodle id Zoho holds, when that record exists and nobody has it.
     pending.retain(|r| {
         let Some(mid) = r.ref_str("moodle_id") else { return true };
-        if moodle.contains_key(mid) && !claimed.contains(mid) {
-            out.map.insert(&r.key, mid);
-            claimed.insert(mid.to_string());
-            how.insert(r.key.clone(), How::ZohoField);
-            false
-        } else {
-            true
+        match moodle.get_key_value(mid) {
+            Some((mid, _)) if !claimed.contains(mid) => {
+                out.map.insert(&r.key, mid);
+                claimed.insert(mid);
+                how.insert(&r.key, (How::ZohoField, r));
+                false
+            }
+            _ => true,
         }
     });
 
-    // 3./4. The matching rules, over the Moodle records nobody has claimed.
-    let unclaimed = |field: &dyn Fn(&Record) -> Option<String>, claimed: &HashSet<String>| {
-        let mut index: HashMap<String, Vec<String>> = HashMap::new();
+    // 3./4. The matching rules, over the Moodle records nobody has claimed (nothing to match when every Zoho
+    //    record is paired already).
+    let unclaimed = |field: &dyn Fn(&'a Record) -> Option<&'a str>, claimed: &FxHashSet<&'a str>| {
+        let mut index: FxHashMap<&'a str, Vec<&'a str>> = FxHashMap::default();
         for (id, r) in moodle {
             if !claimed.contains(*id) {
                 if let Some(v) = field(r) {
-                    index.entry(v).or_default().push(id.to_string());
+                    index.entry(v).or_default().push(*id);
                 }
             }
         }
@@ -120,17 +121,18 @@ pub fn link(
         index
     };
     match rules {
+        _ if pending.is_empty() => {}
         Rules::Course => {
-            let index = unclaimed(&|r: &Record| r.ref_str("idnumber").map(str::to_string), claimed);
+            let index = unclaimed(&|r: &'a Record| r.ref_str("idnumber"), claimed);
             for r in pending {
-                match index.get(&r.key).map(Vec::as_slice) {
-                    Some([one]) if !claimed.contains(one) => {
+                match index.get(r.key.as_str()).map(Vec::as_slice) {
+                    Some(&[one]) if !claimed.contains(one) => {
                         out.map.insert(&r.key, one);
-                        claimed.insert(one.clone());
-                        how.insert(r.key.clone(), How::IdNumber);
+                        claimed.insert(one);
+                        how.insert(&r.key, (How::IdNumber, r));
                     }
                     Some(many) if many.len() > 1 => {
-                        out.blocked.insert(r.key.clone());
+                        out.blocked.insert(&r.key);
                         out.issues.push(issue(
                             entity,
                             r,
@@ -143,7 +145,7 @@ pub fn link(
             }
         }
         Rules::Person => {
-            let by_idnumber = unclaimed(&|r: &Record| r.field_str("id_number").map(str::to_string), claimed);
+            let by_idnumber = unclaimed(&|r: &'a Record| r.field_str("id_number"), claimed);
             let mut rest = Vec::new();
             for r in pending {
                 let Some(idn) = r.field_str("id_number") else {
@@ -151,13 +153,13 @@ pub fn link(
                     continue;
                 };
                 match by_idnumber.get(idn).map(Vec::as_slice) {
-                    Some([one]) if !claimed.contains(one) => {
+                    Some(&[one]) if !claimed.contains(one) => {
                         out.map.insert(&r.key, one);
-                        claimed.insert(one.clone());
-                        how.insert(r.key.clone(), How::IdNumber);
+                        claimed.insert(one);
+                        how.insert(&r.key, (How::IdNumber, r));
                     }
                     Some(many) if many.len() > 1 => {
-                        out.blocked.insert(r.key.clone());
+                        out.blocked.insert(&r.key);
                         out.issues.push(issue(
                             entity,
                             r,
@@ -171,22 +173,25 @@ pub fn link(
                     _ => rest.push(r),
                 }
             }
+            if rest.is_empty() {
+                return finish(entity, out, how, moodle);
+            }
             // The smallest Zoho id owns an email; the others cannot be created or matched by it.
-            let mut owner: HashMap<&str, &str> = HashMap::new();
+            let mut owner: FxHashMap<&str, &Record> = FxHashMap::default();
             let mut all: Vec<&Record> = zoho.iter().collect();
-            all.sort_by(|a, b| cmp_ids(&a.key, &b.key));
+            sort_by_id(&mut all, |r| r.key.as_str());
             for r in all {
                 if let Some(e) = r.field_str("email") {
-                    owner.entry(e).or_insert(r.key.as_str());
+                    owner.entry(e).or_insert(r);
                 }
             }
-            let by_email = unclaimed(&|r: &Record| r.field_str("email").map(str::to_string), claimed);
+            let by_email = unclaimed(&|r: &'a Record| r.field_str("email"), claimed);
             for r in rest {
-                if out.blocked.contains(&r.key) {
+                if out.blocked.contains(r.key.as_str()) {
                     continue;
                 }
                 let Some(email) = r.field_str("email") else {
-                    out.blocked.insert(r.key.clone());
+                    out.blocked.insert(&r.key);
                     out.issues.push(issue(
                         entity,
                         r,
@@ -195,28 +200,29 @@ pub fn link(
                     ));
                     continue;
                 };
-                if let Some(first) = owner.get(email).filter(|o| **o != r.key) {
-                    out.blocked.insert(r.key.clone());
-                    let first_name = by_id.get(first).and_then(|f| f.ref_str("name")).unwrap_or("");
+                if let Some(first) = owner.get(email).filter(|o| o.key != r.key) {
+                    out.blocked.insert(&r.key);
+                    let first_name = first.ref_str("name").unwrap_or("");
                     out.issues.push(issue(
                         entity,
                         r,
                         IssueKind::Duplicate,
                         format!(
-                            "email {email} is also on Zoho record {first} {first_name} (older, synced instead); \
-                             correct one of them in Zoho"
+                            "email {email} is also on Zoho record {} {first_name} (older, synced instead); \
+                             correct one of them in Zoho",
+                            first.key
                         ),
                     ));
                     continue;
                 }
                 match by_email.get(email).map(Vec::as_slice) {
-                    Some([one]) if !claimed.contains(one) => {
+                    Some(&[one]) if !claimed.contains(one) => {
                         out.map.insert(&r.key, one);
-                        claimed.insert(one.clone());
-                        how.insert(r.key.clone(), How::Email);
+                        claimed.insert(one);
+                        how.insert(&r.key, (How::Email, r));
                     }
                     Some(many) if many.len() > 1 => {
-                        out.blocked.insert(r.key.clone());
+                        out.blocked.insert(&r.key);
                         out.issues.push(issue(
                             entity,
                             r,
@@ -234,10 +240,17 @@ pub fn link(
             }
         }
     }
+    finish(entity, out, how, moodle)
+}
 
-    // Pairings to record, and Moodle ids to write back where Zoho's is missing or wrong.
-    for (zid, how) in &how {
-        let Some(r) = by_id.get(zid.as_str()) else { continue };
+/// Pairings to record, and Moodle ids to write back where Zoho's is missing or wrong.
+fn finish<'a>(
+    entity: Entity,
+    mut out: Linked<'a>,
+    how: BTreeMap<&'a str, (How, &'a Record)>,
+    moodle: &FxHashMap<&'a str, &'a Record>,
+) -> Linked<'a> {
+    for (zid, (how, r)) in how {
         let Some(mid) = out.map.moodle(zid) else { continue };
         let m = moodle.get(mid).copied();
         let held = r.ref_str("moodle_id");
@@ -246,12 +259,12 @@ pub fn link(
                 None => "Zoho has no Moodle id".to_string(),
                 Some(other) => format!("Zoho's Moodle id {other} is wrong"),
             };
-            (Action::WriteBack, format!("{why}; paired by {}", how_name(*how)))
+            (Action::WriteBack, format!("{why}; paired by {}", how_name(how)))
         } else if matches!(how, How::IdNumber | How::Email) {
-            (Action::Link, format!("paired by {}", how_name(*how)))
+            (Action::Link, format!("paired by {}", how_name(how)))
         } else {
-            // Stored, or already recorded in Zoho's own Moodle id field: nothing to plan (baseline stores the
-            // local link once the pair agrees), so a synced college diffs empty even before its first base.
+            // Already recorded in Zoho's own Moodle id field: nothing to plan (baseline stores the local link
+            // once the pair agrees), so a synced college diffs empty even before its first base.
             continue;
         };
         let mut changes = Fields::new();
@@ -265,8 +278,8 @@ pub fn link(
             entity,
             action,
             target: Side::Zoho,
-            key: zid.clone(),
-            zoho_id: Some(zid.clone()),
+            key: zid.to_string(),
+            zoho_id: Some(zid.to_string()),
             moodle_id: Some(mid.to_string()),
             changes,
             before,
@@ -286,7 +299,6 @@ pub fn link(
 
 fn how_name(h: How) -> &'static str {
     match h {
-        How::Stored => "the stored link",
         How::ZohoField => "the Moodle id in Zoho",
         How::IdNumber => "idnumber",
         How::Email => "email",
@@ -302,5 +314,15 @@ pub fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.parse::<u128>(), b.parse::<u128>()) {
         (Ok(x), Ok(y)) => x.cmp(&y),
         _ => a.cmp(b),
+    }
+}
+
+/// Sorts `v` by id in [`cmp_ids`] order. When every id is numeric (the usual case), each is parsed once rather
+/// than at every comparison; the order is the same (both sorts are stable).
+pub fn sort_by_id<T>(v: &mut [T], id: impl Fn(&T) -> &str) {
+    if v.iter().all(|x| id(x).parse::<u128>().is_ok()) {
+        v.sort_by_cached_key(|x| id(x).parse::<u128>().unwrap_or_default());
+    } else {
+        v.sort_by(|a, b| cmp_ids(id(a), id(b)));
     }
 }

@@ -13,11 +13,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use guards::enforce;
 pub use plan::{Action, Conflict, Counts, Fingerprints, GuardVerdict, Issue, IssueKind, Op, Plan, StaleCheck};
 
-use self::diff::{Agreed, EntityDiff, EntityRules};
+use self::diff::{Agreed, Differ, EntityDiff, EntityRules};
 use self::entities::World;
 use self::link::{Linked, Rules};
 use crate::exit::{Exit, ExitKind, Refused, UsageError};
@@ -179,14 +180,15 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
 
     // Identity first: students and teachers share the Moodle user pool, so every stored link of either is
     // claimed before any matching.
-    let users: HashMap<&str, &Record> = inputs.records(Kind::MoodleUser).iter().map(|r| (r.key.as_str(), r)).collect();
-    let courses: HashMap<&str, &Record> =
+    let users: FxHashMap<&str, &Record> =
+        inputs.records(Kind::MoodleUser).iter().map(|r| (r.key.as_str(), r)).collect();
+    let courses: FxHashMap<&str, &Record> =
         inputs.records(Kind::MoodleCourse).iter().map(|r| (r.key.as_str(), r)).collect();
-    let mut claimed: HashSet<String> = [Entity::Student, Entity::Teacher]
+    let mut claimed: FxHashSet<&str> = [Entity::Student, Entity::Teacher]
         .iter()
         .flat_map(|e| inputs.links(*e))
         .filter(|l| users.contains_key(l.moodle_id.as_str()))
-        .map(|l| l.moodle_id.clone())
+        .map(|l| l.moodle_id.as_str())
         .collect();
     let students = link::link(
         Entity::Student,
@@ -204,7 +206,7 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         inputs.links(Entity::Teacher),
         &mut claimed,
     );
-    let mut claimed_courses = HashSet::new();
+    let mut claimed_courses = FxHashSet::default();
     let classes = link::link(
         Entity::Class,
         Rules::Course,
@@ -222,6 +224,8 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         records: &inputs.records,
         states: &inputs.states,
         links: &inputs.links,
+        users: &users,
+        courses: &courses,
         students: &students,
         teachers: &teachers,
         classes: &classes,
@@ -304,28 +308,36 @@ fn diff_entity(w: &World, e: Entity, collect: bool) -> EntityDiff {
         Entity::Student | Entity::Teacher => {
             let linked = if e == Entity::Student { w.students } else { w.teachers };
             let rules = entities::PersonRules::new(w, e, &linked.blocked);
-            diff::diff(e, direction, policy, &entities::person_pairs(w, e), &rules, collect)
+            let mut d = Differ::new(e, direction, policy, &rules, collect);
+            entities::person_pairs(w, e, &mut d);
+            d.finish()
         }
         Entity::Class => {
             let rules = entities::ClassRules { settings: w.settings, blocked: &w.classes.blocked };
-            diff::diff(e, direction, policy, &entities::class_pairs(w), &rules, collect)
+            let mut d = Differ::new(e, direction, policy, &rules, collect);
+            entities::class_pairs(w, &mut d);
+            d.finish()
         }
         Entity::Teaching | Entity::Enrollment => {
-            let pairs = if e == Entity::Teaching {
-                entities::teaching_pairs(w)
-            } else {
-                entities::enrollment_pairs(w, &mut pre)
-            };
             let rules = entities::EnrolRules { entity: e, settings: w.settings, world: w };
-            diff::diff(e, direction, policy, &pairs, &rules as &dyn EntityRules, collect)
+            let mut d = Differ::new(e, direction, policy, &rules as &dyn EntityRules, collect);
+            if e == Entity::Teaching {
+                entities::teaching_pairs(w, &mut d);
+            } else {
+                entities::enrollment_pairs(w, &mut d, &mut pre);
+            }
+            d.finish()
         }
         Entity::Grade => {
-            let pairs = entities::grade_pairs(w, &mut pre);
-            diff::diff(e, direction, policy, &pairs, &entities::GradeRules, collect)
+            let mut d = Differ::new(e, direction, policy, &entities::GradeRules, collect);
+            entities::grade_pairs(w, &mut d, &mut pre);
+            d.finish()
         }
         Entity::Unit | Entity::Registration | Entity::Payment => {
             let rules = entities::DashboardRules { entity: e, settings: w.settings, world: w };
-            diff::diff(e, direction, policy, &entities::dashboard_pairs(w, e), &rules, collect)
+            let mut d = Differ::new(e, direction, policy, &rules, collect);
+            entities::dashboard_pairs(w, e, &mut d);
+            d.finish()
         }
     };
     d.issues.splice(0..0, pre.issues);
