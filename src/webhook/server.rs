@@ -102,6 +102,13 @@ impl Receiver {
                     .expect("spawn a webhook worker"),
             );
         }
+        let nudger = {
+            let (addr, stop) = (self.addr, Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("accept-nudge".into())
+                .spawn(move || nudge_connections(addr, &stop))
+                .expect("spawn the connection nudge thread")
+        };
         let reloader = {
             let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
             std::thread::Builder::new()
@@ -113,6 +120,7 @@ impl Receiver {
             let _ = w.join();
         }
         let _ = reloader.join();
+        let _ = nudger.join();
         tracing::info!("webhook receiver draining");
         drop(shared);
         tracing::info!("webhook receiver stopped");
@@ -151,6 +159,31 @@ fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<Box<dyn Store>
         .expect("spawn the WAL checkpoint thread");
     Ok(Box::new(writer))
 }
+
+/// tiny_http hands each new connection to a pool thread, but its pool counts a thread that was just woken for
+/// one connection as still idle, so a second connection accepted at that moment can be queued with no thread
+/// to take it; it then waits until some pool thread finishes a connection. Behind a proxy that keeps its
+/// upstream connections open, that can be seconds (the webhook benchmark saw one wait 9.9 s). An empty
+/// connection to ourselves every [`NUDGE_EVERY`] gives any queued connection a thread within that time.
+fn nudge_connections(addr: SocketAddr, stop: &AtomicBool) {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::new(
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() },
+            addr.port(),
+        )
+    } else {
+        addr
+    };
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(NUDGE_EVERY);
+        if let Ok(c) = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// How often [`nudge_connections`] connects.
+const NUDGE_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the receiver re-reads its settings (`webhook.rate_limit`) without being asked.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);

@@ -443,6 +443,50 @@ fn webhook_rate_limit_change_takes_effect_without_restart() {
     assert!(!srv.stderr().contains("panicked"), "{}", srv.stderr());
 }
 
+/// Many keep-alive connections opened at once are all answered while every one of them stays open (none
+/// waits for another to close: see `nudge_connections` in src/webhook/server.rs).
+#[test]
+fn webhook_keep_alive_connections_opened_together_are_all_answered() {
+    let s = full_env(Scratch::new());
+    let url = s.db_url();
+    let srv = Server::start(&s, &url);
+    for round in 0..3 {
+        let streams: Vec<TcpStream> = (0..12).map(|_| TcpStream::connect(&srv.addr).unwrap()).collect();
+        let barrier = Arc::new(std::sync::Barrier::new(streams.len()));
+        let threads: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut stream)| {
+                let (addr, barrier) = (srv.addr.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let body = student(&format!("ka-{round}-{i}"), "1").to_string();
+                    let head = format!(
+                        "POST /v1/events/zoho/student HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                         X-Zoho-Signature: sha256={}\r\nContent-Length: {}\r\n\r\n",
+                        sign(ZS, body.as_bytes()),
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(body.as_bytes()).unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    let answered = reader.read_line(&mut line).is_ok() && line.contains(" 202 ");
+                    // Stay open until every connection has its answer.
+                    barrier.wait();
+                    drop(stream);
+                    (answered, line)
+                })
+            })
+            .collect();
+        for t in threads {
+            let (answered, line) = t.join().unwrap();
+            assert!(answered, "a keep-alive connection was not answered while the others stayed open: {line:?}");
+        }
+    }
+    assert_eq!(event_total(store::open(&url).unwrap().as_ref()), 36);
+}
+
 /// The receiver cannot commit: each event is answered 503 with Retry-After (never 202, never a crash), and
 /// once the store is back the same event is accepted.
 fn unavailable_then_back(srv: &Server, url: &str, cut: impl FnOnce(), restore: impl FnOnce()) {
