@@ -46,6 +46,10 @@ fn options(ctx: &Context, scope: Scope, common: &RunArgs, plan_out: Option<std::
     }
 }
 
+/// How long `--follow` lets a burst of webhooks settle before a run: long enough for the events of one save
+/// in Zoho (or one Notification API callback) to arrive together, short beside the run itself.
+pub const FOLLOW_SETTLE: Duration = Duration::from_millis(50);
+
 /// One run, its summary printed; errors mapped to their exit codes.
 pub fn once(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
     let settings = Settings::from_rows(&store.settings_map()?)?;
@@ -64,9 +68,9 @@ pub fn once(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit>
     }
 }
 
-/// `--incremental --follow`: waits for dirty marks (LISTEN/NOTIFY on PostgreSQL, ~250 ms polling on SQLite),
-/// lets a burst settle (~300 ms),
-/// runs an incremental sync, and repeats until SIGTERM or SIGINT, which stop it between runs.
+/// `--incremental --follow`: waits for dirty marks (LISTEN/NOTIFY on PostgreSQL, 20 ms polling on SQLite),
+/// lets a burst settle ([`FOLLOW_SETTLE`]), runs an incremental sync, and repeats until SIGTERM or SIGINT,
+/// which stop it between runs. Marks committed during a run are taken by the next one.
 fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -82,7 +86,7 @@ fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
             store.wait_for_dirty(Duration::from_secs(1))?;
             continue;
         }
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(FOLLOW_SETTLE);
         match once(ctx, store, opts) {
             Ok(Exit::Partial) => worst = Exit::Partial,
             Ok(_) => {}

@@ -139,14 +139,15 @@ pub trait EventStore {
     /// removed unless re-marked after the claim (then it stays, unclaimed, with the error recorded).
     fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()>;
     /// Waits until new dirty marks may have been committed, at most `timeout`; returns whether it was woken by
-    /// a notice (PostgreSQL: LISTEN on the channel the receiver NOTIFYs on commit) rather than the clock.
-    /// SQLite has no notifications: it sleeps a short polling interval. The caller re-checks the marks either
-    /// way, so a spurious wake costs one query and a missed one only the timeout.
-    fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool> {
-        std::thread::sleep(timeout.min(std::time::Duration::from_millis(250)));
-        Ok(false)
-    }
+    /// them (PostgreSQL: a notice on the channel the receiver NOTIFYs on commit; SQLite, which has no
+    /// notifications: a claimable mark seen by polling every [`SQLITE_DIRTY_POLL`]) rather than the clock.
+    /// The caller re-checks the marks either way, so a spurious wake costs one query and a missed one only
+    /// the timeout.
+    fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool>;
 }
+
+/// How often the SQLite follower looks for new dirty marks (one indexed `EXISTS` query, a few microseconds).
+pub const SQLITE_DIRTY_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The channel `insert_events` notifies (on commit) when it marks records dirty.
 pub const DIRTY_CHANNEL: &str = "zmsync_dirty";
@@ -405,6 +406,25 @@ impl EventStore for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool> {
+        let start = std::time::Instant::now();
+        loop {
+            let stale = ts(now() - STALE_CLAIM);
+            let any: bool = self.conn().query_row(
+                "SELECT EXISTS (SELECT 1 FROM dirty WHERE claimed_at IS NULL OR claimed_at < ?1)",
+                [stale],
+                |r| r.get(0),
+            )?;
+            if any {
+                return Ok(true);
+            }
+            let Some(left) = timeout.checked_sub(start.elapsed()).filter(|d| !d.is_zero()) else {
+                return Ok(false);
+            };
+            std::thread::sleep(left.min(SQLITE_DIRTY_POLL));
+        }
+    }
 }
 
 // ---- PostgreSQL ------------------------------------------------------------------------------------------
@@ -435,9 +455,8 @@ impl EventStore for PgStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        // Two statements per batch whatever its size (round trips, not rows, are what a batch costs): the
-        // events through `unnest`, then the marks of those inserted. Repeats inside the batch are settled
-        // here first: a later copy of an event_id is a duplicate; one mark per key (the first event's).
+        // One statement per batch whatever its size (round trips, not rows, are what a batch costs). Repeats of
+        // an event_id inside the batch are settled here first: a later copy is a duplicate.
         let mut first = std::collections::HashSet::new();
         let candidates: Vec<&NewEvent> = events.iter().filter(|e| first.insert(e.event_id.as_str())).collect();
         let col = |f: fn(&NewEvent) -> String| candidates.iter().map(|e| f(e)).collect::<Vec<String>>();
@@ -451,43 +470,44 @@ impl EventStore for PgStore {
         let modules: Vec<Option<String>> = candidates.iter().map(|e| e.module.clone()).collect();
         let payloads: Vec<Value> = candidates.iter().map(|e| e.payload.clone()).collect();
         let at = now();
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let inserted: std::collections::HashSet<String> = tx
-            .query(
-                "INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
-                 SELECT t.event_id, t.source, t.event_type, t.module, t.entity_type, t.record_id, t.payload, 'pending', $8
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY
-                      AS t(event_id, source, event_type, module, entity_type, record_id, payload, ord)
-                 ORDER BY t.ord
-                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                &[&ids, &sources, &types, &modules, &entities, &records, &payloads, &at],
+        // One statement (its own transaction): events, then the marks of those inserted (one per key, the
+        // first event's), then the NOTIFY, which the server delivers only on commit, so a follower never wakes
+        // for marks that were rolled back. Sent typed, with no separate prepare: one round trip per batch, which
+        // matters on a busy machine where every round trip waits for the server process to be scheduled.
+        use postgres::types::Type;
+        let inserted: std::collections::HashSet<String> = self
+            .conn()?
+            .query_typed(
+                "WITH input AS (
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+                          WITH ORDINALITY AS t(event_id, source, event_type, module, entity_type, record_id, payload, ord)),
+                 ins AS (
+                     INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
+                     SELECT event_id, source, event_type, module, entity_type, record_id, payload, 'pending', $8 FROM input ORDER BY ord
+                     ON CONFLICT (event_id) DO NOTHING RETURNING event_id),
+                 marks AS (
+                     INSERT INTO dirty (source, entity, key, first_event_id, marked_at)
+                     SELECT DISTINCT ON (i.source, i.entity_type, i.record_id) i.source, i.entity_type, i.record_id, i.event_id, $8
+                     FROM input i JOIN ins USING (event_id) ORDER BY i.source, i.entity_type, i.record_id, i.ord
+                     ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL
+                     RETURNING 1),
+                 notified AS (SELECT pg_notify($9, '') FROM (SELECT 1 FROM marks LIMIT 1) m)
+                 SELECT ins.event_id FROM ins CROSS JOIN (SELECT count(*) FROM notified) n",
+                &[
+                    (&ids, Type::TEXT_ARRAY),
+                    (&sources, Type::TEXT_ARRAY),
+                    (&types, Type::TEXT_ARRAY),
+                    (&modules, Type::TEXT_ARRAY),
+                    (&entities, Type::TEXT_ARRAY),
+                    (&records, Type::TEXT_ARRAY),
+                    (&payloads, Type::JSONB_ARRAY),
+                    (&at, Type::TIMESTAMPTZ),
+                    (&DIRTY_CHANNEL, Type::TEXT),
+                ],
             )?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut seen_keys = std::collections::HashSet::new();
-        let (mut ms, mut me, mut mk, mut mf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for e in &candidates {
-            if inserted.contains(&e.event_id) && seen_keys.insert((&e.source, &e.entity_type, &e.record_id)) {
-                ms.push(e.source.clone());
-                me.push(e.entity_type.clone());
-                mk.push(e.record_id.clone());
-                mf.push(e.event_id.clone());
-            }
-        }
-        if !ms.is_empty() {
-            tx.execute(
-                "INSERT INTO dirty (source, entity, key, first_event_id, marked_at)
-                 SELECT * , $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                 ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL",
-                &[&ms, &me, &mk, &mf, &at],
-            )?;
-            // Delivered by the server only when this transaction commits: a follower never wakes for marks
-            // that were rolled back.
-            tx.execute("SELECT pg_notify($1, '')", &[&DIRTY_CHANNEL])?;
-        }
-        tx.commit()?;
         let mut answered = std::collections::HashSet::new();
         Ok(events
             .iter()

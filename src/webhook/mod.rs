@@ -6,7 +6,7 @@
 //! - [`signature`]: HMAC-SHA256 and token checks, constant time;
 //! - [`payloads`]: every accepted payload shape → events;
 //! - [`ratelimit`]: per-source token buckets;
-//! - [`writer`]: the group-commit writer thread;
+//! - [`writer`]: group commit, led by whichever worker finds the store idle;
 //! - [`server`]: tiny_http workers, answers, draining on shutdown.
 
 pub mod payloads;
@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub database_url: String,
     pub workers: usize,
     pub secrets: Secrets,
+    /// Set (by SIGHUP) to make the receiver re-read its settings now rather than within [`server::RELOAD_EVERY`].
+    pub reload: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -75,14 +75,14 @@ impl Receiver {
         self.addr
     }
 
-    /// Serves until `stop` is set, then drains: requests already received are answered, the writer commits
-    /// what it holds, and the call returns.
+    /// Serves until `stop` is set, then drains: requests already received are answered (each after its
+    /// commit), and the call returns.
     pub fn run(self, opts: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         let writer_store = open_writer_store(&opts.database_url, &stop)?;
         let reader = store::open(&opts.database_url)?;
         let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
         warn_disabled(&opts.secrets);
-        let (writer, writer_thread) = writer::spawn(writer_store);
+        let writer = writer::new(writer_store);
         let shared = Arc::new(Shared {
             secrets: opts.secrets,
             limiter: RateLimiter::new(&settings.webhook_limits),
@@ -102,16 +102,34 @@ impl Receiver {
                     .expect("spawn a webhook worker"),
             );
         }
+        let nudger = {
+            let (addr, stop) = (self.addr, Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("accept-nudge".into())
+                .spawn(move || nudge_connections(addr, &stop))
+                .expect("spawn the connection nudge thread")
+        };
+        let reloader = {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("settings-reload".into())
+                .spawn(move || reload_settings(&shared, &stop, &opts.reload))
+                .expect("spawn the settings reload thread")
+        };
         for w in workers {
             let _ = w.join();
         }
+        let _ = reloader.join();
+        let _ = nudger.join();
         tracing::info!("webhook receiver draining");
         drop(shared);
-        let _ = writer_thread.join();
         tracing::info!("webhook receiver stopped");
         Ok(())
     }
 }
+
+/// How long one SQLite write attempt waits for another process's write lock.
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The writer's own connection. On SQLite its automatic WAL checkpoints are moved to a thread of their own
 /// (a passive checkpoint every 250 ms), so the fsync of a checkpoint never sits between a commit and its 202.
@@ -121,6 +139,9 @@ fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<Box<dyn Store>
     };
     let writer = store::sqlite::SqliteStore::open(path)?;
     writer.conn().pragma_update(None, "wal_autocheckpoint", 0).map_err(store::StoreError::from)?;
+    // Another process holding the write lock is waited for a second per attempt (the writer retries for a few
+    // seconds more), not the store's usual 30 s: a client is answered 503 rather than kept waiting.
+    writer.conn().busy_timeout(WRITER_BUSY_TIMEOUT).map_err(store::StoreError::from)?;
     let checkpointer = store::sqlite::SqliteStore::open(path)?;
     let stop = Arc::clone(stop);
     std::thread::Builder::new()
@@ -137,6 +158,72 @@ fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<Box<dyn Store>
         })
         .expect("spawn the WAL checkpoint thread");
     Ok(Box::new(writer))
+}
+
+/// tiny_http hands each new connection to a pool thread, but its pool counts a thread that was just woken for
+/// one connection as still idle, so a second connection accepted at that moment can be queued with no thread
+/// to take it; it then waits until some pool thread finishes a connection. Behind a proxy that keeps its
+/// upstream connections open, that can be seconds (the webhook benchmark saw one wait 9.9 s). An empty
+/// connection to ourselves every [`NUDGE_EVERY`] gives any queued connection a thread within that time.
+fn nudge_connections(addr: SocketAddr, stop: &AtomicBool) {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::new(
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() },
+            addr.port(),
+        )
+    } else {
+        addr
+    };
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(NUDGE_EVERY);
+        if let Ok(c) = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// How often [`nudge_connections`] connects.
+const NUDGE_EVERY: Duration = Duration::from_millis(100);
+
+/// How often the receiver re-reads its settings (`webhook.rate_limit`) without being asked.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// Re-reads `webhook.rate_limit` every [`RELOAD_EVERY`], and at once when `reload` is set (SIGHUP), until
+/// `stop`. A value that cannot be read leaves the limits as they are.
+fn reload_settings(shared: &Shared, stop: &AtomicBool, reload: &AtomicBool) {
+    let mut last = std::time::Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+        let asked = reload.swap(false, Ordering::SeqCst);
+        if !asked && last.elapsed() < RELOAD_EVERY {
+            continue;
+        }
+        last = std::time::Instant::now();
+        let limits = shared
+            .reader
+            .settings_map()
+            .map_err(|e| e.to_string())
+            .and_then(|rows| crate::settings::Settings::from_rows(&rows).map_err(|e| e.to_string()));
+        match limits {
+            Ok(settings) => {
+                let l = &settings.webhook_limits;
+                if shared.limiter.set_limits(l) {
+                    tracing::info!(
+                        per_source_per_second = l.per_source_per_second,
+                        burst = l.burst,
+                        "webhook.rate_limit changed"
+                    );
+                } else if asked {
+                    tracing::info!(
+                        per_source_per_second = l.per_source_per_second,
+                        burst = l.burst,
+                        "webhook.rate_limit re-read: unchanged"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot re-read the settings; the rate limit stays as it was"),
+        }
+    }
 }
 
 fn warn_disabled(secrets: &Secrets) {

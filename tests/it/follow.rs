@@ -14,7 +14,7 @@ use zmsync::sandbox::generator::{GenOptions, State};
 use zmsync::sandbox::{Sandbox, SandboxOptions};
 use zmsync::secret::Secret;
 
-use crate::support::{Run, Scratch};
+use crate::support::{PgSchema, Run, Scratch};
 
 const SECRET: &str = "follow-test-secret";
 const NEW_EMAIL: &str = "New.Address@student.example.edu";
@@ -173,8 +173,22 @@ fn follow_incremental_sync_picks_up_a_webhook_marked_edit() {
 
 #[test]
 fn follow_webhook_to_moodle() {
+    webhook_to_moodle(None);
+}
+
+/// The same on PostgreSQL: the follower is woken by the receiver's NOTIFY instead of polling.
+#[test]
+fn follow_webhook_to_moodle_postgres() {
+    let Some(schema) = PgSchema::create() else { return };
+    webhook_to_moodle(Some(&schema.url));
+}
+
+fn webhook_to_moodle(database_url: Option<&str>) {
     let sb = sandbox(40);
-    let s = scratch(&sb);
+    let mut s = scratch(&sb);
+    if let Some(url) = database_url {
+        s = s.env("DATABASE_URL", url);
+    }
     let (id, num) = converged(&sb, &s);
 
     let mut kids = Children::default();

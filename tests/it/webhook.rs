@@ -391,6 +391,198 @@ fn webhook_rate_limit_answers_429_with_retry_after() {
     assert_eq!(r.status, 202, "{r:?}");
 }
 
+/// Waits (bounded, only so that a broken receiver fails the test instead of hanging it) until the receiver's
+/// log holds `needle` at least `times` times.
+fn wait_for_log(srv: &Server, needle: &str, times: usize) {
+    let t = std::time::Instant::now();
+    while srv.stderr().matches(needle).count() < times {
+        assert!(t.elapsed() < Duration::from_secs(60), "never logged {needle:?} x{times}:\n{}", srv.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn webhook_rate_limit_change_takes_effect_without_restart() {
+    let s = full_env(Scratch::new());
+    let url = s.db_url();
+    let srv = Server::start(&s, &url);
+    // Unlimited by default.
+    for i in 0..6 {
+        assert_eq!(srv.zoho("/v1/events/zoho/student", &student(&format!("u{i}"), "1")).status, 202);
+    }
+    // SIGHUP: the new limit holds at once.
+    s.run(&[
+        "--database-url",
+        &url,
+        "settings",
+        "set",
+        "webhook.rate_limit",
+        r#"{"per_source_per_second":1,"burst":1}"#,
+    ])
+    .ok();
+    let pid = srv.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for_log(&srv, "webhook.rate_limit changed", 1);
+    let replies: Vec<Reply> =
+        (0..4).map(|i| srv.zoho("/v1/events/zoho/student", &student(&format!("l{i}"), "1"))).collect();
+    assert!(replies.iter().any(|r| r.status == 429), "4 quick events against 1/s, burst 1: {replies:?}");
+    // No signal: the periodic re-read lifts it.
+    s.run(&[
+        "--database-url",
+        &url,
+        "settings",
+        "set",
+        "webhook.rate_limit",
+        r#"{"per_source_per_second":0,"burst":0}"#,
+    ])
+    .ok();
+    wait_for_log(&srv, "webhook.rate_limit changed", 2);
+    for i in 0..6 {
+        assert_eq!(srv.zoho("/v1/events/zoho/student", &student(&format!("v{i}"), "1")).status, 202);
+    }
+    assert!(!srv.stderr().contains("panicked"), "{}", srv.stderr());
+}
+
+/// Many keep-alive connections opened at once are all answered while every one of them stays open (none
+/// waits for another to close: see `nudge_connections` in src/webhook/server.rs).
+#[test]
+fn webhook_keep_alive_connections_opened_together_are_all_answered() {
+    let s = full_env(Scratch::new());
+    let url = s.db_url();
+    let srv = Server::start(&s, &url);
+    for round in 0..3 {
+        let streams: Vec<TcpStream> = (0..12).map(|_| TcpStream::connect(&srv.addr).unwrap()).collect();
+        let barrier = Arc::new(std::sync::Barrier::new(streams.len()));
+        let threads: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut stream)| {
+                let (addr, barrier) = (srv.addr.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let body = student(&format!("ka-{round}-{i}"), "1").to_string();
+                    let head = format!(
+                        "POST /v1/events/zoho/student HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                         X-Zoho-Signature: sha256={}\r\nContent-Length: {}\r\n\r\n",
+                        sign(ZS, body.as_bytes()),
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(body.as_bytes()).unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    let answered = reader.read_line(&mut line).is_ok() && line.contains(" 202 ");
+                    // Stay open until every connection has its answer.
+                    barrier.wait();
+                    drop(stream);
+                    (answered, line)
+                })
+            })
+            .collect();
+        for t in threads {
+            let (answered, line) = t.join().unwrap();
+            assert!(answered, "a keep-alive connection was not answered while the others stayed open: {line:?}");
+        }
+    }
+    assert_eq!(event_total(store::open(&url).unwrap().as_ref()), 36);
+}
+
+/// The receiver cannot commit: each event is answered 503 with Retry-After (never 202, never a crash), and
+/// once the store is back the same event is accepted.
+fn unavailable_then_back(srv: &Server, url: &str, cut: impl FnOnce(), restore: impl FnOnce()) {
+    assert_eq!(srv.zoho("/v1/events/zoho/student", &student("before", "1")).status, 202);
+    cut();
+    for _ in 0..2 {
+        let r = srv.zoho("/v1/events/zoho/student", &student("during", "2"));
+        assert_eq!(r.status, 503, "{r:?}\n{}", srv.stderr());
+        assert!(r.headers.contains("Retry-After: "), "{}", r.headers);
+        assert!(r.body["error"].as_str().unwrap().contains("unavailable"), "{r:?}");
+    }
+    restore();
+    let r = srv.zoho("/v1/events/zoho/student", &student("during", "2"));
+    assert_eq!(r.status, 202, "{r:?}\n{}", srv.stderr());
+    let log = srv.stderr();
+    assert!(!log.contains("panicked"), "{log}");
+    let store = store::open(url).unwrap();
+    assert_eq!(event_total(store.as_ref()), 2);
+}
+
+#[test]
+fn webhook_store_unavailable_answers_503_sqlite() {
+    let s = full_env(Scratch::new());
+    let url = s.db_url();
+    let srv = Server::start(&s, &url);
+    // Another process holds SQLite's write lock for longer than the receiver waits for it.
+    let locker = rusqlite::Connection::open(s.path().join("zmsync.db")).unwrap();
+    unavailable_then_back(
+        &srv,
+        &url,
+        || locker.execute_batch("BEGIN IMMEDIATE").unwrap(),
+        || locker.execute_batch("ROLLBACK").unwrap(),
+    );
+}
+
+#[test]
+fn webhook_store_unavailable_answers_503_postgres() {
+    let Some(schema) = PgSchema::create() else { return };
+    let s = full_env(Scratch::new());
+    let proxy = PgProxy::start(&schema.url);
+    let srv = Server::start(&s, &proxy.url);
+    unavailable_then_back(&srv, &schema.url, || proxy.cut(), || proxy.restore());
+}
+
+/// A TCP forwarder in front of PostgreSQL that can be cut, as if the database server went down: every
+/// connection through it is closed, and new ones are closed as soon as they are accepted.
+struct PgProxy {
+    url: String,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl PgProxy {
+    fn start(pg_url: &str) -> PgProxy {
+        let parsed = url::Url::parse(pg_url).unwrap();
+        let target = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut proxied = parsed.clone();
+        proxied.set_host(Some("127.0.0.1")).unwrap();
+        proxied.set_port(Some(listener.local_addr().unwrap().port())).unwrap();
+        let down = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (d, o) = (Arc::clone(&down), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                let mut o = o.lock().unwrap();
+                o.push(client.try_clone().unwrap());
+                o.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PgProxy { url: proxied.to_string(), down, open }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn webhook_sigterm_drains_and_exits_0() {
     let s = full_env(Scratch::new());
