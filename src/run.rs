@@ -105,12 +105,29 @@ pub struct RunReport {
     pub zoho_calls: u64,
     pub zoho_credits: u64,
     pub moodle_calls: u64,
+    /// The same calls by phase.
+    pub phase_calls: PhaseCalls,
     pub elapsed_ms: u64,
     pub report: Option<PathBuf>,
     pub plan_out: Option<PathBuf>,
     /// Dirty keys taken (incremental) and how many stayed dirty with an error.
     pub dirty_taken: usize,
     pub dirty_failed: usize,
+}
+
+/// API calls per side in one phase of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Calls {
+    pub zoho: u64,
+    pub moodle: u64,
+}
+
+/// API calls by phase: the snapshot, apply (writes and identity checks), the re-read of what was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseCalls {
+    pub snapshot: Calls,
+    pub apply: Calls,
+    pub refresh: Calls,
 }
 
 impl RunReport {
@@ -281,6 +298,8 @@ fn body(
     let snap_opts = snapshot::Options { only, mode: mode.clone(), progress: opts.progress, ..Default::default() };
     let snap = snapshot::run(store, settings, config, &snap_opts)?;
     let (mut zoho_calls, mut zoho_credits, mut moodle_calls) = calls(&snap);
+    let mut phase_calls =
+        PhaseCalls { snapshot: Calls { zoho: zoho_calls, moodle: moodle_calls }, ..PhaseCalls::default() };
     // An incremental run reconciles (and records the base of) only the entities it read records of or was
     // told about; the rest did not change since the last run.
     let scoped = matches!(mode, Mode::Incremental(_));
@@ -329,6 +348,7 @@ fn body(
         zoho_calls += z.calls;
         zoho_credits += z.credits;
         moodle_calls += m.calls;
+        phase_calls.apply = Calls { zoho: z.calls, moodle: m.calls };
         lap("apply");
         // 4. Record what both sides now agree on. Moodle ids written back into Zoho are set on the stored Zoho
         //    records; every other kind written to is read back (a full run reads those kinds whole, an
@@ -342,6 +362,7 @@ fn body(
                     zoho_calls += z;
                     zoho_credits += c;
                     moodle_calls += m;
+                    phase_calls.refresh = Calls { zoho: z, moodle: m };
                 }
                 Err(e) => tracing::warn!("could not re-read what was written ({e}); the next run reads it"),
             }
@@ -400,6 +421,7 @@ fn body(
         zoho_calls,
         zoho_credits,
         moodle_calls,
+        phase_calls,
         elapsed_ms: started.elapsed().as_millis() as u64,
         report: Some(path),
         plan_out: opts.plan_out.clone(),
