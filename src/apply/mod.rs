@@ -1,11 +1,11 @@
 //! Apply: executes a [`Plan`] through both APIs.
 //!
-//! Ops are grouped by target and kind and run in dependency order: links and write-backs of pairs already
-//! matched, the course category, users, courses, write-backs of what was just created, teacher and student
-//! enrolments (their ids resolved through the links made just before), the dashboard plugin's rows, removals;
-//! then the Zoho side (enrolments and grades from Moodle). Within a phase, batches run with bounded
-//! concurrency; the clients retry transient failures; a record the API rejects is reported and never retried
-//! in this run.
+//! Ops are grouped by target and kind and run in dependency order, phases that do not depend on each other side
+//! by side: links of pairs already matched; then users, courses (with their category) and the Zoho side
+//! (enrolments and grades from Moodle) at once; then write-backs (of pairs matched and of what was just
+//! created), teacher and student enrolments (their ids resolved through the links made just before) and the
+//! dashboard plugin's rows at once; removals last. Within a phase, batches run with bounded concurrency; the
+//! clients retry transient failures; a record the API rejects is reported and never retried in this run.
 //!
 //! Crash safety comes from three rules: every outcome goes to the journal the moment its batch completes;
 //! every create checks identity first (an object that exists is linked, never created again) and an unknown
