@@ -1,10 +1,10 @@
 //! Apply: executes a [`Plan`] through both APIs.
 //!
 //! Ops are grouped by target and kind and run in dependency order, phases that do not depend on each other side
-//! by side: links of pairs already matched; then users, courses (with their category) and the Zoho side
-//! (enrolments and grades from Moodle) at once; then write-backs (of pairs matched and of what was just
-//! created), teacher and student enrolments (their ids resolved through the links made just before) and the
-//! dashboard plugin's rows at once; removals last. Within a phase, batches run with bounded concurrency; the
+//! by side: links of pairs already matched; then users (followed by the dashboard plugin's rows), courses (with
+//! their category) and the Zoho side (enrolments and grades from Moodle) at once; then write-backs (of pairs
+//! matched and of what was just created) and teacher and student enrolments (their ids resolved through the
+//! links made just before) at once; removals last. Within a phase, batches run with bounded concurrency; the
 //! clients retry transient failures; a record the API rejects is reported and never retried in this run.
 //!
 //! Crash safety comes from three rules: every outcome goes to the journal the moment its batch completes;
@@ -311,6 +311,9 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     let people = async {
         moodle_side::users(ctx, &users).await?;
         lap("users");
+        // Dashboard rows need only the users; sent alongside the enrolments they were several times slower.
+        moodle_side::plugin_rows(ctx, &rows).await?;
+        lap("plugin_rows");
         Ok::<_, ApplyError>(())
     };
     let classes = async {
@@ -325,8 +328,8 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
         Ok(())
     };
     tokio::try_join!(people, classes, zoho)?;
-    // 3. What needs the users (and courses), side by side: write-backs (planned ones and those of what was just
-    //    created or found), enrolments (their ids resolved through the links just made), dashboard rows.
+    // 3. What needs both users and courses, side by side: write-backs (planned ones and those of what was just
+    //    created or found) and enrolments (their ids resolved through the links just made).
     let mut wb = pick(&|o| o.action == Action::WriteBack);
     wb.sort_by_key(|o| o.seq);
     let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
@@ -339,11 +342,6 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
         async {
             moodle_side::enrolments(ctx, &enrolments).await?;
             lap("enrolments");
-            Ok(())
-        },
-        async {
-            moodle_side::plugin_rows(ctx, &rows).await?;
-            lap("plugin_rows");
             Ok(())
         }
     )?;
