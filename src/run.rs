@@ -4,7 +4,7 @@
 //! Threads: the store is synchronous and is used from this thread only; the network phases (snapshot, apply)
 //! run on tokio behind a [`crate::store::bridge`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::apply::{self, Done, Outcome, Tally};
 use crate::config::Config;
 use crate::exit::{Exit, ExitKind};
-use crate::model::{Entity, Kind, Side};
+use crate::model::{Entity, Kind, Record, Side};
 use crate::reconcile::{self, Plan};
 use crate::settings::Settings;
 use crate::snapshot::{self, Incremental, Mode};
@@ -105,12 +105,29 @@ pub struct RunReport {
     pub zoho_calls: u64,
     pub zoho_credits: u64,
     pub moodle_calls: u64,
+    /// The same calls by phase.
+    pub phase_calls: PhaseCalls,
     pub elapsed_ms: u64,
     pub report: Option<PathBuf>,
     pub plan_out: Option<PathBuf>,
     /// Dirty keys taken (incremental) and how many stayed dirty with an error.
     pub dirty_taken: usize,
     pub dirty_failed: usize,
+}
+
+/// API calls per side in one phase of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Calls {
+    pub zoho: u64,
+    pub moodle: u64,
+}
+
+/// API calls by phase: the snapshot, apply (writes and identity checks), the re-read of what was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseCalls {
+    pub snapshot: Calls,
+    pub apply: Calls,
+    pub refresh: Calls,
 }
 
 impl RunReport {
@@ -281,6 +298,15 @@ fn body(
     let snap_opts = snapshot::Options { only, mode: mode.clone(), progress: opts.progress, ..Default::default() };
     let snap = snapshot::run(store, settings, config, &snap_opts)?;
     let (mut zoho_calls, mut zoho_credits, mut moodle_calls) = calls(&snap);
+    let mut phase_calls =
+        PhaseCalls { snapshot: Calls { zoho: zoho_calls, moodle: moodle_calls }, ..PhaseCalls::default() };
+    // An incremental run reconciles (and records the base of) only the entities it read records of or was
+    // told about; the rest did not change since the last run.
+    let scoped = matches!(mode, Mode::Incremental(_));
+    let entities = if scoped { touched(&entities, &snap, claimed) } else { entities };
+    let lap =
+        |what: &str| tracing::info!(step = what, elapsed_ms = started.elapsed().as_millis() as u64, "run step done");
+    lap("snapshot");
 
     // 2. Plan (or the saved one, with its stale ops).
     let (plan, stale) = match saved {
@@ -288,9 +314,10 @@ fn body(
             let stale = p.stale_ops(store)?;
             (p, stale)
         }
+        None if entities.is_empty() => (Plan::empty(Some(run_id), entities.clone()), Vec::new()),
         None => {
             let ro = reconcile::Options {
-                entities,
+                entities: entities.clone(),
                 run_id: Some(run_id),
                 allow_mass_change: opts.allow_mass_change,
                 collect_agreed: false,
@@ -306,6 +333,7 @@ fn body(
             msgs.join("\n")
         )));
     }
+    lap("plan");
     if let Some(out) = &opts.plan_out {
         std::fs::write(out, plan.to_json())?;
     }
@@ -314,27 +342,36 @@ fn body(
     let mut done: Vec<Done> = Vec::new();
     if !opts.dry_run && !plan.ops.is_empty() {
         store.journal_planned(&planned(&plan, run_id))?;
-        let (d, z, m) = execute(store, settings, config, &plan, &stale, run_id, &opts.apply)?;
+        lap("journal");
+        let (d, z, m, written_back) = execute(store, settings, config, &plan, &stale, run_id, &opts.apply)?;
         done = d;
         zoho_calls += z.calls;
         zoho_credits += z.credits;
         moodle_calls += m.calls;
-        // 4. Record what both sides now agree on: re-read what was written, then the base.
-        if done.iter().any(|d| matches!(d.outcome, Outcome::Applied { .. }) && apply::sends_op(d)) {
-            let refresh = snapshot::Options { only, mode: refresh_mode(&mode, &done, &plan), ..Default::default() };
+        phase_calls.apply = Calls { zoho: z.calls, moodle: m.calls };
+        lap("apply");
+        // 4. Record what both sides now agree on. Moodle ids written back into Zoho are set on the stored Zoho
+        //    records; every other kind written to is read back (a full run reads those kinds whole, an
+        //    incremental one the keys it wrote), then the base.
+        patch_moodle_ids(store, run_id, &written_back)?;
+        if let Some((kinds, mode)) = refresh(&mode, &done, &plan) {
+            let refresh = snapshot::Options { only, kinds: Some(kinds), mode, ..Default::default() };
             match snapshot::run(store, settings, config, &refresh) {
                 Ok(s) => {
                     let (z, c, m) = calls(&s);
                     zoho_calls += z;
                     zoho_credits += c;
                     moodle_calls += m;
+                    phase_calls.refresh = Calls { zoho: z, moodle: m };
                 }
                 Err(e) => tracing::warn!("could not re-read what was written ({e}); the next run reads it"),
             }
         }
-        reconcile::baseline(store, settings, Some(run_id))?;
+        lap("refresh");
+        record_base(store, settings, scoped.then_some(&entities), run_id)?;
+        lap("baseline");
     } else if !opts.dry_run {
-        reconcile::baseline(store, settings, Some(run_id))?;
+        record_base(store, settings, scoped.then_some(&entities), run_id)?;
     }
 
     // 5. Dirty marks: settled per key.
@@ -384,11 +421,51 @@ fn body(
         zoho_calls,
         zoho_credits,
         moodle_calls,
+        phase_calls,
         elapsed_ms: started.elapsed().as_millis() as u64,
         report: Some(path),
         plan_out: opts.plan_out.clone(),
         dirty_taken,
         dirty_failed,
+    })
+}
+
+/// The agreed base: of every entity, or (incremental) of the entities reconciled.
+fn record_base(
+    store: &dyn Store,
+    settings: &Settings,
+    only: Option<&Vec<Entity>>,
+    run_id: i64,
+) -> Result<(), RunError> {
+    match only {
+        None => reconcile::baseline(store, settings, Some(run_id))?,
+        Some(e) if e.is_empty() => return Ok(()),
+        Some(e) => reconcile::baseline_of(store, settings, e.clone(), Some(run_id))?,
+    };
+    Ok(())
+}
+
+/// The entities an incremental snapshot read records of, or that a dirty mark names.
+fn touched(entities: &[Entity], snap: &snapshot::SnapshotSummary, marks: &[DirtyMark]) -> Vec<Entity> {
+    let kinds: HashSet<Kind> = snap.kinds.iter().filter(|k| k.records > 0).map(|k| k.kind).collect();
+    let marked: HashSet<Entity> = marks.iter().filter_map(|m| mark_entity(&m.key.entity)).collect();
+    entities
+        .iter()
+        .copied()
+        .filter(|e| {
+            let (z, m) = e.kinds();
+            kinds.contains(&z) || kinds.contains(&m) || marked.contains(e)
+        })
+        .collect()
+}
+
+/// The entity a dirty mark's entity name stands for (the receiver also uses Moodle's words).
+fn mark_entity(name: &str) -> Option<Entity> {
+    Entity::from_name(name).or(match name {
+        "enrolment" => Some(Entity::Enrollment),
+        "user" => Some(Entity::Student),
+        "course" => Some(Entity::Class),
+        _ => None,
     })
 }
 
@@ -406,13 +483,7 @@ fn incremental_keys(marks: &[DirtyMark]) -> Incremental {
     let mut inc = Incremental::default();
     for m in marks {
         let k = &m.key;
-        let entity = Entity::from_name(&k.entity).or(match k.entity.as_str() {
-            "enrolment" => Some(Entity::Enrollment),
-            "user" => Some(Entity::Student),
-            "course" => Some(Entity::Class),
-            _ => None,
-        });
-        let Some(e) = entity else { continue };
+        let Some(e) = mark_entity(&k.entity) else { continue };
         let (zk, mk) = e.kinds();
         if k.source == "moodle" {
             inc.moodle_keys.entry(mk).or_default().push(k.key.clone());
@@ -423,32 +494,65 @@ fn incremental_keys(marks: &[DirtyMark]) -> Incremental {
     inc
 }
 
-/// What to re-read after apply: a full run re-reads fully; an incremental one the keys it wrote.
-fn refresh_mode(mode: &Mode, done: &[Done], plan: &Plan) -> Mode {
-    match mode {
-        Mode::Full => Mode::Full,
-        Mode::Incremental(_) => {
-            let mut inc = Incremental::default();
-            let by_seq: BTreeMap<u64, &reconcile::Op> = plan.ops.iter().map(|o| (o.seq, o)).collect();
-            for d in done {
-                let Some(op) = by_seq.get(&d.seq) else { continue };
-                let (zk, mk) = op.kinds();
-                if let Some(z) = &op.zoho_id {
-                    inc.zoho_ids.entry(zk).or_default().push(z.clone());
-                }
-                let m = d.outcome.target_id().map(str::to_string).or_else(|| op.moodle_id.clone());
-                if let (Side::Moodle, Some(m)) = (op.target, m) {
-                    inc.moodle_keys.entry(mk).or_default().push(m);
-                }
-                if let Some(m) = &op.moodle_id {
-                    inc.moodle_keys.entry(mk).or_default().push(m.clone());
+/// What to re-read after apply: the kinds an applied op wrote to (Moodle ids written back excepted: see
+/// [`patch_moodle_ids`]) — whole in a full run, the keys written in an incremental one. `None`: nothing.
+fn refresh(mode: &Mode, done: &[Done], plan: &Plan) -> Option<(BTreeSet<Kind>, Mode)> {
+    let by_seq: BTreeMap<u64, &reconcile::Op> = plan.ops.iter().map(|o| (o.seq, o)).collect();
+    let mut kinds = BTreeSet::new();
+    let mut inc = Incremental::default();
+    for d in done {
+        let wrote = matches!(d.outcome, Outcome::Applied { .. }) && apply::sends_op(d);
+        let Some(op) = by_seq.get(&d.seq).filter(|_| wrote && d.action != reconcile::Action::WriteBack) else {
+            continue;
+        };
+        let (zk, mk) = op.kinds();
+        let target = d.outcome.target_id().map(str::to_string);
+        match op.target {
+            Side::Moodle => {
+                kinds.insert(mk);
+                if let Some(k) = target.or_else(|| op.moodle_id.clone()) {
+                    inc.moodle_keys.entry(mk).or_default().push(k);
                 }
             }
-            // Students written back are re-read from Zoho too.
-            inc.zoho_ids.entry(Kind::Student).or_default();
-            Mode::Incremental(inc)
+            Side::Zoho => {
+                kinds.insert(zk);
+                if let Some(id) = target.or_else(|| op.zoho_id.clone()) {
+                    inc.zoho_ids.entry(zk).or_default().push(id);
+                }
+            }
         }
     }
+    if kinds.is_empty() {
+        return None;
+    }
+    match mode {
+        Mode::Full => Some((kinds, Mode::Full)),
+        Mode::Incremental(_) => Some((kinds, Mode::Incremental(inc))),
+    }
+}
+
+/// Sets the Moodle ids Zoho accepted on the stored Zoho records (`refs.moodle_id`, not a compared field), as
+/// the next snapshot would read them, without reading every written-back record again.
+fn patch_moodle_ids(store: &dyn Store, run_id: i64, written: &[(Entity, String, String)]) -> Result<(), StoreError> {
+    let mut by_kind: BTreeMap<Kind, HashMap<&str, &str>> = BTreeMap::new();
+    for (entity, zoho_id, moodle_id) in written {
+        by_kind.entry(entity.kinds().0).or_default().insert(zoho_id, moodle_id);
+    }
+    for (kind, ids) in by_kind {
+        let records: Vec<Record> = store
+            .records(kind)?
+            .into_iter()
+            .filter_map(|mut r| {
+                let m = ids.get(r.key.as_str())?;
+                r.refs.insert("moodle_id".into(), json!(m));
+                Some(r)
+            })
+            .collect();
+        let sid = format!("write-back-{run_id}-{}", kind.name());
+        store.stage_records(&sid, kind, &records)?;
+        store.commit_snapshot(&sid, kind, false)?;
+    }
+    Ok(())
 }
 
 fn planned(plan: &Plan, run_id: i64) -> Vec<JournalEntry> {
@@ -471,7 +575,8 @@ fn planned(plan: &Plan, run_id: i64) -> Vec<JournalEntry> {
 }
 
 /// Apply on tokio, the store served on this thread.
-#[allow(clippy::type_complexity)]
+type Executed = (Vec<Done>, zoho::ZohoStats, moodle::MoodleStats, Vec<(Entity, String, String)>);
+
 fn execute(
     store: &dyn Store,
     settings: &Settings,
@@ -480,7 +585,7 @@ fn execute(
     stale: &[u64],
     run_id: i64,
     opts: &apply::Options,
-) -> Result<(Vec<Done>, zoho::ZohoStats, moodle::MoodleStats), RunError> {
+) -> Result<Executed, RunError> {
     let settings = Arc::new(settings.clone());
     let needs = |side: Side| plan.ops.iter().any(|o| o.target == side && apply::sends(o));
     let out = bridge::serve(store, |b| async move {
@@ -509,7 +614,7 @@ fn execute(
         let done = apply::apply(&ctx, plan, stale).await?;
         let zs = z.map(|z| z.stats()).unwrap_or_default();
         let ms = m.map(|m| m.stats()).unwrap_or_default();
-        Ok::<_, apply::ApplyError>((done, zs, ms))
+        Ok::<_, apply::ApplyError>((done, zs, ms, ctx.written_back()))
     })?;
     Ok(out?)
 }

@@ -1,11 +1,11 @@
 //! Apply: executes a [`Plan`] through both APIs.
 //!
-//! Ops are grouped by target and kind and run in dependency order: links and write-backs of pairs already
-//! matched, the course category, users, courses, write-backs of what was just created, teacher and student
-//! enrolments (their ids resolved through the links made just before), the dashboard plugin's rows, removals;
-//! then the Zoho side (enrolments and grades from Moodle). Within a phase, batches run with bounded
-//! concurrency; the clients retry transient failures; a record the API rejects is reported and never retried
-//! in this run.
+//! Ops are grouped by target and kind and run in dependency order, phases that do not depend on each other side
+//! by side: links of pairs already matched; then users (followed by the dashboard plugin's rows), courses (with
+//! their category) and the Zoho side (enrolments and grades from Moodle) at once; then write-backs (of pairs
+//! matched and of what was just created) and teacher and student enrolments (their ids resolved through the
+//! links made just before) at once; removals last. Within a phase, batches run with bounded concurrency; the
+//! clients retry transient failures; a record the API rejects is reported and never retried in this run.
 //!
 //! Crash safety comes from three rules: every outcome goes to the journal the moment its batch completes;
 //! every create checks identity first (an object that exists is linked, never created again) and an unknown
@@ -127,6 +127,9 @@ pub struct Ctx {
     records: HashMap<Kind, HashMap<String, Record>>,
     /// Moodle ids created by this run that still need writing back to Zoho.
     write_backs: Mutex<Vec<(Entity, String, String)>>,
+    /// Moodle ids Zoho accepted (entity, Zoho id, Moodle id): the run records them on the stored Zoho records
+    /// instead of reading the records back.
+    written_back: Mutex<Vec<(Entity, String, String)>>,
 }
 
 impl Ctx {
@@ -165,6 +168,7 @@ impl Ctx {
             done: Mutex::new(Vec::new()),
             records,
             write_backs: Mutex::new(Vec::new()),
+            written_back: Mutex::new(Vec::new()),
         })
     }
 
@@ -202,6 +206,16 @@ impl Ctx {
 
     fn take_write_backs(&self) -> Vec<(Entity, String, String)> {
         std::mem::take(&mut *self.write_backs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn wrote_back(&self, entity: Entity, pairs: impl IntoIterator<Item = (String, String)>) {
+        let mut w = self.written_back.lock().unwrap_or_else(|e| e.into_inner());
+        w.extend(pairs.into_iter().map(|(z, m)| (entity, z, m)));
+    }
+
+    /// The Moodle ids Zoho accepted in this run: (entity, Zoho id, Moodle id).
+    pub fn written_back(&self) -> Vec<(Entity, String, String)> {
+        std::mem::take(&mut *self.written_back.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Records outcomes: in memory for the report, and in the journal before anything else happens.
@@ -279,28 +293,64 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     let links = pick(&|o| o.action == Action::Link);
     ctx.link(links.iter().filter_map(|o| link_of(o)).collect()).await?;
     ctx.finish_all(&links, Outcome::applied(None)).await?;
-    // 2. Moodle, in dependency order.
+    let t = std::time::Instant::now();
+    let lap =
+        |what: &str| tracing::info!(phase = what, elapsed_ms = t.elapsed().as_millis() as u64, "apply phase done");
+    // 2. Phases run as soon as what they depend on is done, side by side: users (then their dashboard rows),
+    //    courses, and the Zoho side (enrolments and grades from Moodle, which depend on neither).
     let is_person = |o: &Op| matches!(o.entity, Entity::Student | Entity::Teacher) && o.target == Side::Moodle;
     let is_class = |o: &Op| o.entity == Entity::Class && o.target == Side::Moodle;
     let removal = |o: &Op| matches!(o.action, Action::Unenrol | Action::Delete);
-    moodle_side::users(ctx, &pick(&|o| is_person(o) && !removal(o))).await?;
-    moodle_side::courses(ctx, &pick(&|o| is_class(o) && !removal(o))).await?;
-    // 3. Write-backs: planned ones and those of what was just created or found.
+    let enrol = |o: &Op| matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle;
+    let row = |o: &Op| matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment);
+    let users = pick(&|o| is_person(o) && !removal(o));
+    let rows = pick(&|o| row(o) && o.target == Side::Moodle && o.action != Action::Delete);
+    let courses = pick(&|o| is_class(o) && !removal(o));
+    let zoho_enrolments = pick(&|o| o.entity == Entity::Enrollment && o.target == Side::Zoho);
+    let zoho_grades = pick(&|o| o.entity == Entity::Grade && o.target == Side::Zoho);
+    let people = async {
+        moodle_side::users(ctx, &users).await?;
+        lap("users");
+        // Dashboard rows need only the users; sent alongside the enrolments they were several times slower.
+        moodle_side::plugin_rows(ctx, &rows).await?;
+        lap("plugin_rows");
+        Ok::<_, ApplyError>(())
+    };
+    let classes = async {
+        moodle_side::courses(ctx, &courses).await?;
+        lap("courses");
+        Ok(())
+    };
+    let zoho = async {
+        zoho_side::records(ctx, &zoho_enrolments).await?;
+        zoho_side::records(ctx, &zoho_grades).await?;
+        lap("zoho_records");
+        Ok(())
+    };
+    tokio::try_join!(people, classes, zoho)?;
+    // 3. What needs both users and courses, side by side: write-backs (planned ones and those of what was just
+    //    created or found) and enrolments (their ids resolved through the links just made).
     let mut wb = pick(&|o| o.action == Action::WriteBack);
     wb.sort_by_key(|o| o.seq);
-    zoho_side::write_backs(ctx, &wb).await?;
-    let enrol = |o: &Op| matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle;
-    moodle_side::enrolments(ctx, &pick(&|o| enrol(o) && o.action != Action::Unenrol)).await?;
-    let row = |o: &Op| matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment);
-    moodle_side::plugin_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action != Action::Delete)).await?;
+    let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
+    tokio::try_join!(
+        async {
+            zoho_side::write_backs(ctx, &wb).await?;
+            lap("write_backs");
+            Ok::<_, ApplyError>(())
+        },
+        async {
+            moodle_side::enrolments(ctx, &enrolments).await?;
+            lap("enrolments");
+            Ok(())
+        }
+    )?;
     // 4. Removals last: nothing above depends on them.
     moodle_side::unenrol(ctx, &pick(&|o| enrol(o) && o.action == Action::Unenrol)).await?;
     moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete)).await?;
     let deletes = pick(&|o| (is_person(o) || is_class(o)) && o.action == Action::Delete);
     skip(ctx, &deletes, "hard deletes of users and courses are not performed by zmsync; do it in Moodle").await?;
-    // 5. Zoho: enrolments and grades from Moodle.
-    zoho_side::records(ctx, &pick(&|o| o.entity == Entity::Enrollment && o.target == Side::Zoho)).await?;
-    zoho_side::records(ctx, &pick(&|o| o.entity == Entity::Grade && o.target == Side::Zoho)).await?;
+    lap("removals");
     // Anything no phase took (an entity/target pair apply does not write) is reported, never dropped.
     let seen: std::collections::HashSet<u64> =
         ctx.done.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|d| d.seq).collect();

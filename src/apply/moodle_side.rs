@@ -458,52 +458,70 @@ pub async fn unenrol(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
 // ---- the dashboard plugin's rows -------------------------------------------------------------------------
 
 pub async fn plugin_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    for entity in [Entity::Unit, Entity::Registration, Entity::Payment] {
+    // The three tables at once; within a table, every batch at once (the client bounds what is in flight).
+    let tables = [Entity::Unit, Entity::Registration, Entity::Payment].map(|entity| {
         let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let (zk, _) = entity.kinds();
-        let mut rows = Vec::new();
-        let mut sendable = Vec::new();
-        let mut refused = Vec::new();
-        for op in mine {
-            let fields: Fields = match op.refs.get("fields") {
-                Some(Value::Object(m)) if op.action != Action::Create => m.clone().into_iter().collect(),
-                _ => op.changes.clone(),
-            };
-            let userid = ref_i64(ctx, op, "userid", Entity::Student, "student_zoho_id").or_else(|| {
-                str_field(&fields, "student").and_then(|s| ctx.moodle_id(Entity::Student, s)?.parse().ok())
-            });
-            match dashboard::plugin_row(zk, &op.key, &fields, userid) {
-                Ok(row) => {
-                    rows.push(Value::Object(row));
-                    sendable.push(op);
-                }
-                Err(e) => refused.push((op, Outcome::Skipped { reason: format!("cannot write the row: {e}") })),
+        plugin_table(ctx, entity, mine)
+    });
+    let [a, b, c] = tables;
+    tokio::try_join!(a, b, c)?;
+    Ok(())
+}
+
+async fn plugin_table(ctx: &Ctx, entity: Entity, mine: Vec<&Op>) -> Result<(), ApplyError> {
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let (zk, _) = entity.kinds();
+    let mut rows = Vec::new();
+    let mut sendable = Vec::new();
+    let mut refused = Vec::new();
+    for op in mine {
+        let fields: Fields = match op.refs.get("fields") {
+            Some(Value::Object(m)) if op.action != Action::Create => m.clone().into_iter().collect(),
+            _ => op.changes.clone(),
+        };
+        let userid = ref_i64(ctx, op, "userid", Entity::Student, "student_zoho_id")
+            .or_else(|| str_field(&fields, "student").and_then(|s| ctx.moodle_id(Entity::Student, s)?.parse().ok()));
+        match dashboard::plugin_row(zk, &op.key, &fields, userid) {
+            Ok(row) => {
+                rows.push(Value::Object(row));
+                sendable.push(op);
             }
+            Err(e) => refused.push((op, Outcome::Skipped { reason: format!("cannot write the row: {e}") })),
         }
-        ctx.finish(refused).await?;
-        if rows.is_empty() {
-            continue;
-        }
-        // The plugin answers warnings by position; one upsert per table keeps the positions simple.
-        let table = dashboard::table(zk);
-        let result = moodle(ctx)?.upsert_rows(table, &rows).await;
+    }
+    ctx.finish(refused).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // One request per batch; the plugin answers warnings by position within it. Each batch is journalled as
+    // it completes (an upsert by zoho_id, so a batch repeated after a crash changes nothing twice).
+    let m = moodle(ctx)?;
+    let table = dashboard::table(zk);
+    let function = format!("{}_upsert_{table}", moodle::calls::PLUGIN);
+    let mut set = JoinSet::new();
+    for r in m.batcher(&function, moodle::batch::PLUGIN_MAX_ROWS).split(&rows, 0)? {
+        let (m, start, batch) = (m.clone(), r.start, rows[r].to_vec());
+        set.spawn(async move { (start, batch.len(), m.upsert_rows(table, &batch).await) });
+    }
+    while let Some(joined) = set.join_next().await {
+        let Ok((start, n, result)) = joined else { continue };
+        let ops = &sendable[start..start + n];
         match result {
             Ok(r) => {
-                let mut outs: Vec<Outcome> = sendable.iter().map(|o| Outcome::applied(Some(o.key.clone()))).collect();
+                let mut outs: Vec<Outcome> = ops.iter().map(|o| Outcome::applied(Some(o.key.clone()))).collect();
                 for w in r.warnings {
                     if let Some(i) = w.itemid.and_then(|i| usize::try_from(i).ok()).filter(|i| *i < outs.len()) {
                         outs[i] = Outcome::Rejected { code: w.warningcode.clone(), message: w.message.clone() };
                     }
                 }
-                ctx.finish(sendable.into_iter().zip(outs).collect()).await?;
+                ctx.finish(ops.iter().copied().zip(outs).collect()).await?;
             }
             Err(MoodleError::Exception { errorcode, message, .. }) => {
-                ctx.finish_all(&sendable, Outcome::Rejected { code: errorcode, message }).await?
+                ctx.finish_all(ops, Outcome::Rejected { code: errorcode, message }).await?
             }
-            Err(e) => ctx.finish_all(&sendable, Outcome::Failed { message: e.to_string() }).await?,
+            Err(e) => ctx.finish_all(ops, Outcome::Failed { message: e.to_string() }).await?,
         }
     }
     Ok(())

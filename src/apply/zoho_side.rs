@@ -82,6 +82,18 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
             }
         };
         let (for_planned, for_made) = results.split_at(planned_ops.len().min(results.len()));
+        ctx.wrote_back(
+            entity,
+            planned_ops
+                .iter()
+                .zip(for_planned)
+                .filter(|(_, r)| r.is_ok())
+                .filter_map(|(o, _)| Some((o.zoho_id.clone()?, o.moodle_id.clone()?)))
+                .chain(
+                    made.iter().zip(for_made).filter(|(_, r)| r.is_ok()).map(|((_, z, m), _)| (z.clone(), m.clone())),
+                )
+                .collect::<Vec<_>>(),
+        );
         ctx.link(
             planned_ops
                 .iter()

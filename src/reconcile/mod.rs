@@ -358,7 +358,16 @@ pub fn baseline<S: RecordStore + ?Sized>(
     settings: &Settings,
     run_id: Option<i64>,
 ) -> Result<BaselineSummary, ReconcileError> {
-    let entities = select(None, settings).unwrap_or_default();
+    baseline_of(store, settings, select(None, settings).unwrap_or_default(), run_id)
+}
+
+/// [`baseline`] for these entities only (an incremental run records the ones it reconciled).
+pub fn baseline_of<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    entities: Vec<Entity>,
+    run_id: Option<i64>,
+) -> Result<BaselineSummary, ReconcileError> {
     let inputs = Inputs::load(store, &entities)?;
     let analysis =
         analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true, collect_agreed: true });

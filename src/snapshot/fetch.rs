@@ -435,6 +435,11 @@ fn keep(keys: &Option<HashSet<String>>, raw: &Value) -> bool {
 }
 
 async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
+    let kinds = [Kind::MoodleCourse, Kind::MoodleEnrolment, Kind::MoodleGrade].into_iter().filter(|k| plan.has(*k));
+    if kinds.clone().all(|k| ctx.keys(k).is_some_and(|keys| keys.is_empty())) {
+        // An incremental run with no course, enrolment or grade keys reads nothing here.
+        return Ok(kinds.map(|k| ctx.sink(k, "core_course_get_courses").finish(None)).collect());
+    }
     let courses = m.courses().await?;
     let ids: Vec<i64> = courses.iter().filter_map(|c| c.get("id").and_then(Value::as_i64)).collect();
     let mut out = Vec::new();
@@ -478,6 +483,9 @@ async fn dashboard(m: &moodle::Client, kind: Kind, ctx: &Ctx) -> Result<Staged, 
     let table = mapping::dashboard::table(kind);
     let mut sink = ctx.sink(kind, &format!("{}_get_{table}", calls::PLUGIN));
     let keys = ctx.keys(kind);
+    if keys.as_ref().is_some_and(HashSet::is_empty) {
+        return Ok(sink.finish(None));
+    }
     let mut from = 0usize;
     loop {
         let (rows, total) = m.plugin_rows(table, from, calls::PLUGIN_PAGE).await?;

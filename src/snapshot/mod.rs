@@ -56,6 +56,8 @@ pub enum Mode {
 pub struct Options {
     /// Only this entity's kinds (`--module`); `None`: every enabled entity.
     pub only: Option<Entity>,
+    /// Of those, only these kinds (a run re-reading what it wrote); `None`: all of them.
+    pub kinds: Option<std::collections::BTreeSet<Kind>>,
     pub mode: Mode,
     /// Draw progress bars (only when stderr is a terminal).
     pub progress: bool,
@@ -98,7 +100,7 @@ pub fn run(
     opts: &Options,
 ) -> Result<SnapshotSummary, SnapshotError> {
     let started = Instant::now();
-    let plan = plan::Plan::new(settings, opts.only);
+    let plan = plan::Plan::new(settings, opts.only, opts.kinds.as_ref());
     let settings = Arc::new(settings.clone());
     let out = bridge::serve(store, |bridge: StoreBridge| async move {
         let clients = fetch::Clients::new(&plan, config, opts, &settings, &bridge)?;

@@ -13,7 +13,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(settings: &Settings, only: Option<Entity>) -> Plan {
+    pub fn new(settings: &Settings, only: Option<Entity>, only_kinds: Option<&BTreeSet<Kind>>) -> Plan {
         let mut kinds = BTreeSet::new();
         for e in Entity::ALL {
             let wanted = match only {
@@ -25,6 +25,9 @@ impl Plan {
                 kinds.insert(z);
                 kinds.insert(m);
             }
+        }
+        if let Some(wanted) = only_kinds {
+            kinds.retain(|k| wanted.contains(k));
         }
         Plan { kinds }
     }
@@ -66,10 +69,10 @@ mod tests {
     #[test]
     fn enabled_entities_choose_both_sides() {
         let s = Settings::defaults();
-        let p = Plan::new(&s, None);
+        let p = Plan::new(&s, None, None);
         assert_eq!(p.side(Side::Zoho).len(), 8);
         assert_eq!(p.side(Side::Moodle).len(), 7);
-        let p = Plan::new(&s, Some(Entity::Payment));
+        let p = Plan::new(&s, Some(Entity::Payment), None);
         assert_eq!(p.kinds.into_iter().collect::<Vec<_>>(), vec![Kind::Payment, Kind::DashboardPayment]);
         let mut rows = std::collections::BTreeMap::new();
         rows.insert(
@@ -78,7 +81,7 @@ mod tests {
             "BTEC_Registrations":false,"BTEC_Classes":false,"BTEC_Enrollments":false,"BTEC_Payments":false,
             "BTEC_Grades":false,"BTEC_Units":false,"BTEC_Attendance":false}),
         );
-        let p = Plan::new(&Settings::from_rows(&rows).unwrap(), None);
+        let p = Plan::new(&Settings::from_rows(&rows).unwrap(), None, None);
         assert_eq!(p.kinds.into_iter().collect::<Vec<_>>(), vec![Kind::Student, Kind::MoodleUser]);
     }
 
