@@ -120,8 +120,13 @@ pub fn plan(
     let cn = module(Kind::Class);
     // Records are parsed one at a time and only what the plan needs is kept: a whole module parsed at once
     // would cost as much memory as the seed's compact form saves.
-    let records = |names: &ZohoNames| {
-        zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]).iter().map(JsonObject::value)
+    let module_records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]).iter();
+    let records = |names: &ZohoNames| module_records(names).map(JsonObject::value);
+    // Other modules are read for a few fields each: only those are built.
+    let picked = |names: &ZohoNames, canonical: &[&str]| {
+        let keys: Vec<String> =
+            canonical.iter().map(|c| if *c == "id" { c } else { names.get(c) }.to_string()).collect();
+        module_records(names).map(move |r| r.pick(&keys))
     };
 
     // Students who agree on both sides, have an email of their own and an active account.
@@ -148,8 +153,9 @@ pub fn plan(
         }
     }
     let student_uid: HashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
-    let course_of: HashMap<String, i64> =
-        records(&cn).filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?))).collect();
+    let course_of: HashMap<String, i64> = picked(&cn, &["id", "moodle_id"])
+        .filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?)))
+        .collect();
     let m_enrol: HashMap<(i64, i64), &MoodleEnrolment> =
         moodle.enrolments.iter().map(|e| ((e.courseid, e.userid), e)).collect();
     let m_grade: HashMap<(i64, i64), &super::seed::MoodleGrade> =
@@ -165,11 +171,11 @@ pub fn plan(
             }
         }
     };
-    for rec in records(&module(Kind::Registration)) {
+    for rec in picked(&module(Kind::Registration), &["student"]) {
         refer(&rec, &module(Kind::Registration));
     }
     let mut enrols: Vec<Enrol> = Vec::new();
-    for e in records(&en) {
+    for e in picked(&en, &["id", "student", "class", "status", "start_date"]) {
         refer(&e, &en);
         let (Some(id), Some(student), Some(class)) =
             (e["id"].as_str(), lookup_id(&e, en.get("student")), lookup_id(&e, en.get("class")))
@@ -187,7 +193,7 @@ pub fn plan(
         }
     }
     let mut grades: Vec<Graded> = Vec::new();
-    for g in records(&gn) {
+    for g in picked(&gn, &["id", "student", "class"]) {
         refer(&g, &gn);
         let (Some(id), Some(student), Some(class)) =
             (g["id"].as_str(), lookup_id(&g, gn.get("student")), lookup_id(&g, gn.get("class")))
@@ -206,7 +212,7 @@ pub fn plan(
     let rows: HashSet<String> =
         moodle.plugin.payments.iter().filter_map(|r| r.map().get("zoho_id")?.as_str().map(str::to_string)).collect();
     let mut payments: Vec<(String, String)> = Vec::new();
-    for p in records(&pn) {
+    for p in picked(&pn, &["id", "student", "status", "method"]) {
         refer(&p, &pn);
         let (Some(id), Some(student)) = (p["id"].as_str(), lookup_id(&p, pn.get("student"))) else { continue };
         let unpaid = matches!(p[pn.get("status")].as_str(), Some("Due" | "Overdue"));

@@ -2,8 +2,10 @@
 //! generator (`generator.rs`) and the two fakes (`zoho.rs`, `moodle.rs`): each fake turns a seed into its own
 //! internal state, and the generator never reaches into a fake's internals.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -53,10 +55,74 @@ impl JsonObject {
         }
     }
 
+    /// Only the `keys` of the object, in its order, as a `Value::Object`; other values are skipped without
+    /// being built. For readers that need a few fields of many records (a full parse builds every value).
+    pub fn pick<K: AsRef<str>>(&self, keys: &[K]) -> Value {
+        let mut de = serde_json::Deserializer::from_str(&self.0);
+        let map = Pick(keys).deserialize(&mut de).expect("a JsonObject holds an object's JSON");
+        Value::Object(map)
+    }
+
     /// Wraps text already known to be one compact JSON object (the generator's record writer).
     pub(crate) fn from_text_unchecked(text: String) -> JsonObject {
         debug_assert!(serde_json::from_str::<Map<String, Value>>(&text).is_ok(), "not a JSON object: {text}");
         JsonObject(text.into_boxed_str())
+    }
+}
+
+/// [`JsonObject::pick`]'s reader: a map visitor keeping the values of some keys.
+struct Pick<'k, K>(&'k [K]);
+
+impl<'de, K: AsRef<str>> DeserializeSeed<'de> for Pick<'_, K> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, K: AsRef<str>> Visitor<'de> for Pick<'_, K> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut out = Map::with_capacity(self.0.len());
+        while let Some(Key(key)) = access.next_key()? {
+            if self.0.iter().any(|k| k.as_ref() == key) {
+                out.insert(key.into_owned(), access.next_value()?);
+            } else {
+                access.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A map key, borrowed from the text unless it holds an escape.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
@@ -283,4 +349,21 @@ impl DriftKind {
         DriftKind::ZohoPaymentChanged,
         DriftKind::ZohoStudentDeleted,
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn pick_keeps_only_the_keys_asked_for() {
+        // An escaped key is matched by what it spells.
+        let text = r#"{"id":"58","Name":"O'Brien","Student":{"id":"57","name":"S"},"Sta\u0074us":"Active","Amount":12.5,"Tags":[1,{"a":null}]}"#;
+        let rec = JsonObject::from_text_unchecked(text.to_string());
+        let got = rec.pick(&["id", "Student", "Status", "Missing"]);
+        assert_eq!(got, json!({"id": "58", "Student": {"id": "57", "name": "S"}, "Status": "Active"}));
+        assert_eq!(rec.pick::<&str>(&[]), json!({}));
+    }
 }

@@ -690,16 +690,24 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
     let mut next_user = FIRST_USER_ID;
     let mut user_of: HashMap<String, i64> = HashMap::new();
 
-    // People, in the sync's entity order: teachers, then students.
-    let with_user = students_with_users(&zoho.modules["BTEC_Students"], settings);
+    // People, in the sync's entity order: teachers, then students. Students are in id order, so the first
+    // with an email is the one among its sharers that gets a user ([`students_with_users`]): one pass, one
+    // mapping per student.
+    let mut emails_taken: HashSet<String> = HashSet::new();
+    let mut last_student = String::new();
     for (module, kind, field) in
         [("BTEC_Teachers", Kind::Teacher, "Teacher_Moodle_ID"), ("BTEC_Students", Kind::Student, "Student_Moodle_ID")]
     {
         for rec in zoho.modules.get_mut(module).expect("module present") {
             let mut raw = rec.value();
             let r = map(kind, &raw, settings);
-            if kind == Kind::Student && !with_user.contains(&r.key) {
-                continue;
+            if kind == Kind::Student {
+                assert!((r.key.len(), &r.key) > (last_student.len(), &last_student), "students are in id order");
+                last_student.clone_from(&r.key);
+                match r.field_str("email") {
+                    Some(email) if !emails_taken.contains(email) => emails_taken.insert(email.to_string()),
+                    _ => continue,
+                };
             }
             let Ok(create) = person::moodle_user_create(&r.fields, accounts) else { continue };
             let suspended = r.field("suspended").as_bool().unwrap_or(false);
