@@ -204,6 +204,16 @@ fn shape<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
     serde_json::from_value::<T>(v.clone()).map(|_| ()).map_err(|e| e.to_string())
 }
 
+fn deletion_policy(v: &Value) -> Result<(), String> {
+    let p: DeletionPolicy = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    if p.class == RemovalAction::Delete {
+        return Err("class: \"delete\" is not offered: deleting a Moodle course deletes its grades and submissions. \
+                    Use \"hide\" (the default) and delete the course in Moodle by hand if it must go"
+            .into());
+    }
+    Ok(())
+}
+
 fn positive_thresholds(v: &Value) -> Result<(), String> {
     let t: GradeThresholds = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
     if !(t.distinction >= t.merit && t.merit >= t.pass && t.pass >= 0.0 && t.distinction <= 100.0) {
@@ -360,9 +370,9 @@ pub static REGISTRY: &[SettingDef] = &[
     SettingDef {
         key: "deletions.policy",
         description: "what happens in Moodle when a record disappears from its source",
-        shape: r#"{"student":A,"teacher":A,"class":A,"enrollment":A,"finance":A} where A is "ignore"|"suspend"|"hide"|"unenrol"|"delete""#,
+        shape: r#"{"student":A,"teacher":A,"class":A,"enrollment":A,"finance":A} where A is "ignore"|"suspend"|"hide"|"unenrol"|"delete" (never "delete" for class)"#,
         default: || json!({"student":"suspend","teacher":"suspend","class":"hide","enrollment":"unenrol","finance":"delete"}),
-        check: shape::<DeletionPolicy>,
+        check: deletion_policy,
     },
     SettingDef {
         key: "guards.max_removals",

@@ -348,8 +348,7 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     // 4. Removals last: nothing above depends on them.
     moodle_side::unenrol(ctx, &pick(&|o| enrol(o) && o.action == Action::Unenrol)).await?;
     moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete)).await?;
-    let deletes = pick(&|o| (is_person(o) || is_class(o)) && o.action == Action::Delete);
-    skip(ctx, &deletes, "hard deletes of users and courses are not performed by zmsync; do it in Moodle").await?;
+    moodle_side::delete_users(ctx, &pick(&|o| is_person(o) && o.action == Action::Delete)).await?;
     lap("removals");
     // Anything no phase took (an entity/target pair apply does not write) is reported, never dropped.
     let seen: std::collections::HashSet<u64> =

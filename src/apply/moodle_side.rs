@@ -527,6 +527,38 @@ async fn plugin_table(ctx: &Ctx, entity: Entity, mine: Vec<&Op>) -> Result<(), A
     Ok(())
 }
 
+/// Deletes users, only planned where `deletions.policy` says `delete`. `core_user_delete_users` is Moodle's own
+/// soft delete (the row stays with `deleted` set; username, email and idnumber are mangled; enrolments go). A
+/// batch is transactional, so a rejected id is found by bisecting it like any other write.
+pub async fn delete_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
+    let mut rows = Vec::new();
+    let mut sendable = Vec::new();
+    let mut missing = Vec::new();
+    for op in ops {
+        match op.moodle_id.as_deref().and_then(|m| m.parse::<i64>().ok()) {
+            Some(id) => {
+                rows.push(json!(id));
+                sendable.push(*op);
+            }
+            None => missing.push(*op),
+        }
+    }
+    super::skip(ctx, &missing, "no Moodle user id").await?;
+    send_all(ctx, "core_user_delete_users", "userids", rows, USERS_PER_CALL, false, async |batch| {
+        ctx.finish(batch.iter().map(|(i, r)| (sendable[*i], deleted_outcome(r))).collect()).await
+    })
+    .await
+}
+
+/// A user Moodle no longer knows (a retried call whose first attempt landed, or an admin who deleted it by hand)
+/// is where the delete wanted it: gone.
+fn deleted_outcome(row: &Row) -> Outcome {
+    match row {
+        Row::Rejected(code, _) if code == "invaliduser" || code == "invalidrecordunknown" => Outcome::applied(None),
+        r => outcome(r, None),
+    }
+}
+
 pub async fn delete_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
     for entity in [Entity::Unit, Entity::Registration, Entity::Payment] {
         let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();

@@ -404,13 +404,8 @@ impl EntityRules for ClassRules<'_> {
                     Fields::new(),
                 )
             }
-            RemovalAction::Delete => op(
-                Action::Delete,
-                Fields::new(),
-                Fields::new(),
-                removal_reason(Entity::Class, policy, what),
-                Fields::new(),
-            ),
+            // Deleting a course deletes its grades and submissions: zmsync never does it (the setting refuses
+            // `delete` for classes; a value stored before that rule is reported here, not acted on).
             other => ignored(Entity::Class, other, what),
         }
     }

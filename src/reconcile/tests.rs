@@ -315,8 +315,15 @@ fn reconcile_class_deletion_hides_the_course_and_unenrols_nobody_by_itself() {
     assert_eq!(hide[0].changes["visible"], json!(false));
     // The class's teaching is gone from Zoho too: its teacher enrolment is removed (it had a base).
     assert!(p.ops.iter().any(|o| o.entity == Entity::Teaching && o.action == Action::Unenrol));
+    // A course is never deleted, whatever the policy says: reported, not acted on.
     fx.settings.deletions.class = RemovalAction::Delete;
-    assert!(fx.plan().ops.iter().any(|o| o.entity == Entity::Class && o.action == Action::Delete));
+    let p = fx.plan();
+    assert!(!p.ops.iter().any(|o| o.entity == Entity::Class), "{:?}", p.ops);
+    assert!(
+        p.issues.iter().any(|i| i.message.contains("deletions.policy.class = delete does not apply")),
+        "{:?}",
+        p.issues
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod deletions;
 mod docs;
 mod doctor;
 mod fakes;
