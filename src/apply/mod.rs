@@ -26,7 +26,7 @@ use crate::model::{Entity, Fields, Kind, Record, Side};
 use crate::reconcile::{Action, Op, Plan};
 use crate::settings::Settings;
 use crate::store::bridge::StoreBridge;
-use crate::store::{Link, StoreError};
+use crate::store::{JournalEntry, Link, StoreError};
 use crate::{moodle, zoho};
 
 /// What happened to one op.
@@ -130,10 +130,12 @@ pub struct Ctx {
     /// Moodle ids Zoho accepted (entity, Zoho id, Moodle id): the run records them on the stored Zoho records
     /// instead of reading the records back.
     written_back: Mutex<Vec<(Entity, String, String)>>,
+    /// The next journal seq for an outcome that is not a planned op (a write-back of what this run created).
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx {
-    /// Loads the links and the records apply consults.
+    /// Loads the links and the records apply consults for `plan` (see [`consulted`]).
     pub async fn new(
         zoho: Option<zoho::Client>,
         moodle: Option<moodle::Client>,
@@ -141,9 +143,12 @@ impl Ctx {
         settings: Arc<Settings>,
         run_id: i64,
         opts: Options,
+        plan: &Plan,
     ) -> Result<Ctx, ApplyError> {
+        let kinds = consulted(plan);
+        let next_seq = plan.ops.iter().map(|o| o.seq).max().unwrap_or(0) + 1;
         let (ids, records) = bridge
-            .run(|s| {
+            .run(move |s| {
                 let mut ids = HashMap::new();
                 for e in [Entity::Student, Entity::Teacher, Entity::Class] {
                     for l in s.links(e)? {
@@ -151,7 +156,7 @@ impl Ctx {
                     }
                 }
                 let mut records = HashMap::new();
-                for k in [Kind::Student, Kind::Teacher, Kind::Class, Kind::MoodleEnrolment] {
+                for k in kinds {
                     records.insert(k, s.records(k)?.into_iter().map(|r| (r.key.clone(), r)).collect());
                 }
                 Ok((ids, records))
@@ -169,6 +174,7 @@ impl Ctx {
             records,
             write_backs: Mutex::new(Vec::new()),
             written_back: Mutex::new(Vec::new()),
+            next_seq: next_seq.into(),
         })
     }
 
@@ -258,10 +264,66 @@ impl Ctx {
         Ok(())
     }
 
+    /// Journals an outcome that no planned op carries (a write-back of a Moodle id this run created), under a
+    /// seq after the plan's, so the report, the CSV and the exit code show it. Nothing is re-sent for it: the
+    /// next run plans the write-back again.
+    pub async fn finish_unplanned(
+        &self,
+        entity: Entity,
+        action: Action,
+        target: Side,
+        key: &str,
+        outcome: Outcome,
+    ) -> Result<(), ApplyError> {
+        let seq = self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(seq, entity = %entity, key = %key, action = action.name(), outcome = outcome.name(),
+            "{}", outcome.message().unwrap_or_default());
+        let entry = JournalEntry {
+            run_id: self.run_id,
+            seq: seq as i64,
+            entity: entity.name().into(),
+            key: key.to_string(),
+            target: target.name().into(),
+            op: action.name().into(),
+            changes: None,
+            fingerprints: None,
+            outcome: outcome.name().into(),
+            target_id: outcome.target_id().map(str::to_string),
+            message: outcome.message(),
+        };
+        self.bridge.run(move |s| s.journal_planned(&[entry])).await?;
+        let done = Done { seq, entity, action, target, key: key.to_string(), outcome };
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+        Ok(())
+    }
+
     /// The same outcome for every op of a batch.
     pub async fn finish_all(&self, ops: &[&Op], outcome: Outcome) -> Result<(), ApplyError> {
         self.finish(ops.iter().map(|op| (*op, outcome.clone())).collect()).await
     }
+}
+
+/// The kinds of stored records apply consults for `plan`, so only those are held during apply: students and
+/// classes name the Zoho enrolments and grades it creates; Moodle enrolments complete the enrolments it sends
+/// without their fields in the op.
+fn consulted(plan: &Plan) -> Vec<Kind> {
+    let names = plan.ops.iter().any(|o| {
+        o.target == Side::Zoho && o.action == Action::Create && matches!(o.entity, Entity::Enrollment | Entity::Grade)
+    });
+    let enrolments = plan.ops.iter().any(|o| {
+        o.target == Side::Moodle
+            && matches!(o.entity, Entity::Teaching | Entity::Enrollment)
+            && o.moodle_id.is_some()
+            && !matches!(o.refs.get("fields"), Some(Value::Object(_)))
+    });
+    let mut kinds = Vec::new();
+    if names {
+        kinds.extend([Kind::Student, Kind::Class]);
+    }
+    if enrolments {
+        kinds.push(Kind::MoodleEnrolment);
+    }
+    kinds
 }
 
 /// The ids an op refers to, as numbers (Moodle) — `refs[name]`, else the id linked (or created) in this run.
