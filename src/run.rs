@@ -18,6 +18,7 @@ use crate::exit::{Exit, ExitKind};
 use crate::model::{Entity, Kind, Record, Side};
 use crate::reconcile::{self, Plan};
 use crate::settings::Settings;
+use crate::snapshot::progress::Bars;
 use crate::snapshot::{self, Incremental, Mode};
 use crate::store::bridge;
 use crate::store::events::DirtyMark;
@@ -308,6 +309,7 @@ fn body(
         |what: &str| tracing::info!(step = what, elapsed_ms = started.elapsed().as_millis() as u64, "run step done");
     lap("snapshot");
 
+    let bars = Bars::new(opts.progress);
     // 2. Plan (or the saved one, with its stale ops). A plan with no ops records the base from the same pass.
     let (plan, stale, based) = match saved {
         Some(p) => {
@@ -322,7 +324,9 @@ fn body(
                 allow_mass_change: opts.allow_mass_change,
                 collect_agreed: false,
             };
+            let bar = bars.step("reconcile");
             let (plan, based) = reconcile::reconcile_for_run(store, settings, &ro, !opts.dry_run)?;
+            bar.finish_with_message(format!("{} ops planned", plan.ops.len()));
             (plan, Vec::new(), based)
         }
     };
@@ -350,7 +354,8 @@ fn body(
             store.journal_planned(&planned(chunk, run_id))?;
         }
         lap("journal");
-        let (d, z, m, written_back) = execute(store, settings, config, &plan, &stale, run_id, &opts.apply)?;
+        let apply_opts = apply::Options { progress: opts.progress, ..opts.apply.clone() };
+        let (d, z, m, written_back) = execute(store, settings, config, &plan, &stale, run_id, &apply_opts)?;
         done = d;
         zoho_calls += z.calls;
         zoho_credits += z.credits;
@@ -367,7 +372,8 @@ fn body(
         //    incremental one the keys it wrote), then the base.
         patch_moodle_ids(store, run_id, &written_back)?;
         if let Some((kinds, mode)) = reread {
-            let refresh = snapshot::Options { only, kinds: Some(kinds), mode, ..Default::default() };
+            let refresh =
+                snapshot::Options { only, kinds: Some(kinds), mode, progress: opts.progress, ..Default::default() };
             match snapshot::run(store, settings, config, &refresh) {
                 Ok(s) => {
                     let (z, c, m) = calls(&s);
@@ -380,7 +386,9 @@ fn body(
             }
         }
         lap("refresh");
+        let bar = bars.step("baseline");
         record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
+        bar.finish_with_message("recorded");
         lap("baseline");
     } else {
         if !opts.dry_run {

@@ -19,12 +19,14 @@ mod zoho_side;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use indicatif::ProgressBar;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{Entity, Fields, Kind, Record, Side};
 use crate::reconcile::{Action, Op, Plan};
 use crate::settings::Settings;
+use crate::snapshot::progress::Bars;
 use crate::store::bridge::StoreBridge;
 use crate::store::{JournalEntry, Link, StoreError};
 use crate::{moodle, zoho};
@@ -104,11 +106,13 @@ pub enum ApplyError {
 pub struct Options {
     /// Batches of one phase in flight at once (Moodle; Zoho's own limiter caps its calls).
     pub concurrency: usize,
+    /// A bar per phase on stderr (a terminal only).
+    pub progress: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { concurrency: 4 }
+        Options { concurrency: 4, progress: false }
     }
 }
 
@@ -132,6 +136,47 @@ pub struct Ctx {
     written_back: Mutex<Vec<(Entity, String, String)>>,
     /// The next journal seq for an outcome that is not a planned op (a write-back of what this run created).
     next_seq: std::sync::atomic::AtomicU64,
+    bars: Bars,
+    /// One bar per apply phase and the phase of each op (by seq), counted as outcomes are recorded.
+    progress: Mutex<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    bars: Vec<ProgressBar>,
+    phase: HashMap<u64, usize>,
+}
+
+impl Ctx {
+    /// A bar per phase, `ops done of total`: each op counts in the first phase that names it.
+    fn show_phases(&self, phases: &[(&str, &[&Op])]) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let mut totals = vec![0u64; phases.len()];
+        for (i, (_, ops)) in phases.iter().enumerate() {
+            for op in *ops {
+                if let std::collections::hash_map::Entry::Vacant(slot) = p.phase.entry(op.seq) {
+                    slot.insert(i);
+                    totals[i] += 1;
+                }
+            }
+        }
+        p.bars = phases.iter().zip(totals).map(|((name, _), n)| self.bars.phase(*name, n, "ops")).collect();
+        for bar in p.bars.iter().filter(|b| b.length() == Some(0)) {
+            bar.finish_with_message("none");
+        }
+    }
+
+    fn progressed(&self, seqs: impl Iterator<Item = u64>) {
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        for seq in seqs {
+            if let Some(bar) = p.phase.get(&seq).and_then(|i| p.bars.get(*i)) {
+                bar.inc(1);
+                if bar.position() == bar.length().unwrap_or(0) {
+                    bar.finish_with_message("done");
+                }
+            }
+        }
+    }
 }
 
 impl Ctx {
@@ -147,6 +192,7 @@ impl Ctx {
     ) -> Result<Ctx, ApplyError> {
         let kinds = consulted(plan);
         let next_seq = plan.ops.iter().map(|o| o.seq).max().unwrap_or(0) + 1;
+        let bars = Bars::new(opts.progress);
         let (ids, records) = bridge
             .run(move |s| {
                 let mut ids = HashMap::new();
@@ -175,6 +221,8 @@ impl Ctx {
             write_backs: Mutex::new(Vec::new()),
             written_back: Mutex::new(Vec::new()),
             next_seq: next_seq.into(),
+            bars,
+            progress: Mutex::new(Progress::default()),
         })
     }
 
@@ -242,6 +290,7 @@ impl Ctx {
                 _ => tracing::debug!(seq = op.seq, entity = %op.entity, key = %op.key, outcome = o.name(), "op done"),
             }
         }
+        self.progressed(results.iter().map(|(op, _)| op.seq));
         {
             let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
             done.extend(results.into_iter().map(|(op, outcome)| Done {
@@ -351,7 +400,6 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     let ops: Vec<&Op> = plan.ops.iter().filter(|o| !skipped.contains(&o.seq)).collect();
     let pick = |f: &dyn Fn(&Op) -> bool| -> Vec<&Op> { ops.iter().copied().filter(|o| f(o)).collect() };
 
-    // 1. Pairings found by matching: stored, nothing is sent.
     let links = pick(&|o| o.action == Action::Link);
     ctx.link(links.iter().filter_map(|o| link_of(o)).collect()).await?;
     ctx.finish_all(&links, Outcome::applied(None)).await?;
@@ -370,6 +418,25 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     let courses = pick(&|o| is_class(o) && !removal(o));
     let zoho_enrolments = pick(&|o| o.entity == Entity::Enrollment && o.target == Side::Zoho);
     let zoho_grades = pick(&|o| o.entity == Entity::Grade && o.target == Side::Zoho);
+    let mut wb = pick(&|o| o.action == Action::WriteBack);
+    wb.sort_by_key(|o| o.seq);
+    let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
+    let unenrols = pick(&|o| enrol(o) && o.action == Action::Unenrol);
+    let row_deletes = pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete);
+    let deletes = pick(&|o| (is_person(o) || is_class(o)) && o.action == Action::Delete);
+    let removals: Vec<&Op> = unenrols.iter().chain(&row_deletes).chain(&deletes).copied().collect();
+    let zoho_records: Vec<&Op> = zoho_enrolments.iter().chain(&zoho_grades).copied().collect();
+    ctx.show_phases(&[
+        ("links", &links),
+        ("users", &users),
+        ("courses", &courses),
+        ("dashboard rows", &rows),
+        ("zoho records", &zoho_records),
+        ("write-backs", &wb),
+        ("enrolments", &enrolments),
+        ("removals", &removals),
+    ]);
+    // 1. Pairings found by matching: stored, nothing is sent.
     let people = async {
         moodle_side::users(ctx, &users).await?;
         lap("users");
@@ -392,9 +459,6 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     tokio::try_join!(people, classes, zoho)?;
     // 3. What needs both users and courses, side by side: write-backs (planned ones and those of what was just
     //    created or found) and enrolments (their ids resolved through the links just made).
-    let mut wb = pick(&|o| o.action == Action::WriteBack);
-    wb.sort_by_key(|o| o.seq);
-    let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
     tokio::try_join!(
         async {
             zoho_side::write_backs(ctx, &wb).await?;
@@ -408,9 +472,8 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
         }
     )?;
     // 4. Removals last: nothing above depends on them.
-    moodle_side::unenrol(ctx, &pick(&|o| enrol(o) && o.action == Action::Unenrol)).await?;
-    moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete)).await?;
-    let deletes = pick(&|o| (is_person(o) || is_class(o)) && o.action == Action::Delete);
+    moodle_side::unenrol(ctx, &unenrols).await?;
+    moodle_side::delete_rows(ctx, &row_deletes).await?;
     skip(ctx, &deletes, "hard deletes of users and courses are not performed by zmsync; do it in Moodle").await?;
     lap("removals");
     // Anything no phase took (an entity/target pair apply does not write) is reported, never dropped.
