@@ -18,6 +18,7 @@ use crate::exit::{Exit, ExitKind};
 use crate::model::{Entity, Kind, Record, Side};
 use crate::reconcile::{self, Plan};
 use crate::settings::Settings;
+use crate::snapshot::progress::Bars;
 use crate::snapshot::{self, Incremental, Mode};
 use crate::store::bridge;
 use crate::store::events::DirtyMark;
@@ -308,13 +309,14 @@ fn body(
         |what: &str| tracing::info!(step = what, elapsed_ms = started.elapsed().as_millis() as u64, "run step done");
     lap("snapshot");
 
-    // 2. Plan (or the saved one, with its stale ops).
-    let (plan, stale) = match saved {
+    let bars = Bars::new(opts.progress);
+    // 2. Plan (or the saved one, with its stale ops). A plan with no ops records the base from the same pass.
+    let (plan, stale, based) = match saved {
         Some(p) => {
             let stale = p.stale_ops(store)?;
-            (p, stale)
+            (p, stale, Vec::new())
         }
-        None if entities.is_empty() => (Plan::empty(Some(run_id), entities.clone()), Vec::new()),
+        None if entities.is_empty() => (Plan::empty(Some(run_id), entities.clone()), Vec::new(), Vec::new()),
         None => {
             let ro = reconcile::Options {
                 entities: entities.clone(),
@@ -322,7 +324,10 @@ fn body(
                 allow_mass_change: opts.allow_mass_change,
                 collect_agreed: false,
             };
-            (reconcile::reconcile(store, settings, &ro)?, Vec::new())
+            let bar = bars.step("reconcile");
+            let (plan, based) = reconcile::reconcile_for_run(store, settings, &ro, !opts.dry_run)?;
+            bar.finish_with_message(format!("{} ops planned", plan.ops.len()));
+            (plan, Vec::new(), based)
         }
     };
     if plan.refused() {
@@ -340,22 +345,35 @@ fn body(
 
     // 3. Journal every planned op before anything is sent; then apply.
     let mut done: Vec<Done> = Vec::new();
+    let dir = opts.report_dir.clone().unwrap_or_else(|| default_report_dir(store));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("run-{run_id}.csv"));
+    let summary;
     if !opts.dry_run && !plan.ops.is_empty() {
-        store.journal_planned(&planned(&plan, run_id))?;
+        for chunk in plan.ops.chunks(JOURNAL_CHUNK) {
+            store.journal_planned(&planned(chunk, run_id))?;
+        }
         lap("journal");
-        let (d, z, m, written_back) = execute(store, settings, config, &plan, &stale, run_id, &opts.apply)?;
+        let apply_opts = apply::Options { progress: opts.progress, ..opts.apply.clone() };
+        let (d, z, m, written_back) = execute(store, settings, config, &plan, &stale, run_id, &apply_opts)?;
         done = d;
         zoho_calls += z.calls;
         zoho_credits += z.credits;
         moodle_calls += m.calls;
         phase_calls.apply = Calls { zoho: z.calls, moodle: m.calls };
         lap("apply");
+        // The CSV and the summary's counts now, so the plan is not held while the base is recorded.
+        write_csv(&path, run_id, &plan, &done, opts.dry_run)?;
+        summary = Summary::of(&plan, &done);
+        let reread = refresh(&mode, &done, &plan);
+        drop(plan);
         // 4. Record what both sides now agree on. Moodle ids written back into Zoho are set on the stored Zoho
         //    records; every other kind written to is read back (a full run reads those kinds whole, an
         //    incremental one the keys it wrote), then the base.
         patch_moodle_ids(store, run_id, &written_back)?;
-        if let Some((kinds, mode)) = refresh(&mode, &done, &plan) {
-            let refresh = snapshot::Options { only, kinds: Some(kinds), mode, ..Default::default() };
+        if let Some((kinds, mode)) = reread {
+            let refresh =
+                snapshot::Options { only, kinds: Some(kinds), mode, progress: opts.progress, ..Default::default() };
             match snapshot::run(store, settings, config, &refresh) {
                 Ok(s) => {
                     let (z, c, m) = calls(&s);
@@ -368,10 +386,16 @@ fn body(
             }
         }
         lap("refresh");
-        record_base(store, settings, scoped.then_some(&entities), run_id)?;
+        let bar = bars.step("baseline");
+        record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
+        bar.finish_with_message("recorded");
         lap("baseline");
-    } else if !opts.dry_run {
-        record_base(store, settings, scoped.then_some(&entities), run_id)?;
+    } else {
+        if !opts.dry_run {
+            record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
+        }
+        write_csv(&path, run_id, &plan, &done, opts.dry_run)?;
+        summary = Summary::of(&plan, &done);
     }
 
     // 5. Dirty marks: settled per key.
@@ -394,12 +418,7 @@ fn body(
         dirty_failed = bad.len();
     }
 
-    // 6. The CSV of what was applied (or, in a dry run, what would be).
-    let dir = opts.report_dir.clone().unwrap_or_else(|| default_report_dir(store));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("run-{run_id}.csv"));
-    write_csv(&path, run_id, &plan, &done, opts.dry_run)?;
-
+    // 6. The CSV of what was applied (or, in a dry run, what would be) was written above.
     let rejected = done.iter().filter(|d| matches!(d.outcome, Outcome::Rejected { .. })).count() as u64;
     let failed = done.iter().filter(|d| matches!(d.outcome, Outcome::Failed { .. })).count() as u64;
     let applied = done.iter().filter(|d| matches!(d.outcome, Outcome::Applied { .. })).count() as u64;
@@ -410,14 +429,14 @@ fn body(
         status: status.into(),
         dry_run: opts.dry_run,
         allow_mass_change: opts.allow_mass_change,
-        entities: apply::tally(&plan, &done),
-        planned_ops: plan.ops.len(),
+        entities: summary.entities,
+        planned_ops: summary.planned_ops,
         applied,
         rejected,
         failed,
         stale,
-        issues: plan.issues.len(),
-        conflicts: plan.conflicts.len(),
+        issues: summary.issues,
+        conflicts: summary.conflicts,
         zoho_calls,
         zoho_credits,
         moodle_calls,
@@ -430,18 +449,45 @@ fn body(
     })
 }
 
-/// The agreed base: of every entity, or (incremental) of the entities reconciled.
+/// Planned ops journalled per transaction: the rows of one chunk are built at once, not the whole plan's.
+const JOURNAL_CHUNK: usize = 2_000;
+
+/// What the report keeps of the plan once it is dropped.
+struct Summary {
+    entities: BTreeMap<Entity, Tally>,
+    planned_ops: usize,
+    issues: usize,
+    conflicts: usize,
+}
+
+impl Summary {
+    fn of(plan: &Plan, done: &[Done]) -> Summary {
+        Summary {
+            entities: apply::tally(plan, done),
+            planned_ops: plan.ops.len(),
+            issues: plan.issues.len(),
+            conflicts: plan.conflicts.len(),
+        }
+    }
+}
+
+/// The agreed base: of every entity, or (incremental) of the entities reconciled; `based` already has it (the
+/// plan's own pass recorded it).
 fn record_base(
     store: &dyn Store,
     settings: &Settings,
     only: Option<&Vec<Entity>>,
+    based: &[Entity],
     run_id: i64,
 ) -> Result<(), RunError> {
-    match only {
-        None => reconcile::baseline(store, settings, Some(run_id))?,
-        Some(e) if e.is_empty() => return Ok(()),
-        Some(e) => reconcile::baseline_of(store, settings, e.clone(), Some(run_id))?,
+    let all = match only {
+        None => reconcile::select(None, settings).unwrap_or_default(),
+        Some(e) => e.clone(),
     };
+    let rest: Vec<Entity> = all.into_iter().filter(|e| !based.contains(e)).collect();
+    if !rest.is_empty() {
+        reconcile::baseline_each(store, settings, &rest, Some(run_id))?;
+    }
     Ok(())
 }
 
@@ -555,9 +601,8 @@ fn patch_moodle_ids(store: &dyn Store, run_id: i64, written: &[(Entity, String, 
     Ok(())
 }
 
-fn planned(plan: &Plan, run_id: i64) -> Vec<JournalEntry> {
-    plan.ops
-        .iter()
+fn planned(ops: &[reconcile::Op], run_id: i64) -> Vec<JournalEntry> {
+    ops.iter()
         .map(|op| JournalEntry {
             run_id,
             seq: op.seq as i64,
@@ -610,7 +655,7 @@ fn execute(
         } else {
             None
         };
-        let ctx = apply::Ctx::new(z.clone(), m.clone(), b, settings.clone(), run_id, opts.clone()).await?;
+        let ctx = apply::Ctx::new(z.clone(), m.clone(), b, settings.clone(), run_id, opts.clone(), plan).await?;
         let done = apply::apply(&ctx, plan, stale).await?;
         let zs = z.map(|z| z.stats()).unwrap_or_default();
         let ms = m.map(|m| m.stats()).unwrap_or_default();
@@ -661,6 +706,25 @@ fn write_csv(path: &Path, run_id: i64, plan: &Plan, done: &[Done], dry_run: bool
             outcome.to_string(),
             d.and_then(|d| d.outcome.target_id().map(str::to_string)).unwrap_or_default(),
             d.and_then(|d| d.outcome.message()).unwrap_or_else(|| op.reason.clone()),
+        ])
+        .map_err(io)?;
+    }
+    // Outcomes no planned op carries (write-backs of what this run created that Zoho did not take).
+    let max = plan.ops.iter().map(|o| o.seq).max().unwrap_or(0);
+    for d in done.iter().filter(|d| d.seq > max) {
+        w.write_record([
+            run_id.to_string(),
+            d.seq.to_string(),
+            d.entity.name().to_string(),
+            d.action.name().to_string(),
+            d.target.name().to_string(),
+            d.key.clone(),
+            d.key.clone(),
+            String::new(),
+            String::new(),
+            d.outcome.name().to_string(),
+            d.outcome.target_id().map(str::to_string).unwrap_or_default(),
+            d.outcome.message().unwrap_or_default(),
         ])
         .map_err(io)?;
     }

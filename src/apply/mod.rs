@@ -19,14 +19,16 @@ mod zoho_side;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use indicatif::ProgressBar;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{Entity, Fields, Kind, Record, Side};
 use crate::reconcile::{Action, Op, Plan};
 use crate::settings::Settings;
+use crate::snapshot::progress::Bars;
 use crate::store::bridge::StoreBridge;
-use crate::store::{Link, StoreError};
+use crate::store::{JournalEntry, Link, StoreError};
 use crate::{moodle, zoho};
 
 /// What happened to one op.
@@ -104,11 +106,13 @@ pub enum ApplyError {
 pub struct Options {
     /// Batches of one phase in flight at once (Moodle; Zoho's own limiter caps its calls).
     pub concurrency: usize,
+    /// A bar per phase on stderr (a terminal only).
+    pub progress: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { concurrency: 4 }
+        Options { concurrency: 4, progress: false }
     }
 }
 
@@ -130,10 +134,53 @@ pub struct Ctx {
     /// Moodle ids Zoho accepted (entity, Zoho id, Moodle id): the run records them on the stored Zoho records
     /// instead of reading the records back.
     written_back: Mutex<Vec<(Entity, String, String)>>,
+    /// The next journal seq for an outcome that is not a planned op (a write-back of what this run created).
+    next_seq: std::sync::atomic::AtomicU64,
+    bars: Bars,
+    /// One bar per apply phase and the phase of each op (by seq), counted as outcomes are recorded.
+    progress: Mutex<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    bars: Vec<ProgressBar>,
+    phase: HashMap<u64, usize>,
 }
 
 impl Ctx {
-    /// Loads the links and the records apply consults.
+    /// A bar per phase, `ops done of total`: each op counts in the first phase that names it.
+    fn show_phases(&self, phases: &[(&str, &[&Op])]) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let mut totals = vec![0u64; phases.len()];
+        for (i, (_, ops)) in phases.iter().enumerate() {
+            for op in *ops {
+                if let std::collections::hash_map::Entry::Vacant(slot) = p.phase.entry(op.seq) {
+                    slot.insert(i);
+                    totals[i] += 1;
+                }
+            }
+        }
+        p.bars = phases.iter().zip(totals).map(|((name, _), n)| self.bars.phase(*name, n, "ops")).collect();
+        for bar in p.bars.iter().filter(|b| b.length() == Some(0)) {
+            bar.finish_with_message("none");
+        }
+    }
+
+    fn progressed(&self, seqs: impl Iterator<Item = u64>) {
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        for seq in seqs {
+            if let Some(bar) = p.phase.get(&seq).and_then(|i| p.bars.get(*i)) {
+                bar.inc(1);
+                if bar.position() == bar.length().unwrap_or(0) {
+                    bar.finish_with_message("done");
+                }
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Loads the links and the records apply consults for `plan` (see [`consulted`]).
     pub async fn new(
         zoho: Option<zoho::Client>,
         moodle: Option<moodle::Client>,
@@ -141,9 +188,13 @@ impl Ctx {
         settings: Arc<Settings>,
         run_id: i64,
         opts: Options,
+        plan: &Plan,
     ) -> Result<Ctx, ApplyError> {
+        let kinds = consulted(plan);
+        let next_seq = plan.ops.iter().map(|o| o.seq).max().unwrap_or(0) + 1;
+        let bars = Bars::new(opts.progress);
         let (ids, records) = bridge
-            .run(|s| {
+            .run(move |s| {
                 let mut ids = HashMap::new();
                 for e in [Entity::Student, Entity::Teacher, Entity::Class] {
                     for l in s.links(e)? {
@@ -151,7 +202,7 @@ impl Ctx {
                     }
                 }
                 let mut records = HashMap::new();
-                for k in [Kind::Student, Kind::Teacher, Kind::Class, Kind::MoodleEnrolment] {
+                for k in kinds {
                     records.insert(k, s.records(k)?.into_iter().map(|r| (r.key.clone(), r)).collect());
                 }
                 Ok((ids, records))
@@ -169,6 +220,9 @@ impl Ctx {
             records,
             write_backs: Mutex::new(Vec::new()),
             written_back: Mutex::new(Vec::new()),
+            next_seq: next_seq.into(),
+            bars,
+            progress: Mutex::new(Progress::default()),
         })
     }
 
@@ -236,6 +290,7 @@ impl Ctx {
                 _ => tracing::debug!(seq = op.seq, entity = %op.entity, key = %op.key, outcome = o.name(), "op done"),
             }
         }
+        self.progressed(results.iter().map(|(op, _)| op.seq));
         {
             let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
             done.extend(results.into_iter().map(|(op, outcome)| Done {
@@ -258,10 +313,66 @@ impl Ctx {
         Ok(())
     }
 
+    /// Journals an outcome that no planned op carries (a write-back of a Moodle id this run created), under a
+    /// seq after the plan's, so the report, the CSV and the exit code show it. Nothing is re-sent for it: the
+    /// next run plans the write-back again.
+    pub async fn finish_unplanned(
+        &self,
+        entity: Entity,
+        action: Action,
+        target: Side,
+        key: &str,
+        outcome: Outcome,
+    ) -> Result<(), ApplyError> {
+        let seq = self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(seq, entity = %entity, key = %key, action = action.name(), outcome = outcome.name(),
+            "{}", outcome.message().unwrap_or_default());
+        let entry = JournalEntry {
+            run_id: self.run_id,
+            seq: seq as i64,
+            entity: entity.name().into(),
+            key: key.to_string(),
+            target: target.name().into(),
+            op: action.name().into(),
+            changes: None,
+            fingerprints: None,
+            outcome: outcome.name().into(),
+            target_id: outcome.target_id().map(str::to_string),
+            message: outcome.message(),
+        };
+        self.bridge.run(move |s| s.journal_planned(&[entry])).await?;
+        let done = Done { seq, entity, action, target, key: key.to_string(), outcome };
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+        Ok(())
+    }
+
     /// The same outcome for every op of a batch.
     pub async fn finish_all(&self, ops: &[&Op], outcome: Outcome) -> Result<(), ApplyError> {
         self.finish(ops.iter().map(|op| (*op, outcome.clone())).collect()).await
     }
+}
+
+/// The kinds of stored records apply consults for `plan`, so only those are held during apply: students and
+/// classes name the Zoho enrolments and grades it creates; Moodle enrolments complete the enrolments it sends
+/// without their fields in the op.
+fn consulted(plan: &Plan) -> Vec<Kind> {
+    let names = plan.ops.iter().any(|o| {
+        o.target == Side::Zoho && o.action == Action::Create && matches!(o.entity, Entity::Enrollment | Entity::Grade)
+    });
+    let enrolments = plan.ops.iter().any(|o| {
+        o.target == Side::Moodle
+            && matches!(o.entity, Entity::Teaching | Entity::Enrollment)
+            && o.moodle_id.is_some()
+            && !matches!(o.refs.get("fields"), Some(Value::Object(_)))
+    });
+    let mut kinds = Vec::new();
+    if names {
+        kinds.extend([Kind::Student, Kind::Class]);
+    }
+    if enrolments {
+        kinds.push(Kind::MoodleEnrolment);
+    }
+    kinds
 }
 
 /// The ids an op refers to, as numbers (Moodle) — `refs[name]`, else the id linked (or created) in this run.
@@ -308,6 +419,24 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     let courses = pick(&|o| is_class(o) && !removal(o));
     let zoho_enrolments = pick(&|o| o.entity == Entity::Enrollment && o.target == Side::Zoho);
     let zoho_grades = pick(&|o| o.entity == Entity::Grade && o.target == Side::Zoho);
+    let mut wb = pick(&|o| o.action == Action::WriteBack);
+    wb.sort_by_key(|o| o.seq);
+    let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
+    let unenrols = pick(&|o| enrol(o) && o.action == Action::Unenrol);
+    let row_deletes = pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete);
+    let deletes = pick(&|o| is_person(o) && o.action == Action::Delete);
+    let removals: Vec<&Op> = unenrols.iter().chain(&row_deletes).chain(&deletes).copied().collect();
+    let zoho_records: Vec<&Op> = zoho_enrolments.iter().chain(&zoho_grades).copied().collect();
+    ctx.show_phases(&[
+        ("links", &links),
+        ("users", &users),
+        ("courses", &courses),
+        ("dashboard rows", &rows),
+        ("zoho records", &zoho_records),
+        ("write-backs", &wb),
+        ("enrolments", &enrolments),
+        ("removals", &removals),
+    ]);
     let people = async {
         moodle_side::users(ctx, &users).await?;
         lap("users");
@@ -330,9 +459,6 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     tokio::try_join!(people, classes, zoho)?;
     // 3. What needs both users and courses, side by side: write-backs (planned ones and those of what was just
     //    created or found) and enrolments (their ids resolved through the links just made).
-    let mut wb = pick(&|o| o.action == Action::WriteBack);
-    wb.sort_by_key(|o| o.seq);
-    let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
     tokio::try_join!(
         async {
             zoho_side::write_backs(ctx, &wb).await?;
@@ -346,9 +472,9 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
         }
     )?;
     // 4. Removals last: nothing above depends on them.
-    moodle_side::unenrol(ctx, &pick(&|o| enrol(o) && o.action == Action::Unenrol)).await?;
-    moodle_side::delete_rows(ctx, &pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete)).await?;
-    moodle_side::delete_users(ctx, &pick(&|o| is_person(o) && o.action == Action::Delete)).await?;
+    moodle_side::unenrol(ctx, &unenrols).await?;
+    moodle_side::delete_rows(ctx, &row_deletes).await?;
+    moodle_side::delete_users(ctx, &deletes).await?;
     lap("removals");
     // Anything no phase took (an entity/target pair apply does not write) is reported, never dropped.
     let seen: std::collections::HashSet<u64> =

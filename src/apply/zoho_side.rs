@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{str_field, ApplyError, Ctx, Outcome};
 use crate::mapping::{enrollment, grade, ZohoNames};
-use crate::model::{Entity, Kind};
+use crate::model::{Entity, Kind, Side};
 use crate::reconcile::{Action, Op};
 use crate::store::Link;
 use crate::zoho::{self, RecordOutcome, WriteOp};
@@ -76,8 +76,11 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
         let results = match z.write(names.module(), WriteOp::Update, rows).await {
             Ok(r) => r,
             Err(e) => {
-                ctx.finish_all(&planned_ops, Outcome::Failed { message: e.to_string() }).await?;
-                tracing::warn!(entity = %entity, "write-backs failed: {e}; the next run writes them back");
+                let failed = Outcome::Failed { message: format!("{e}; the next run writes it back") };
+                ctx.finish_all(&planned_ops, failed.clone()).await?;
+                for (_, zid, _) in &made {
+                    ctx.finish_unplanned(entity, Action::WriteBack, Side::Zoho, zid, failed.clone()).await?;
+                }
                 continue;
             }
         };
@@ -109,8 +112,25 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
         for ((_, zid, mid), r) in made.iter().zip(for_made) {
             if !r.is_ok() {
                 // The link is stored; the next run sees the missing Moodle id in Zoho and plans the write-back.
-                tracing::warn!(entity = %entity, zoho_id = %zid, moodle_id = %mid, "write-back not applied: {r:?}");
+                // Journalled (rejected or failed) so the summary, the CSV and the exit code tell the operator.
+                let o = match outcome(r) {
+                    Outcome::Rejected { code, message } => Outcome::Rejected {
+                        code,
+                        message: format!("write-back of Moodle id {mid}: {message}; the next run writes it back"),
+                    },
+                    o => Outcome::Failed {
+                        message: format!(
+                            "write-back of Moodle id {mid}: {}; the next run writes it back",
+                            o.message().unwrap_or_default()
+                        ),
+                    },
+                };
+                ctx.finish_unplanned(entity, Action::WriteBack, Side::Zoho, zid, o).await?;
             }
+        }
+        for (_, zid, mid) in made.iter().skip(for_made.len()) {
+            let o = Outcome::Failed { message: format!("write-back of Moodle id {mid}: no answer for it") };
+            ctx.finish_unplanned(entity, Action::WriteBack, Side::Zoho, zid, o).await?;
         }
     }
     Ok(())

@@ -371,13 +371,96 @@ pub fn baseline_of<S: RecordStore + ?Sized>(
     let inputs = Inputs::load(store, &entities)?;
     let analysis =
         analyse(&inputs, settings, &Options { entities, run_id, allow_mass_change: true, collect_agreed: true });
+    record_agreed(store, &inputs, analysis.agreed, run_id)
+}
+
+/// [`baseline_of`] one group at a time, to hold less at once: students, teachers and classes together (the
+/// records every entity resolves through, read once and kept), then each other entity with its own records,
+/// dropped before the next (teaching and enrolments share Moodle's enrolments and go together).
+pub fn baseline_each<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    entities: &[Entity],
+    run_id: Option<i64>,
+) -> Result<BaselineSummary, ReconcileError> {
+    let mut inputs = Inputs::load(store, &[])?;
+    let identity: Vec<Kind> = inputs.records.keys().copied().collect();
+    let mut groups: Vec<Vec<Entity>> = vec![entities.iter().copied().filter(|e| IDENTITY.contains(e)).collect()];
+    let enrolments: Vec<Entity> =
+        entities.iter().copied().filter(|e| matches!(e, Entity::Teaching | Entity::Enrollment)).collect();
+    groups.push(enrolments.clone());
+    groups.extend(entities.iter().filter(|e| !IDENTITY.contains(e) && !enrolments.contains(e)).map(|e| vec![*e]));
+    let mut sum = BaselineSummary::default();
+    for group in groups.into_iter().filter(|g| !g.is_empty()) {
+        for e in &group {
+            let (z, m) = e.kinds();
+            for k in [z, m] {
+                if let std::collections::btree_map::Entry::Vacant(slot) = inputs.records.entry(k) {
+                    slot.insert(store.records(k)?);
+                }
+            }
+            if let std::collections::btree_map::Entry::Vacant(slot) = inputs.links.entry(*e) {
+                slot.insert(store.links(*e)?);
+                inputs.states.insert(*e, store.sync_states(*e)?);
+            }
+        }
+        let opts = Options { entities: group.clone(), run_id, allow_mass_change: true, collect_agreed: true };
+        let analysis = analyse(&inputs, settings, &opts);
+        let s = record_agreed(store, &inputs, analysis.agreed, run_id)?;
+        sum.links += s.links;
+        sum.states += s.states;
+        inputs.records.retain(|k, _| identity.contains(k));
+        inputs.links.retain(|e, _| IDENTITY.contains(e));
+        inputs.states.retain(|e, _| IDENTITY.contains(e));
+    }
+    Ok(sum)
+}
+
+/// Reconciles once for a run: the plan and, when `record` is set and the plan has no ops, the base recorded
+/// from the same pass (the pairs it found agreeing are the base; nothing is reconciled twice). Returns the
+/// plan and the entities whose base was recorded.
+pub fn reconcile_for_run<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    opts: &Options,
+    record: bool,
+) -> Result<(Plan, Vec<Entity>), ReconcileError> {
+    let entities =
+        if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
+    let inputs = Inputs::load(store, &entities)?;
+    let opts = Options { entities, collect_agreed: record, ..opts.clone() };
+    let analysis = analyse(&inputs, settings, &opts);
+    if !record || !analysis.plan.ops.is_empty() || analysis.plan.refused() {
+        return Ok((analysis.plan, Vec::new()));
+    }
+    record_agreed(store, &inputs, analysis.agreed, opts.run_id)?;
+    Ok((analysis.plan, opts.entities))
+}
+
+/// Stores the links and `sync_state` rows of `agreed` that differ from what `inputs` read (a pair whose base
+/// already has this fingerprint, and whose link is already stored, is not written again).
+fn record_agreed<S: RecordStore + ?Sized>(
+    store: &S,
+    inputs: &Inputs,
+    agreed: BTreeMap<Entity, Vec<Agreed>>,
+    run_id: Option<i64>,
+) -> Result<BaselineSummary, ReconcileError> {
     let now = chrono::Utc::now();
     let mut links = Vec::new();
     let mut states = Vec::new();
-    for (entity, agreed) in analysis.agreed {
+    for (entity, agreed) in agreed {
+        let linked: FxHashMap<&str, &str> =
+            inputs.links(entity).iter().map(|l| (l.zoho_id.as_str(), l.moodle_id.as_str())).collect();
+        let based: FxHashMap<&str, &str> =
+            inputs.states(entity).iter().map(|s| (s.key.as_str(), s.fingerprint.as_str())).collect();
         for a in agreed {
             if let (Some(z), Some(m)) = (&a.zoho_id, &a.moodle_id) {
-                links.push(Link { entity, zoho_id: z.clone(), moodle_id: m.clone() });
+                if linked.get(z.as_str()) != Some(&m.as_str()) {
+                    links.push(Link { entity, zoho_id: z.clone(), moodle_id: m.clone() });
+                }
+            }
+            if based.get(a.key.as_str()) == Some(&a.fingerprint.as_str()) {
+                continue;
             }
             states.push(SyncState {
                 entity,

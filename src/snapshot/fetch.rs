@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use super::plan::Plan;
+use super::progress::Bars;
 use super::summary::Unmappable;
 use super::{Mode, Options, SnapshotError};
 use crate::config::Config;
@@ -145,19 +146,13 @@ struct Ctx {
     run: String,
     bridge: StoreBridge,
     settings: Arc<Settings>,
-    bars: MultiProgress,
+    bars: Bars,
     mode: Mode,
 }
 
 impl Ctx {
     fn sink(&self, kind: Kind, source: &str) -> Sink {
-        let bar = self.bars.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>24.bold} {spinner} {pos:>7} records {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.set_prefix(format!("{} {}", kind.side(), kind.name()));
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        let bar = self.bars.records(format!("{} {}", kind.side(), kind.name()));
         Sink {
             kind,
             source: source.to_string(),
@@ -195,11 +190,7 @@ pub async fn fetch_all(
     opts: &Options,
 ) -> Result<Vec<Staged>, SnapshotError> {
     let run = format!("snap-{}-{}", std::process::id(), Utc::now().timestamp_micros());
-    let bars = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
+    let bars = Bars::new(opts.progress);
     let ctx = Arc::new(Ctx {
         run: run.clone(),
         bridge: bridge.clone(),

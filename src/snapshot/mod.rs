@@ -11,6 +11,7 @@
 
 mod fetch;
 mod plan;
+pub mod progress;
 mod summary;
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The fake site's tables (reference §7), in memory behind one mutex. Ids are deterministic: each table
 //! numbers after its largest id, so a seeded run is reproducible.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -154,16 +154,32 @@ pub struct Grade {
     pub timemodified: i64,
 }
 
-/// One plugin table: rows in the `get_*` representation, by row id.
+/// One plugin table: rows in the `get_*` representation, by row id. Rows change through [`PluginTable::insert`]
+/// and [`PluginTable::remove`], which keep the `zoho_id` index (the plugin's unique key) that `find` uses.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PluginTable {
     pub rows: BTreeMap<i64, Map<String, Value>>,
     pub next_id: i64,
+    #[serde(skip)]
+    by_zoho: HashMap<String, i64>,
 }
 
 impl PluginTable {
     pub fn find(&self, zoho_id: &str) -> Option<i64> {
-        self.rows.iter().find(|(_, r)| r.get("zoho_id").and_then(Value::as_str) == Some(zoho_id)).map(|(id, _)| *id)
+        self.by_zoho.get(zoho_id).copied()
+    }
+
+    pub fn insert(&mut self, id: i64, row: Map<String, Value>) {
+        if let Some(z) = row.get("zoho_id").and_then(Value::as_str) {
+            self.by_zoho.insert(z.to_string(), id);
+        }
+        self.rows.insert(id, row);
+    }
+
+    pub fn remove(&mut self, id: i64) {
+        if let Some(z) = self.rows.remove(&id).as_ref().and_then(|r| r.get("zoho_id")).and_then(Value::as_str) {
+            self.by_zoho.remove(z);
+        }
     }
 }
 
@@ -320,7 +336,7 @@ impl State {
                 row.insert("id".into(), Value::from(id));
                 row.entry("timemodified").or_insert(Value::from(now));
                 table.next_id = table.next_id.max(id);
-                table.rows.insert(id, row);
+                table.insert(id, row);
             }
         }
         s

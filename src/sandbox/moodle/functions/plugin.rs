@@ -359,7 +359,7 @@ fn upsert(ctx: &mut Ctx, args: &Map<String, Value>, plural: &str) -> Result<Valu
                 row.insert("id".into(), json!(id));
                 row.extend(fields);
                 row.insert("timemodified".into(), json!(now));
-                table.rows.insert(id, row);
+                table.insert(id, row);
                 created += 1;
                 (id, "created")
             }
@@ -389,7 +389,7 @@ fn delete(ctx: &mut Ctx, args: &Map<String, Value>, plural: &str) -> Result<Valu
     let mut deleted = 0;
     for z in ids {
         if let Some(id) = table.find(&z) {
-            table.rows.remove(&id);
+            table.remove(id);
             deleted += 1;
         }
     }
