@@ -153,7 +153,7 @@ fn call(
     };
     let args = params::validate(&(f.schema)(), args)?;
     let mut state = shared.state.lock().map_err(|_| WsError::moodle("generalexceptionmessage", "Internal error"))?;
-    let backup = f.transactional.then(|| state.clone());
+    let backup = f.transactional.then(|| state.core_backup());
     let mut ctx = Ctx {
         state: &mut state,
         opts,
@@ -179,7 +179,7 @@ fn call(
         Err(e) => {
             // A delegated transaction rolls the whole call back.
             if let Some(b) = backup {
-                *state = b;
+                state.restore_core(b);
             }
             Err(e)
         }

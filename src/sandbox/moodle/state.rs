@@ -220,6 +220,31 @@ pub struct State {
 pub const PLUGIN_TABLES: &[&str] = &["registrations", "payments", "units", "grades"];
 
 impl State {
+    /// What a transactional call may change, kept for its rollback: every core table, not the plugin's tables
+    /// nor the event log (no core function writes the plugin's tables, and a call's events are appended only
+    /// once it has succeeded). Copying those too made each enrol call cost O(everything ever written).
+    pub fn core_backup(&self) -> State {
+        State {
+            users: self.users.clone(),
+            categories: self.categories.clone(),
+            courses: self.courses.clone(),
+            enrolments: self.enrolments.clone(),
+            roles: self.roles.clone(),
+            grades: self.grades.clone(),
+            plugin: BTreeMap::new(),
+            events: Vec::new(),
+            ..*self
+        }
+    }
+
+    /// Rolls the core tables back to `backup` (from [`State::core_backup`]), keeping the plugin's tables and the
+    /// event log as they are.
+    pub fn restore_core(&mut self, backup: State) {
+        let plugin = std::mem::take(&mut self.plugin);
+        let events = std::mem::take(&mut self.events);
+        *self = State { plugin, events, ..backup };
+    }
+
     pub fn from_seed(seed: MoodleSeed, now: i64) -> State {
         let mut s = State::default();
         s.users.insert(GUEST_ID, {
