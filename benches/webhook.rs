@@ -15,7 +15,8 @@
 //! On SQLite always, and on PostgreSQL when ZMSYNC_TEST_DATABASE_URL is set (in a schema of its own). Figures
 //! are printed, never asserted. BENCH_SECONDS changes the length of each acceptance phase (default 10),
 //! BENCH_WORKERS the receiver's worker threads (default 64: each waits for its commit). BENCH_ONLY=acceptance
-//! or BENCH_ONLY=e2e runs only those phases.
+//! or BENCH_ONLY=e2e runs only those phases; BENCH_ONLY=steady only the 200 requests/s phase. With
+//! ZMSYNC_WEBHOOK_TIMING=1 the receiver's per-stage breakdown is printed (stderr) when it stops.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -178,7 +179,8 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
     );
 
     // Phase 2: the highest sustained rate, closed loop.
-    for clients in [8u64, 32] {
+    let steady_only = std::env::var("BENCH_ONLY").is_ok_and(|s| s == "steady");
+    for clients in [8u64, 32].into_iter().filter(|_| !steady_only) {
         let accepted = Arc::new(AtomicU64::new(0));
         let other = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
@@ -349,7 +351,14 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let seconds = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let (acceptance, e2e) = (only.is_empty() || only == "acceptance", only.is_empty() || only == "e2e");
+    let (acceptance, e2e) =
+        (only.is_empty() || only == "acceptance" || only == "steady", only.is_empty() || only == "e2e");
+    if std::env::var_os(zmsync::webhook::server::TIMING_VAR).is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(format!("{}=info", zmsync::webhook::server::TIMING_TARGET))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     if acceptance {

@@ -14,6 +14,9 @@ use super::{now, Dialect, Result, SettingRow, Store, StoreError};
 pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
+/// How long [`PgStore::open`]'s pool waits for a connection.
+pub const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serialises migrations of one database across processes.
 const MIGRATION_LOCK: i64 = 0x7a6d_7379_6e63; // "zmsync"
 
@@ -27,12 +30,19 @@ pub struct PgStore {
 
 impl PgStore {
     pub fn open(url: &str) -> Result<PgStore> {
+        PgStore::open_waiting(url, CONNECT_WAIT)
+    }
+
+    /// [`PgStore::open`], but a connection is waited for at most `wait` (the pool's checkout timeout, and the
+    /// connect timeout unless the URL sets one): the webhook receiver's writer answers 503 within about that
+    /// when the server is gone, rather than after [`CONNECT_WAIT`].
+    pub fn open_waiting(url: &str, wait: std::time::Duration) -> Result<PgStore> {
         let config = postgres::Config::from_str(url)
             .map_err(|e| StoreError::InvalidUrl { url: super::redact_url(url), reason: e.to_string() })?;
         let location = describe(&config);
         let mut config = config;
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(5));
+            config.connect_timeout(wait.min(std::time::Duration::from_secs(5)));
         }
         // One direct connection first: it fails fast with the server's own words (refused, bad password…).
         let mut probe = config
@@ -48,7 +58,7 @@ impl PgStore {
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
-            .connection_timeout(std::time::Duration::from_secs(10))
+            .connection_timeout(wait)
             .build(manager)
             .map_err(|e| StoreError::Connect { location: location.clone(), message: e.to_string() })?;
         let store = PgStore { location, pool, listener: std::sync::Mutex::new(None) };

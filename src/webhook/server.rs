@@ -30,6 +30,65 @@ struct Shared {
     limiter: RateLimiter,
     writer: WriterHandle,
     reader: Box<dyn Store>,
+    breakdown: Option<Breakdown>,
+}
+
+/// The environment variable that turns on the per-request breakdown: set (to anything but `0`), the receiver
+/// times each accepted request's stages and logs p50 / p99 / max of each when it stops.
+pub const TIMING_VAR: &str = "ZMSYNC_WEBHOOK_TIMING";
+
+/// The log target of the breakdown's lines.
+pub const TIMING_TARGET: &str = "zmsync::webhook::timing";
+
+/// The stages of [`Breakdown`], in order.
+const STAGES: [&str; 7] = ["body", "check", "queued", "commit", "wake", "respond", "total"];
+
+/// Where one request's time went, from the worker taking it from tiny_http: reading the body; content type,
+/// signature, payload and rate limit; waiting for the commit before its own; its batch's commit; from the
+/// commit to its worker running again; writing the answer; and all of it. What it does not see: the time
+/// from the request's arrival to a worker taking it (tiny_http's connection thread and queue).
+#[derive(Default)]
+struct Stages {
+    body: Duration,
+    check: Duration,
+    write: writer::WriteTiming,
+}
+
+/// The per-request breakdown of accepted events, kept when [`TIMING_VAR`] is set.
+#[derive(Default)]
+struct Breakdown {
+    rows: std::sync::Mutex<Vec<[Duration; STAGES.len()]>>,
+}
+
+impl Breakdown {
+    fn from_env() -> Option<Breakdown> {
+        std::env::var(TIMING_VAR).ok().filter(|v| !v.is_empty() && v != "0").map(|_| Breakdown::default())
+    }
+
+    fn record(&self, s: &Stages, respond: Duration, total: Duration) {
+        let row = [s.body, s.check, s.write.queued, s.write.commit, s.write.wake, respond, total];
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).push(row);
+    }
+
+    /// Logs p50 / p99 / max of each stage.
+    fn log(&self) {
+        let rows = std::mem::take(&mut *self.rows.lock().unwrap_or_else(|p| p.into_inner()));
+        for (i, stage) in STAGES.iter().enumerate() {
+            let mut v: Vec<Duration> = rows.iter().map(|r| r[i]).collect();
+            v.sort();
+            let at = |p: f64| v.get(((v.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default();
+            let us = |d: Duration| d.as_micros() as u64;
+            tracing::info!(
+                target: TIMING_TARGET,
+                stage,
+                requests = v.len(),
+                p50_us = us(at(0.50)),
+                p99_us = us(at(0.99)),
+                max_us = us(at(1.0)),
+                "webhook timing"
+            );
+        }
+    }
 }
 
 /// An answer: status, JSON body, extra headers.
@@ -56,19 +115,20 @@ impl Answer {
 
 /// A bound receiver, not yet serving.
 pub struct Receiver {
-    server: Arc<tiny_http::Server>,
+    listener: std::net::TcpListener,
     addr: SocketAddr,
 }
 
+/// How many tiny_http servers share the listening socket at most (each with its own accept thread, connection
+/// pool and request queue; the workers are spread over them). See [`nudge_connections`] for why.
+const SERVERS: usize = 4;
+
 impl Receiver {
     pub fn bind(bind: &str) -> Result<Receiver, ServeError> {
-        let server = tiny_http::Server::http(bind)
-            .map_err(|e| ServeError::Bind { bind: bind.to_string(), message: e.to_string() })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| ServeError::Bind { bind: bind.to_string(), message: "not an IP address".into() })?;
-        Ok(Receiver { server: Arc::new(server), addr })
+        let err = |e: std::io::Error| ServeError::Bind { bind: bind.to_string(), message: e.to_string() };
+        let listener = std::net::TcpListener::bind(bind).map_err(err)?;
+        let addr = listener.local_addr().map_err(err)?;
+        Ok(Receiver { listener, addr })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -78,21 +138,29 @@ impl Receiver {
     /// Serves until `stop` is set, then drains: requests already received are answered (each after its
     /// commit), and the call returns.
     pub fn run(self, opts: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
-        let writer_store = open_writer_store(&opts.database_url, &stop)?;
-        let reader = store::open(&opts.database_url)?;
+        let (writer_store, retry_for) = open_writer_store(&opts.database_url, &stop)?;
+        let reader = open_store(&opts.database_url)?;
         let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
         warn_disabled(&opts.secrets);
-        let writer = writer::new(writer_store);
+        let writer = writer::new(writer_store, retry_for);
         let shared = Arc::new(Shared {
             secrets: opts.secrets,
             limiter: RateLimiter::new(&settings.webhook_limits),
             writer,
             reader,
+            breakdown: Breakdown::from_env(),
         });
         tracing::info!(addr = %self.addr, workers = opts.workers, store = shared.reader.dialect().name(), "webhook receiver listening");
+        let mut servers = Vec::new();
+        for _ in 0..opts.workers.clamp(1, SERVERS) {
+            let bind_err = |message: String| ServeError::Bind { bind: self.addr.to_string(), message };
+            let listener = self.listener.try_clone().map_err(|e| bind_err(e.to_string()))?;
+            let server = tiny_http::Server::from_listener(listener, None).map_err(|e| bind_err(e.to_string()))?;
+            servers.push(Arc::new(server));
+        }
         let mut workers = Vec::new();
         for i in 0..opts.workers.max(1) {
-            let server = Arc::clone(&self.server);
+            let server = Arc::clone(&servers[i % servers.len()]);
             let shared = Arc::clone(&shared);
             let stop = Arc::clone(&stop);
             workers.push(
@@ -103,10 +171,10 @@ impl Receiver {
             );
         }
         let nudger = {
-            let (addr, stop) = (self.addr, Arc::clone(&stop));
+            let (addr, stop, n) = (self.addr, Arc::clone(&stop), servers.len());
             std::thread::Builder::new()
                 .name("accept-nudge".into())
-                .spawn(move || nudge_connections(addr, &stop))
+                .spawn(move || nudge_connections(addr, n, &stop))
                 .expect("spawn the connection nudge thread")
         };
         let reloader = {
@@ -122,6 +190,9 @@ impl Receiver {
         let _ = reloader.join();
         let _ = nudger.join();
         tracing::info!("webhook receiver draining");
+        if let Some(b) = &shared.breakdown {
+            b.log();
+        }
         drop(shared);
         tracing::info!("webhook receiver stopped");
         Ok(())
@@ -133,9 +204,14 @@ const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The writer's own connection. On SQLite its automatic WAL checkpoints are moved to a thread of their own
 /// (a passive checkpoint every 250 ms), so the fsync of a checkpoint never sits between a commit and its 202.
-fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<Box<dyn Store>, ServeError> {
+///
+/// On PostgreSQL a connection is waited for at most [`PG_WAIT`], and a failing batch retried for as long: a
+/// server that is gone is answered 503 within about a second, not after the pool's usual 10 s. Returns the
+/// store and how long the writer retries a failing batch.
+fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<(Box<dyn Store>, Duration), ServeError> {
     let Some(path) = url.strip_prefix("sqlite://") else {
-        return Ok(store::open(url)?);
+        let retry_for = if is_postgres(url) { PG_WAIT } else { writer::RETRY_FOR };
+        return Ok((open_store(url)?, retry_for));
     };
     let writer = store::sqlite::SqliteStore::open(path)?;
     writer.conn().pragma_update(None, "wal_autocheckpoint", 0).map_err(store::StoreError::from)?;
@@ -157,15 +233,33 @@ fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<Box<dyn Store>
             std::thread::sleep(Duration::from_millis(250));
         })
         .expect("spawn the WAL checkpoint thread");
-    Ok(Box::new(writer))
+    Ok((Box::new(writer), writer::RETRY_FOR))
 }
 
-/// tiny_http hands each new connection to a pool thread, but its pool counts a thread that was just woken for
-/// one connection as still idle, so a second connection accepted at that moment can be queued with no thread
-/// to take it; it then waits until some pool thread finishes a connection. Behind a proxy that keeps its
-/// upstream connections open, that can be seconds (the webhook benchmark saw one wait 9.9 s). An empty
-/// connection to ourselves every [`NUDGE_EVERY`] gives any queued connection a thread within that time.
-fn nudge_connections(addr: SocketAddr, stop: &AtomicBool) {
+/// How long the receiver waits for a PostgreSQL connection, and its writer retries a failing batch.
+const PG_WAIT: Duration = Duration::from_secs(1);
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The store, on PostgreSQL with a pool that waits at most [`PG_WAIT`] for a connection.
+fn open_store(url: &str) -> Result<Box<dyn Store>, store::StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(store::postgres::PgStore::open_waiting(url, PG_WAIT)?));
+    }
+    store::open(url)
+}
+
+/// tiny_http hands each new connection to a thread of its pool (which keeps it for the connection's life),
+/// but the pool counts a thread that was just woken for one connection as still idle until it runs, so a
+/// second connection accepted at that moment is queued with no thread to take it; it waits until some pool
+/// thread finishes a connection. Behind a proxy that keeps its upstream connections open, that can be seconds
+/// (the webhook benchmark saw one wait 9.9 s). Two things bound it: [`SERVERS`] servers share the listening
+/// socket, so a burst of connections is spread over as many pools (each starts with 4 idle threads) and rarely
+/// exhausts one; and `servers` empty connections to ourselves every [`NUDGE_EVERY`] (each starting a pool
+/// thread where none is idle, which then takes the queued connection) end a wait that happens anyway.
+fn nudge_connections(addr: SocketAddr, servers: usize, stop: &AtomicBool) {
     let target = if addr.ip().is_unspecified() {
         SocketAddr::new(
             if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() },
@@ -176,8 +270,10 @@ fn nudge_connections(addr: SocketAddr, stop: &AtomicBool) {
     };
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(NUDGE_EVERY);
-        if let Ok(c) = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
-            let _ = c.shutdown(std::net::Shutdown::Both);
+        for _ in 0..servers {
+            if let Ok(c) = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 }
@@ -270,7 +366,10 @@ fn serve_one(shared: &Shared, req: Request) {
 }
 
 fn answer_one(shared: &Shared, mut req: Request) {
-    let answer = handle(shared, &mut req);
+    let start = std::time::Instant::now();
+    let mut stages = Stages::default();
+    let answer = handle(shared, &mut req, &mut stages);
+    let accepted = matches!(answer.status, 200 | 202) && stages.write.commit > Duration::ZERO;
     let mut resp = Response::from_data(serde_json::to_vec(&answer.body).unwrap_or_default())
         .with_status_code(answer.status)
         .with_header(Header::from_bytes("Content-Type", "application/json").expect("static header"));
@@ -279,8 +378,12 @@ fn answer_one(shared: &Shared, mut req: Request) {
             resp.add_header(h);
         }
     }
+    let responding = std::time::Instant::now();
     if let Err(e) = req.respond(resp) {
         tracing::debug!(error = %e, "client went away before the answer");
+    }
+    if let (Some(b), true) = (&shared.breakdown, accepted) {
+        b.record(&stages, responding.elapsed(), start.elapsed());
     }
 }
 
@@ -288,7 +391,7 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }
 
-fn handle(shared: &Shared, req: &mut Request) -> Answer {
+fn handle(shared: &Shared, req: &mut Request, stages: &mut Stages) -> Answer {
     let route = match routes::resolve(req.method().as_str(), req.url()) {
         Ok(r) => r,
         Err(RouteError::NotFound) => {
@@ -318,6 +421,7 @@ fn handle(shared: &Shared, req: &mut Request) -> Answer {
     };
 
     // Body, capped.
+    let reading = std::time::Instant::now();
     if req.body_length().is_some_and(|n| n > MAX_BODY) {
         return too_large(req);
     }
@@ -328,6 +432,8 @@ fn handle(shared: &Shared, req: &mut Request) -> Answer {
     if body.len() > MAX_BODY {
         return too_large(req);
     }
+    stages.body = reading.elapsed();
+    let checking = std::time::Instant::now();
 
     let format = match payloads::body_format(header(req, "Content-Type")) {
         Ok(f) => f,
@@ -373,14 +479,17 @@ fn handle(shared: &Shared, req: &mut Request) -> Answer {
         return Answer::error(429, format!("too many {} events; retry after {secs} s", source.name()))
             .header("Retry-After", secs.to_string());
     }
-    accept(shared, events)
+    stages.check = checking.elapsed();
+    accept(shared, events, stages)
 }
 
-fn accept(shared: &Shared, events: Vec<NewEvent>) -> Answer {
+fn accept(shared: &Shared, events: Vec<NewEvent>, stages: &mut Stages) -> Answer {
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let keys: Vec<(String, String, String)> =
         events.iter().map(|e| (e.source.clone(), e.entity_type.clone(), e.record_id.clone())).collect();
-    let outcomes = match shared.writer.submit(events) {
+    let (outcome, timing) = shared.writer.submit_timed(events);
+    stages.write = timing;
+    let outcomes = match outcome {
         Ok(o) => o,
         Err(e) => {
             return Answer::error(503, format!("{e}; retry later")).header("Retry-After", "5");

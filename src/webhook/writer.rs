@@ -8,10 +8,10 @@
 //! another thread and back (each hand-off is a wake-up the scheduler may delay on a busy machine); under load,
 //! every commit carries everything that arrived while the last one ran.
 //!
-//! A store error is retried for a few seconds (SQLite's busy timeout absorbs other writers first); if it
-//! persists, the submitters answer 503 with Retry-After and nothing was acknowledged. While the store stays
-//! unavailable, each later batch is tried once (not retried for seconds), so clients are told 503 quickly; the
-//! first batch that commits ends that.
+//! A store error is retried for a while (a few seconds on SQLite, whose busy timeout absorbs other writers
+//! first; about a second on PostgreSQL, where a failure means the server is unreachable); if it persists, the
+//! submitters answer 503 with Retry-After and nothing was acknowledged. While the store stays unavailable, each
+//! later batch is tried once, so clients are told 503 quickly; the first batch that commits ends that.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -22,8 +22,8 @@ use crate::store::Store;
 
 /// Events per transaction at most.
 pub const MAX_BATCH: usize = 256;
-/// How long a failing batch is retried before answering "unavailable".
-const RETRY_FOR: Duration = Duration::from_secs(5);
+/// How long a failing batch is retried before answering "unavailable", by default.
+pub const RETRY_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the event store is unavailable; nothing was recorded")]
@@ -31,12 +31,24 @@ pub struct StoreUnavailable;
 
 type Outcome = Result<Vec<InsertOutcome>, StoreUnavailable>;
 
+/// Where one submission's time went (for the receiver's optional breakdown, `ZMSYNC_WEBHOOK_TIMING`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteTiming {
+    /// From the submission until the commit of its batch began (waiting behind the batch before it).
+    pub queued: Duration,
+    /// The batch's insert and commit.
+    pub commit: Duration,
+    /// From the commit's end until the submitter ran again with its answer.
+    pub wake: Duration,
+}
+
 /// What a waiting submitter is told.
 enum Signal {
     Waiting,
     /// Commit the queue (your events are first in it).
     Lead,
-    Done(Outcome),
+    /// The outcome, when the batch's commit began and how long it took, and when it was answered.
+    Done(Outcome, Instant, Duration, Instant),
 }
 
 struct Slot {
@@ -50,14 +62,21 @@ impl Slot {
         self.cv.notify_one();
     }
 
-    /// Waits for `Lead` (→ `None`) or the outcome.
-    fn wait(&self) -> Option<Outcome> {
+    /// Waits for `Lead` (→ `None`) or the outcome, with its timing for a job submitted at `submitted`.
+    fn wait(&self, submitted: Instant) -> Option<(Outcome, WriteTiming)> {
         let mut g = lock(&self.signal);
         loop {
             match std::mem::replace(&mut *g, Signal::Waiting) {
                 Signal::Waiting => g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner()),
                 Signal::Lead => return None,
-                Signal::Done(o) => return Some(o),
+                Signal::Done(o, began, commit, answered) => {
+                    let timing = WriteTiming {
+                        queued: began.saturating_duration_since(submitted),
+                        commit,
+                        wake: answered.elapsed(),
+                    };
+                    return Some((o, timing));
+                }
             }
         }
     }
@@ -79,6 +98,7 @@ struct Queue {
 
 struct Inner {
     store: Mutex<Box<dyn Store>>,
+    retry_for: Duration,
     queue: Mutex<Queue>,
 }
 
@@ -92,22 +112,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The writer on its own store connection.
-pub fn new(store: Box<dyn Store>) -> WriterHandle {
-    WriterHandle { inner: Arc::new(Inner { store: Mutex::new(store), queue: Mutex::new(Queue::default()) }) }
+/// The writer on its own store connection; a failing batch is retried for `retry_for`.
+pub fn new(store: Box<dyn Store>, retry_for: Duration) -> WriterHandle {
+    let inner = Inner { store: Mutex::new(store), retry_for, queue: Mutex::new(Queue::default()) };
+    WriterHandle { inner: Arc::new(inner) }
 }
 
 impl WriterHandle {
     /// Records events and returns once they are committed (or the store gave up).
     pub fn submit(&self, events: Vec<NewEvent>) -> Outcome {
+        self.submit_timed(events).0
+    }
+
+    /// [`WriterHandle::submit`], also telling where the time went.
+    pub fn submit_timed(&self, events: Vec<NewEvent>) -> (Outcome, WriteTiming) {
+        let submitted = Instant::now();
         let slot = Arc::new(Slot { signal: Mutex::new(Signal::Waiting), cv: Condvar::new() });
         {
             let mut q = lock(&self.inner.queue);
             q.jobs.push_back(Job { events, slot: Arc::clone(&slot) });
             if q.leading {
                 drop(q);
-                if let Some(outcome) = slot.wait() {
-                    return outcome;
+                if let Some(done) = slot.wait(submitted) {
+                    return done;
                 }
             } else {
                 q.leading = true;
@@ -115,7 +142,7 @@ impl WriterHandle {
         }
         // Leading: our job is the oldest in the queue.
         self.lead();
-        slot.wait().unwrap_or(Err(StoreUnavailable))
+        slot.wait(submitted).unwrap_or((Err(StoreUnavailable), WriteTiming::default()))
     }
 
     /// Commits one batch from the head of the queue, answers it, and passes the lead on (or ends it).
@@ -134,9 +161,10 @@ impl WriterHandle {
             (jobs, q.down)
         };
         let batch: Vec<NewEvent> = jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+        let began = Instant::now();
         let result = {
             let store = lock(&self.inner.store);
-            let retry_for = if down { Duration::ZERO } else { RETRY_FOR };
+            let retry_for = if down { Duration::ZERO } else { self.inner.retry_for };
             // A panic inside the store must not leave the lead taken forever: it answers 503 like any failure.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 insert_with_retry(store.as_ref(), &batch, retry_for)
@@ -149,10 +177,12 @@ impl WriterHandle {
         if result.is_ok() && down {
             tracing::info!("event store available again");
         }
+        let (commit, answered) = (began.elapsed(), Instant::now());
         let mut offset = 0;
         for job in &jobs {
             let n = job.events.len();
-            job.slot.set(Signal::Done(result.as_ref().map(|o| o[offset..offset + n].to_vec()).map_err(|e| *e)));
+            let outcome = result.as_ref().map(|o| o[offset..offset + n].to_vec()).map_err(|e| *e);
+            job.slot.set(Signal::Done(outcome, began, commit, answered));
             offset += n;
         }
         let mut q = lock(&self.inner.queue);
@@ -203,7 +233,7 @@ mod tests {
     fn concurrent_submitters_are_all_committed_and_answered() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let w = new(crate::store::open(&url).unwrap());
+        let w = new(crate::store::open(&url).unwrap(), RETRY_FOR);
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let w = w.clone();
