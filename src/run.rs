@@ -355,7 +355,8 @@ fn body(
         //    incremental one the keys it wrote), then the base.
         patch_moodle_ids(store, run_id, &written_back)?;
         if let Some((kinds, mode)) = refresh(&mode, &done, &plan) {
-            let refresh = snapshot::Options { only, kinds: Some(kinds), mode, ..Default::default() };
+            let refresh =
+                snapshot::Options { only, kinds: Some(kinds), mode, site_checked: true, ..Default::default() };
             match snapshot::run(store, settings, config, &refresh) {
                 Ok(s) => {
                     let (z, c, m) = calls(&s);
