@@ -441,7 +441,8 @@ fn record_base(
     match only {
         None => reconcile::baseline(store, settings, Some(run_id))?,
         Some(e) if e.is_empty() => return Ok(()),
-        Some(e) => reconcile::baseline_of(store, settings, e.clone(), Some(run_id))?,
+        // Incremental: only the bases and links that changed are written.
+        Some(e) => reconcile::baseline_changes_of(store, settings, e.clone(), Some(run_id))?,
     };
     Ok(())
 }

@@ -361,12 +361,34 @@ pub fn baseline<S: RecordStore + ?Sized>(
     baseline_of(store, settings, select(None, settings).unwrap_or_default(), run_id)
 }
 
-/// [`baseline`] for these entities only (an incremental run records the ones it reconciled).
+/// [`baseline`] for these entities only.
 pub fn baseline_of<S: RecordStore + ?Sized>(
     store: &S,
     settings: &Settings,
     entities: Vec<Entity>,
     run_id: Option<i64>,
+) -> Result<BaselineSummary, ReconcileError> {
+    record_agreed(store, settings, entities, run_id, false)
+}
+
+/// [`baseline_of`], writing only what is new: links not stored yet and bases whose fingerprint changed (or
+/// that were missing). An incremental run uses it: of a whole entity's agreeing pairs only the few it synced
+/// differ, and rewriting every row (one statement each on PostgreSQL) cost it seconds.
+pub fn baseline_changes_of<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    entities: Vec<Entity>,
+    run_id: Option<i64>,
+) -> Result<BaselineSummary, ReconcileError> {
+    record_agreed(store, settings, entities, run_id, true)
+}
+
+fn record_agreed<S: RecordStore + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    entities: Vec<Entity>,
+    run_id: Option<i64>,
+    changed_only: bool,
 ) -> Result<BaselineSummary, ReconcileError> {
     let inputs = Inputs::load(store, &entities)?;
     let analysis =
@@ -375,9 +397,22 @@ pub fn baseline_of<S: RecordStore + ?Sized>(
     let mut links = Vec::new();
     let mut states = Vec::new();
     for (entity, agreed) in analysis.agreed {
+        let (known_links, known_states): (FxHashSet<(&str, &str)>, FxHashMap<&str, &str>) = if changed_only {
+            (
+                inputs.links(entity).iter().map(|l| (l.zoho_id.as_str(), l.moodle_id.as_str())).collect(),
+                inputs.states(entity).iter().map(|s| (s.key.as_str(), s.fingerprint.as_str())).collect(),
+            )
+        } else {
+            Default::default()
+        };
         for a in agreed {
             if let (Some(z), Some(m)) = (&a.zoho_id, &a.moodle_id) {
-                links.push(Link { entity, zoho_id: z.clone(), moodle_id: m.clone() });
+                if !known_links.contains(&(z.as_str(), m.as_str())) {
+                    links.push(Link { entity, zoho_id: z.clone(), moodle_id: m.clone() });
+                }
+            }
+            if known_states.get(a.key.as_str()) == Some(&a.fingerprint.as_str()) {
+                continue;
             }
             states.push(SyncState {
                 entity,
