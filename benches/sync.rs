@@ -2,7 +2,8 @@
 //! Zoho capped at 10 calls in flight: first full sync of 1,500 students, a no-change run, an incremental run of
 //! one dirty student, a first sync of 5,000 students; peak memory of the child; API calls per run.
 //!
-//! Run: `cargo bench --bench sync` (release). `ZMSYNC_BENCH_QUICK=1` skips the 5,000-student case.
+//! Run: `cargo bench --bench sync` (release). `ZMSYNC_BENCH_QUICK=1` skips the 5,000-student case;
+//! `ZMSYNC_BENCH_STEPS=1` runs the incremental run with `-v` and prints where its time went (`run step done`).
 
 use std::process::Command;
 use std::time::Instant;
@@ -45,6 +46,11 @@ impl Env {
 
     /// Runs `zmsync --json <args>` under /usr/bin/time when present; returns (seconds, JSON, peak RSS in MB).
     fn run(&self, args: &[&str]) -> (f64, Value, Option<f64>) {
+        self.run_logged(args, false)
+    }
+
+    /// [`Env::run`]; with `steps`, at `-v`, printing the log lines of the run's steps and its wall time.
+    fn run_logged(&self, args: &[&str], steps: bool) -> (f64, Value, Option<f64>) {
         let timer = std::path::Path::new("/usr/bin/time").exists();
         let mut c = if timer {
             let mut c = Command::new("/usr/bin/time");
@@ -57,11 +63,16 @@ impl Env {
         for (k, v) in self.sb.env() {
             c.env(k, v);
         }
-        c.arg("--json").args(args);
+        c.arg("--json").args(steps.then_some("-v")).args(args);
         let t = Instant::now();
         let out = c.output().expect("run zmsync");
         let secs = t.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&out.stderr);
+        if steps {
+            for l in stderr.lines().filter(|l| l.contains("step done") || l.contains("elapsed")) {
+                println!("    {l}");
+            }
+        }
         let rss = stderr
             .lines()
             .find_map(|l| l.strip_prefix("MAXRSS_KB="))
@@ -215,8 +226,10 @@ fn main() {
         .expect("event");
     drop(store);
     let seen = e.seen();
-    let (s, v, rss) = e.run(&["sync", "--incremental"]);
+    let steps = std::env::var("ZMSYNC_BENCH_STEPS").is_ok();
+    let (s, v, rss) = e.run_logged(&["sync", "--incremental"], steps);
     line("incremental run, one dirty student", s, &v, rss, "< 1 s");
+    println!("  of which in the run (after process start, store open and settings): {} ms", v["elapsed_ms"]);
     e.calls_vs_minimum(&v, &seen, false);
     drop(e);
 

@@ -21,7 +21,7 @@ use crate::settings::Settings;
 use crate::snapshot::progress::Bars;
 use crate::snapshot::{self, Incremental, Mode};
 use crate::store::bridge;
-use crate::store::events::DirtyMark;
+use crate::store::events::{retry_delay, DirtyMark};
 use crate::store::{JournalEntry, NewRun, Store, StoreError};
 use crate::{moodle, zoho};
 
@@ -249,9 +249,9 @@ pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOp
         Err(e) => {
             let status = if e.exit() == Exit::Refused { "refused" } else { "failed" };
             store.finish_run(run_id, status, &json!({}), Some(&e.to_string()))?;
-            // The marks taken stay dirty, with the error, for the next run.
+            // The marks taken stay dirty, with the error, for a later run once due.
             for m in &claimed {
-                store.fail_dirty(m, &e.to_string())?;
+                store.fail_dirty(m, &e.to_string(), retry_delay(&settings.retry, m.attempts + 1))?;
             }
         }
     }
@@ -372,8 +372,14 @@ fn body(
         //    incremental one the keys it wrote), then the base.
         patch_moodle_ids(store, run_id, &written_back)?;
         if let Some((kinds, mode)) = reread {
-            let refresh =
-                snapshot::Options { only, kinds: Some(kinds), mode, progress: opts.progress, ..Default::default() };
+            let refresh = snapshot::Options {
+                only,
+                kinds: Some(kinds),
+                mode,
+                progress: opts.progress,
+                site_checked: true,
+                ..Default::default()
+            };
             match snapshot::run(store, settings, config, &refresh) {
                 Ok(s) => {
                     let (z, c, m) = calls(&s);
@@ -413,7 +419,7 @@ fn body(
                 .find(|d| d.outcome.is_failure() && d.key.split('|').any(|k| k == m.key.key))
                 .and_then(|d| d.outcome.message())
                 .unwrap_or_else(|| "sync failed".into());
-            store.fail_dirty(m, &msg)?;
+            store.fail_dirty(m, &msg, retry_delay(&settings.retry, m.attempts + 1))?;
         }
         dirty_failed = bad.len();
     }

@@ -19,13 +19,14 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<Exit> {
             let failed = store.recent_failed_events(failures)?;
             let dirty = store.dirty_marks()?;
             let claimed = dirty.iter().filter(|(_, c)| c.is_some()).count();
+            let failing = store.failing_dirty(failures)?;
             if ctx.json {
                 print_json(&json!({
                     "counts": counts,
                     "total": counts.iter().map(|c| c.count).sum::<i64>(),
                     "oldest_pending": oldest,
                     "recent_failures": failed,
-                    "dirty": {"marked": dirty.len(), "claimed": claimed},
+                    "dirty": {"marked": dirty.len(), "claimed": claimed, "failing": failing},
                 }));
             } else {
                 if counts.is_empty() {
@@ -45,6 +46,20 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<Exit> {
                     None => println!("oldest pending: none"),
                 }
                 println!("dirty records: {} ({} claimed by a running sync)", dirty.len(), claimed);
+                if !failing.is_empty() {
+                    println!("dirty records whose last sync failed (retried once due):");
+                    for m in &failing {
+                        println!(
+                            "  {} {} {}  attempts {}  retry after {}  {}",
+                            m.key.source,
+                            m.key.entity,
+                            m.key.key,
+                            m.attempts,
+                            m.retry_after.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
+                            m.last_error.as_deref().unwrap_or("")
+                        );
+                    }
+                }
                 if !failed.is_empty() {
                     println!("last failures:");
                     for e in &failed {

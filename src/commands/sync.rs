@@ -79,8 +79,9 @@ fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
     let mut worst = Exit::Done;
     eprintln!("following dirty marks (SIGTERM or Ctrl-C stops between runs)");
     while !stop.load(Ordering::Relaxed) {
-        let pending = store.dirty_marks()?.len();
-        if pending == 0 {
+        // Only marks this follower can take now: not those another follower holds, nor failing keys whose
+        // retry is not yet due (counting them ran a run that claimed nothing, over and over).
+        if store.claimable_dirty()? == 0 {
             // PostgreSQL: woken by the receiver's NOTIFY; SQLite: a short poll. Bounded either way, so SIGTERM is
             // seen within a second.
             store.wait_for_dirty(Duration::from_secs(1))?;

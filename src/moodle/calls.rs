@@ -191,7 +191,9 @@ impl Client {
     /// The token works, the service allows every function in `needed`, and the dashboard plugin is installed
     /// with `contract_version == 1`. Every problem found is listed in one error.
     pub async fn check_site(&self, needed: &[String]) -> Result<SiteCheck, MoodleError> {
-        let site = self.site_info().await?;
+        // Both questions at once: one round trip, not two.
+        let (site, plugin) = tokio::join!(self.site_info(), self.plugin_info());
+        let site = site?;
         let mut problems = Vec::new();
         let missing: Vec<&str> =
             needed.iter().filter(|f| !site.functions.contains(f.as_str())).map(String::as_str).collect();
@@ -202,7 +204,7 @@ impl Client {
             ));
         }
         let (mut plugin_version, mut contract_version) = (0, 0);
-        match self.plugin_info().await {
+        match plugin {
             Ok(info) => {
                 (plugin_version, contract_version) = (info.version, info.contract_version);
                 if contract_version != CONTRACT_VERSION {

@@ -198,7 +198,7 @@ pub async fn fetch_all(
         bars,
         mode: opts.mode.clone(),
     });
-    let result = spawn_all(plan, clients, &ctx).await;
+    let result = spawn_all(plan, clients, &ctx, opts.site_checked).await;
     if result.is_err() {
         for kind in &plan.kinds {
             let sid = snapshot_id(&run, *kind);
@@ -208,17 +208,30 @@ pub async fn fetch_all(
     result
 }
 
-async fn spawn_all(plan: &Plan, clients: &Clients, ctx: &Arc<Ctx>) -> Result<Vec<Staged>, SnapshotError> {
-    // Fail fast, before any task starts, on credentials and site set-up.
+async fn spawn_all(
+    plan: &Plan,
+    clients: &Clients,
+    ctx: &Arc<Ctx>,
+    site_checked: bool,
+) -> Result<Vec<Staged>, SnapshotError> {
+    let mut set: JoinSet<Task> = JoinSet::new();
+    // Fail fast on credentials and site set-up: a full snapshot checks the Moodle site before any task starts
+    // (it needs the web-service user's id, to leave it out of the users). An incremental one reads by key, so the
+    // check runs beside its reads instead of before them (two round trips off its path); one whose run already
+    // checked the site (the re-read after apply) skips it.
     let mut ws_user = None;
     if let Some(m) = &clients.moodle {
         let needed = moodle_functions(plan);
-        ws_user = Some(m.check_site(&needed).await?.site.userid);
+        if ctx.incremental().is_none() {
+            ws_user = Some(m.check_site(&needed).await?.site.userid);
+        } else if !site_checked {
+            let m = m.clone();
+            set.spawn(async move { m.check_site(&needed).await.map(|_| Vec::new()).map_err(SnapshotError::from) });
+        }
     }
     if let Some(z) = &clients.zoho {
         z.authenticate().await?;
     }
-    let mut set: JoinSet<Task> = JoinSet::new();
     if let Some(z) = &clients.zoho {
         for kind in plan.side(Side::Zoho) {
             let (z, ctx) = (z.clone(), ctx.clone());
@@ -337,12 +350,18 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
     let mut sink = ctx.sink(kind, &module);
     let mut cursor = ZohoCursor::default();
     let mut query = ListQuery::new(&module, fields.clone());
-    if let Some(inc) = ctx.incremental() {
-        if let Some(ids) = inc.zoho_ids.get(&kind).filter(|ids| !ids.is_empty()) {
-            let recs = client.get_by_ids(&module, &fields, ids).await?;
-            recs.iter().for_each(|r| cursor.see(r));
-            sink.page(recs).await?;
+    let Some(inc) = ctx.incremental() else {
+        let cursor = list_into(client, query, &mut sink, &mut cursor).await?;
+        return Ok(sink.finish(cursor));
+    };
+    // Incremental: the dirty ids by id, beside the catch-up since the cursor (one round trip, not two).
+    let by_ids = async {
+        match inc.zoho_ids.get(&kind).filter(|ids| !ids.is_empty()) {
+            Some(ids) => client.get_by_ids(&module, &fields, ids).await,
+            None => Ok(Vec::new()),
         }
+    };
+    let catch_up = async {
         let stored: Option<ZohoCursor> =
             ctx.bridge.run(move |s| s.cursor(kind)).await?.and_then(|c| serde_json::from_str(&c).ok());
         let (since, seen) = match (inc.since, stored) {
@@ -359,11 +378,29 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
         };
         let Some(since) = since else {
             // No cursor yet: an incremental run only fetches the keys it was given.
-            return Ok(sink.finish(None));
+            return Ok::<_, SnapshotError>(false);
         };
         query.modified_since = Some(since);
         query.seen = seen;
-    }
+        list_into(client, query, &mut sink, &mut cursor).await?;
+        Ok(true)
+    };
+    let (recs, listed) = tokio::join!(by_ids, catch_up);
+    let (recs, listed) = (recs?, listed?);
+    recs.iter().for_each(|r| cursor.see(r));
+    sink.page(recs).await?;
+    let cursor = (listed && cursor.time.is_some()).then(|| json!(cursor).to_string());
+    Ok(sink.finish(cursor))
+}
+
+/// Reads a listing (whole, or since `query.modified_since`) into `sink`, moving `cursor` along; returns the
+/// cursor to store, if any record had a `Modified_Time`.
+async fn list_into(
+    client: &zoho::Client,
+    mut query: ListQuery,
+    sink: &mut Sink,
+    cursor: &mut ZohoCursor,
+) -> Result<Option<String>, SnapshotError> {
     let skip_ids: HashSet<String> = query.seen.iter().map(|(id, _)| id.clone()).collect();
     let boundary = query.modified_since;
     query.seen.clear();
@@ -387,8 +424,7 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
         page.iter().for_each(|r| cursor.see(r));
         sink.page(page).await?;
     }
-    let cursor = cursor.time.is_some().then(|| json!(cursor).to_string());
-    Ok(sink.finish(cursor))
+    Ok(cursor.time.is_some().then(|| json!(cursor).to_string()))
 }
 
 enum Listing {

@@ -62,6 +62,10 @@ pub struct Options {
     pub mode: Mode,
     /// Draw progress bars (only when stderr is a terminal).
     pub progress: bool,
+    /// The run already checked the Moodle site (credentials, functions, plugin contract): an incremental
+    /// snapshot skips the check (the re-read after apply). A full one checks anyway (it needs the web-service
+    /// user's id).
+    pub site_checked: bool,
     pub zoho: Option<zoho::ClientOptions>,
     pub moodle: Option<moodle::ClientOptions>,
 }

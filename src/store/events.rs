@@ -10,9 +10,12 @@
 //! - the receiver inserts events and upserts their marks in one transaction ([`EventStore::insert_events`]);
 //!   a new event for a key that is already marked clears the claim, so the change is synced again;
 //! - the follow mode claims marks ([`EventStore::claim_dirty`]): their pending events become processing;
-//! - it settles each: [`EventStore::complete_dirty`] (events → completed, the mark removed unless a newer
-//!   event re-marked it) or [`EventStore::fail_dirty`] (events → failed with the error, the mark removed
-//!   unless re-marked; `zmsync events retry` re-queues failed events within `retry.policy.max_retries`).
+//! - it settles each: [`EventStore::complete_dirty`] (events, failed ones of earlier attempts too, →
+//!   completed; the mark removed unless a newer event re-marked it) or [`EventStore::fail_dirty`] (events → failed with the error; the mark **stays**,
+//!   unclaimed, with its last error, an attempt count and a `retry_after` time from [`retry_delay`], so a
+//!   failing key is retried by a later run once due, never in a hot loop; a new event for the key after the
+//!   failed attempt began makes it due at once, as does `zmsync events retry`, which re-queues failed events
+//!   within `retry.policy.max_retries`).
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -25,6 +28,38 @@ use super::{now, Result};
 
 /// A claim older than this is taken to belong to a follower that died, and may be claimed again.
 pub const STALE_CLAIM: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The longest a failing dirty key waits between attempts.
+pub const DIRTY_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The shortest: even with `initial_delay_seconds: 0` a failing key never makes `--follow` loop hot.
+pub const DIRTY_RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a dirty key waits after its `attempt`-th failure (1, 2, …): `initial_delay_seconds ×
+/// backoff_factor^(attempt − 1)` from `retry.policy`, between [`DIRTY_RETRY_MIN`] and [`DIRTY_RETRY_CAP`].
+pub fn retry_delay(policy: &crate::settings::RetryPolicy, attempt: i32) -> std::time::Duration {
+    let exp = attempt.saturating_sub(1).clamp(0, 64);
+    let secs = policy.initial_delay_seconds as f64 * policy.backoff_factor.max(1.0).powi(exp);
+    let secs = if secs.is_finite() { secs.min(DIRTY_RETRY_CAP.as_secs_f64()) } else { DIRTY_RETRY_CAP.as_secs_f64() };
+    std::time::Duration::from_secs_f64(secs).max(DIRTY_RETRY_MIN)
+}
+
+/// `retry_in` as a time span, at most a year (a later time than that is no retry at all).
+fn retry_span(retry_in: std::time::Duration) -> chrono::Duration {
+    let year = std::time::Duration::from_secs(366 * 86_400);
+    chrono::Duration::from_std(retry_in.min(year)).unwrap_or(chrono::Duration::days(366))
+}
+
+/// A dirty key whose last sync failed: what `zmsync events status` lists.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailingMark {
+    pub key: DirtyKey,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub marked_at: DateTime<Utc>,
+    /// When it may be claimed again (a new event for the key makes it due at once).
+    pub retry_after: Option<DateTime<Utc>>,
+}
 
 /// The identity of a dirty mark.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -127,22 +162,30 @@ pub trait EventStore {
     /// Deletes completed events (and failed ones with `include_failed`) created before `older_than`. With
     /// `dry_run` nothing is deleted. Returns how many were (or would be) deleted.
     fn cleanup_events(&self, older_than: DateTime<Utc>, include_failed: bool, dry_run: bool) -> Result<u64>;
-    /// All dirty marks, claimed or not, oldest first (for status and tests).
+    /// All dirty marks, claimed or not, due or not, oldest first (for status and tests).
     fn dirty_marks(&self) -> Result<Vec<(DirtyKey, Option<DateTime<Utc>>)>>;
-    /// Claims up to `limit` unclaimed (or stale-claimed) marks, oldest first; their pending events become
-    /// processing. Safe with several followers on PostgreSQL (SKIP LOCKED).
+    /// How many marks [`claim_dirty`](EventStore::claim_dirty) would take now: unclaimed (or stale-claimed)
+    /// and due (never failed, past their `retry_after`, or re-marked since the failed attempt). What `--follow`
+    /// waits for: marks another follower holds, or failing keys not yet due, are not its work.
+    fn claimable_dirty(&self) -> Result<u64>;
+    /// Marks whose last sync failed (attempts > 0), soonest retry first, at most `limit`.
+    fn failing_dirty(&self, limit: usize) -> Result<Vec<FailingMark>>;
+    /// Claims up to `limit` claimable marks (see [`claimable_dirty`](EventStore::claimable_dirty)), oldest
+    /// first; their pending events become processing. Safe with several followers on PostgreSQL (SKIP LOCKED).
     fn claim_dirty(&self, limit: usize) -> Result<Vec<DirtyMark>>;
-    /// The claimed records were synced: their processing events become completed; each mark is removed
-    /// unless a newer event re-marked it after the claim.
+    /// The claimed records were synced: their processing events, and the failed ones of earlier attempts,
+    /// become completed; each mark is removed unless a newer event re-marked it after the claim (then it
+    /// stays, its failure record cleared).
     fn complete_dirty(&self, marks: &[DirtyMark]) -> Result<()>;
-    /// The claimed record could not be synced: its processing events become failed with `error`; the mark is
-    /// removed unless re-marked after the claim (then it stays, unclaimed, with the error recorded).
-    fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()>;
-    /// Waits until new dirty marks may have been committed, at most `timeout`; returns whether it was woken by
-    /// them (PostgreSQL: a notice on the channel the receiver NOTIFYs on commit; SQLite, which has no
-    /// notifications: a claimable mark seen by polling every [`SQLITE_DIRTY_POLL`]) rather than the clock.
-    /// The caller re-checks the marks either way, so a spurious wake costs one query and a missed one only
-    /// the timeout.
+    /// The claimed record could not be synced: its processing events become failed with `error`; the mark
+    /// stays, unclaimed, with `error`, one more attempt, and `retry_after = now + retry_in` (see
+    /// [`retry_delay`]). A new event for the key since the claim makes it due at once.
+    fn fail_dirty(&self, mark: &DirtyMark, error: &str, retry_in: std::time::Duration) -> Result<()>;
+    /// Waits until new dirty marks may have been committed; returns whether it saw a sign of them.
+    /// PostgreSQL: sleeps on the channel the receiver NOTIFYs on commit, at most `timeout`. SQLite, which has
+    /// no notifications: **one short poll** — a claimable mark now, or after [`SQLITE_DIRTY_POLL`] (or
+    /// `timeout`, if shorter); the caller loops. The caller re-checks the marks either way, so a spurious wake
+    /// costs one query and a missed one only the timeout (or the poll).
     fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool>;
 }
 
@@ -189,6 +232,10 @@ fn sqlite_events(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::
     let rows = stmt.query_map(params, sqlite_event)?.collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(sqlite_finish).collect()
 }
+
+/// A claimable mark (SQLite): unclaimed or stale-claimed (?1), and due at ?2.
+const SQLITE_CLAIMABLE: &str = "(claimed_at IS NULL OR claimed_at < ?1)
+     AND (retry_after IS NULL OR retry_after <= ?2 OR failed_at IS NULL OR marked_at > failed_at)";
 
 const SQLITE_UPSERT_DIRTY: &str =
     "INSERT INTO dirty (source, entity, key, first_event_id, marked_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -322,6 +369,47 @@ impl EventStore for SqliteStore {
         rows.into_iter().map(|(k, c)| Ok((k, c.as_deref().map(parse_ts).transpose()?))).collect()
     }
 
+    fn claimable_dirty(&self) -> Result<u64> {
+        let at = now();
+        let n: i64 = self.conn().query_row(
+            &format!("SELECT COUNT(*) FROM dirty WHERE {SQLITE_CLAIMABLE}"),
+            params![ts(at - STALE_CLAIM), ts(at)],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn failing_dirty(&self, limit: usize) -> Result<Vec<FailingMark>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT source, entity, key, attempts, last_error, marked_at, retry_after FROM dirty WHERE attempts > 0
+             ORDER BY retry_after, marked_at, source, entity, key LIMIT ?1",
+        )?;
+        type Row = (DirtyKey, i32, Option<String>, String, Option<String>);
+        let rows: Vec<Row> = stmt
+            .query_map([limit as i64], |r| {
+                Ok((
+                    DirtyKey { source: r.get(0)?, entity: r.get(1)?, key: r.get(2)? },
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(key, attempts, last_error, marked, retry)| {
+                Ok(FailingMark {
+                    key,
+                    attempts,
+                    last_error,
+                    marked_at: parse_ts(&marked)?,
+                    retry_after: retry.as_deref().map(parse_ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     fn claim_dirty(&self, limit: usize) -> Result<Vec<DirtyMark>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -329,12 +417,12 @@ impl EventStore for SqliteStore {
         let stale = ts(claimed_at - STALE_CLAIM);
         type MarkRow = (String, String, String, Option<String>, String, i32, Option<String>);
         let rows: Vec<MarkRow> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare(&format!(
                 "SELECT source, entity, key, first_event_id, marked_at, attempts, last_error FROM dirty
-                 WHERE claimed_at IS NULL OR claimed_at < ?1 ORDER BY marked_at LIMIT ?2",
-            )?;
+                 WHERE {SQLITE_CLAIMABLE} ORDER BY marked_at LIMIT ?3"
+            ))?;
             let rows = stmt
-                .query_map(params![stale, limit as i64], |r| {
+                .query_map(params![stale, ts(claimed_at), limit as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -372,58 +460,56 @@ impl EventStore for SqliteStore {
             let k = &m.key;
             tx.execute(
                 "UPDATE integration_events_log SET status = 'completed', processed_at = ?4, error_message = NULL
-                 WHERE source = ?1 AND entity_type = ?2 AND record_id = ?3 AND status = 'processing'",
+                 WHERE source = ?1 AND entity_type = ?2 AND record_id = ?3 AND status IN ('processing', 'failed')",
                 params![k.source, k.entity, k.key, at],
             )?;
-            tx.execute(
+            let claim = ts(m.claimed_at);
+            let removed = tx.execute(
                 "DELETE FROM dirty WHERE source = ?1 AND entity = ?2 AND key = ?3 AND claimed_at = ?4",
-                params![k.source, k.entity, k.key, ts(m.claimed_at)],
+                params![k.source, k.entity, k.key, claim],
             )?;
+            if removed == 0 {
+                // Re-marked during the sync: it stays for the next run, but no longer as a failing key.
+                tx.execute(
+                    "UPDATE dirty SET attempts = 0, last_error = NULL, failed_at = NULL, retry_after = NULL
+                     WHERE source = ?1 AND entity = ?2 AND key = ?3",
+                    params![k.source, k.entity, k.key],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
     }
 
-    fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()> {
+    fn fail_dirty(&self, mark: &DirtyMark, error: &str, retry_in: std::time::Duration) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let k = &mark.key;
+        let at = now();
         tx.execute(
             "UPDATE integration_events_log SET status = 'failed', processed_at = ?4, error_message = ?5
              WHERE source = ?1 AND entity_type = ?2 AND record_id = ?3 AND status = 'processing'",
-            params![k.source, k.entity, k.key, ts(now()), error],
+            params![k.source, k.entity, k.key, ts(at), error],
         )?;
-        let removed = tx.execute(
-            "DELETE FROM dirty WHERE source = ?1 AND entity = ?2 AND key = ?3 AND claimed_at = ?4",
-            params![k.source, k.entity, k.key, ts(mark.claimed_at)],
+        // `failed_at` is the failed attempt's claim: a mark re-marked after it (marked_at > failed_at) is due at
+        // once. A claim taken since by another follower (this one went stale) is left to it.
+        let retry_after = at + retry_span(retry_in);
+        tx.execute(
+            "UPDATE dirty SET attempts = attempts + 1, last_error = ?5, failed_at = ?4, retry_after = ?6,
+                 claimed_at = CASE WHEN claimed_at = ?4 THEN NULL ELSE claimed_at END
+             WHERE source = ?1 AND entity = ?2 AND key = ?3",
+            params![k.source, k.entity, k.key, ts(mark.claimed_at), error, ts(retry_after)],
         )?;
-        if removed == 0 {
-            tx.execute(
-                "UPDATE dirty SET attempts = attempts + 1, last_error = ?4 WHERE source = ?1 AND entity = ?2 AND key = ?3",
-                params![k.source, k.entity, k.key, error],
-            )?;
-        }
         tx.commit()?;
         Ok(())
     }
 
     fn wait_for_dirty(&self, timeout: std::time::Duration) -> Result<bool> {
-        let start = std::time::Instant::now();
-        loop {
-            let stale = ts(now() - STALE_CLAIM);
-            let any: bool = self.conn().query_row(
-                "SELECT EXISTS (SELECT 1 FROM dirty WHERE claimed_at IS NULL OR claimed_at < ?1)",
-                [stale],
-                |r| r.get(0),
-            )?;
-            if any {
-                return Ok(true);
-            }
-            let Some(left) = timeout.checked_sub(start.elapsed()).filter(|d| !d.is_zero()) else {
-                return Ok(false);
-            };
-            std::thread::sleep(left.min(SQLITE_DIRTY_POLL));
+        if self.claimable_dirty()? > 0 {
+            return Ok(true);
         }
+        std::thread::sleep(timeout.min(SQLITE_DIRTY_POLL));
+        Ok(self.claimable_dirty()? > 0)
     }
 }
 
@@ -445,6 +531,10 @@ fn pg_event(r: &postgres::Row) -> EventRow {
         created_at: r.get(11),
     }
 }
+
+/// A claimable mark (PostgreSQL): unclaimed or stale-claimed ($1), and due at $2.
+const PG_CLAIMABLE: &str = "(claimed_at IS NULL OR claimed_at < $1)
+     AND (retry_after IS NULL OR retry_after <= $2 OR failed_at IS NULL OR marked_at > failed_at)";
 
 const PG_UPSERT_DIRTY: &str =
     "INSERT INTO dirty (source, entity, key, first_event_id, marked_at) VALUES ($1, $2, $3, $4, $5)
@@ -597,18 +687,45 @@ impl EventStore for PgStore {
         Ok(rows.iter().map(|r| (DirtyKey { source: r.get(0), entity: r.get(1), key: r.get(2) }, r.get(3))).collect())
     }
 
+    fn claimable_dirty(&self) -> Result<u64> {
+        let at = now();
+        let sql = format!("SELECT COUNT(*) FROM dirty WHERE {PG_CLAIMABLE}");
+        Ok(self.conn()?.query_one(&sql, &[&(at - STALE_CLAIM), &at])?.get::<_, i64>(0) as u64)
+    }
+
+    fn failing_dirty(&self, limit: usize) -> Result<Vec<FailingMark>> {
+        let rows = self.conn()?.query(
+            "SELECT source, entity, key, attempts, last_error, marked_at, retry_after FROM dirty WHERE attempts > 0
+             ORDER BY retry_after, marked_at, source, entity, key LIMIT $1",
+            &[&(limit as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| FailingMark {
+                key: DirtyKey { source: r.get(0), entity: r.get(1), key: r.get(2) },
+                attempts: r.get(3),
+                last_error: r.get(4),
+                marked_at: r.get(5),
+                retry_after: r.get(6),
+            })
+            .collect())
+    }
+
     fn claim_dirty(&self, limit: usize) -> Result<Vec<DirtyMark>> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let claimed_at = now();
         let stale = claimed_at - STALE_CLAIM;
+        // $2 is both the claim's time and "now" for the back-off (PG_CLAIMABLE's $2).
         let rows = tx.query(
-            "UPDATE dirty d SET claimed_at = $1 FROM (
-                 SELECT source, entity, key FROM dirty WHERE claimed_at IS NULL OR claimed_at < $2
-                 ORDER BY marked_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
-             WHERE d.source = c.source AND d.entity = c.entity AND d.key = c.key
-             RETURNING d.source, d.entity, d.key, d.first_event_id, d.marked_at, d.attempts, d.last_error",
-            &[&claimed_at, &stale, &(limit as i64)],
+            &format!(
+                "UPDATE dirty d SET claimed_at = $2 FROM (
+                     SELECT source, entity, key FROM dirty WHERE {PG_CLAIMABLE}
+                     ORDER BY marked_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
+                 WHERE d.source = c.source AND d.entity = c.entity AND d.key = c.key
+                 RETURNING d.source, d.entity, d.key, d.first_event_id, d.marked_at, d.attempts, d.last_error"
+            ),
+            &[&stale, &claimed_at, &(limit as i64)],
         )?;
         let mut out: Vec<DirtyMark> = rows
             .iter()
@@ -641,37 +758,43 @@ impl EventStore for PgStore {
             let k = &m.key;
             tx.execute(
                 "UPDATE integration_events_log SET status = 'completed', processed_at = $4, error_message = NULL
-                 WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status = 'processing'",
+                 WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status IN ('processing', 'failed')",
                 &[&k.source, &k.entity, &k.key, &at],
             )?;
-            tx.execute(
+            let removed = tx.execute(
                 "DELETE FROM dirty WHERE source = $1 AND entity = $2 AND key = $3 AND claimed_at = $4",
                 &[&k.source, &k.entity, &k.key, &m.claimed_at],
             )?;
+            if removed == 0 {
+                // Re-marked during the sync: it stays for the next run, but no longer as a failing key.
+                tx.execute(
+                    "UPDATE dirty SET attempts = 0, last_error = NULL, failed_at = NULL, retry_after = NULL
+                     WHERE source = $1 AND entity = $2 AND key = $3",
+                    &[&k.source, &k.entity, &k.key],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
     }
 
-    fn fail_dirty(&self, mark: &DirtyMark, error: &str) -> Result<()> {
+    fn fail_dirty(&self, mark: &DirtyMark, error: &str, retry_in: std::time::Duration) -> Result<()> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let k = &mark.key;
+        let at = now();
         tx.execute(
             "UPDATE integration_events_log SET status = 'failed', processed_at = $4, error_message = $5
              WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status = 'processing'",
-            &[&k.source, &k.entity, &k.key, &now(), &error],
+            &[&k.source, &k.entity, &k.key, &at, &error],
         )?;
-        let removed = tx.execute(
-            "DELETE FROM dirty WHERE source = $1 AND entity = $2 AND key = $3 AND claimed_at = $4",
-            &[&k.source, &k.entity, &k.key, &mark.claimed_at],
+        // As on SQLite: the mark stays, due at `retry_after` or at once if re-marked since the failed claim.
+        tx.execute(
+            "UPDATE dirty SET attempts = attempts + 1, last_error = $5, failed_at = $4, retry_after = $6,
+                 claimed_at = CASE WHEN claimed_at = $4 THEN NULL ELSE claimed_at END
+             WHERE source = $1 AND entity = $2 AND key = $3",
+            &[&k.source, &k.entity, &k.key, &mark.claimed_at, &error, &(at + retry_span(retry_in))],
         )?;
-        if removed == 0 {
-            tx.execute(
-                "UPDATE dirty SET attempts = attempts + 1, last_error = $4 WHERE source = $1 AND entity = $2 AND key = $3",
-                &[&k.source, &k.entity, &k.key, &error],
-            )?;
-        }
         tx.commit()?;
         Ok(())
     }

@@ -14,6 +14,7 @@ pub static SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0002_records_staging.sql"),
     },
     Migration { version: 3, name: "events", sql: include_str!("../../migrations/sqlite/0003_events.sql") },
+    Migration { version: 4, name: "dirty_retry", sql: include_str!("../../migrations/sqlite/0004_dirty_retry.sql") },
 ];
 
 pub static POSTGRES: &[Migration] = &[
@@ -24,10 +25,11 @@ pub static POSTGRES: &[Migration] = &[
         sql: include_str!("../../migrations/postgres/0002_records_staging.sql"),
     },
     Migration { version: 3, name: "events", sql: include_str!("../../migrations/postgres/0003_events.sql") },
+    Migration { version: 4, name: "dirty_retry", sql: include_str!("../../migrations/postgres/0004_dirty_retry.sql") },
 ];
 
 /// The newest schema this binary knows. Both dialects move together.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 #[cfg(test)]
 mod tests {

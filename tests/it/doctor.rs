@@ -81,7 +81,8 @@ fn doctor_passes_against_the_sandbox() {
         line(out, prefix);
     }
     assert!(line(out, "PASS secret.MOODLE_TOKEN").ends_with("set (hidden)"));
-    assert!(line(out, "PASS store ").contains("schema 3/3"), "{out}");
+    let v = zmsync::store::LATEST_VERSION;
+    assert!(line(out, "PASS store ").contains(&format!("schema {v}/{v}")), "{out}");
     assert!(line(out, "PASS moodle.plugin").contains("contract version 1"), "{out}");
     // The webhook secrets are not part of the sandbox's seven variables: a warning, not a failure.
     assert!(line(out, "WARN secret.ZOHO_WEBHOOK_HMAC_SECRET").contains("503"), "{out}");

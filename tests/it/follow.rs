@@ -168,7 +168,7 @@ fn follow_incremental_sync_picks_up_a_webhook_marked_edit() {
     let v = json_of(&s.run(&["--json", "events", "status"]).ok());
     assert_eq!(v["counts"], json!([{"source": "zoho", "status": "completed", "count": 1}]), "{v}");
     assert!(v["oldest_pending"].is_null(), "{v}");
-    assert_eq!(v["dirty"], json!({"marked": 0, "claimed": 0}), "{v}");
+    assert_eq!(v["dirty"], json!({"marked": 0, "claimed": 0, "failing": []}), "{v}");
 }
 
 #[test]
@@ -218,4 +218,58 @@ fn webhook_to_moodle(database_url: Option<&str>) {
     }
     eprintln!("webhook → Moodle: {:?}", t.elapsed());
     assert_eq!(sb.zoho().stats().delivery_failures, 0);
+}
+
+/// Issue #7: a key whose Moodle write is rejected stays dirty with its error; a run before its retry time does
+/// not take it; once due, a run retries it, and when the write succeeds the mark and its events clear.
+#[test]
+fn incremental_failing_key_stays_dirty_until_it_syncs() {
+    use zmsync::store::events::NewEvent;
+    let sb = sandbox(40);
+    let s = scratch(&sb);
+    let (id, num) = converged(&sb, &s);
+    let store = zmsync::store::open(&s.db_url()).unwrap();
+    let mark = |event_id: &str| {
+        let ev = NewEvent {
+            event_id: event_id.into(),
+            source: "zoho".into(),
+            event_type: "updated".into(),
+            module: Some("BTEC_Students".into()),
+            entity_type: "student".into(),
+            record_id: id.clone(),
+            payload: json!({}),
+        };
+        store.insert_events(&[ev]).unwrap();
+    };
+    // Moodle refuses the address another user already has (useremailduplicate).
+    let taken = sb.moodle().users().into_iter().find(|u| u.idnumber != num && !u.idnumber.is_empty()).unwrap().email;
+    sb.zoho().update_record("BTEC_Students", &id, json!({"Academic_Email": taken})).unwrap();
+    mark("evt_bad");
+    let run = json_of(&s.run(&["--json", "sync", "--incremental"]).code(3));
+    assert_eq!((run["dirty_taken"].as_u64(), run["dirty_failed"].as_u64()), (Some(1), Some(1)), "{run}");
+
+    let v = json_of(&s.run(&["--json", "events", "status"]).ok());
+    assert_eq!(v["counts"], json!([{"source": "zoho", "status": "failed", "count": 1}]), "{v}");
+    let failing = &v["dirty"]["failing"];
+    assert_eq!((v["dirty"]["marked"].as_u64(), failing.as_array().map(Vec::len)), (Some(1), Some(1)), "{v}");
+    assert_eq!((failing[0]["key"]["key"].as_str(), failing[0]["attempts"].as_i64()), (Some(id.as_str()), Some(1)));
+    let error = failing[0]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(!error.is_empty(), "{v}");
+    assert_eq!(v["recent_failures"][0]["error_message"], error.as_str(), "the event carries the same error");
+
+    // Not due (retry.policy: 60 s first): the next run leaves it alone.
+    let run = json_of(&s.run(&["--json", "sync", "--incremental"]).ok());
+    assert_eq!(run["dirty_taken"], 0, "{run}");
+    assert_eq!(json_of(&s.run(&["--json", "events", "status"]).ok())["dirty"]["marked"], 1);
+
+    // Fixed in Zoho (no new event); once its retry time has passed, a run retries it and it clears.
+    sb.zoho().update_record("BTEC_Students", &id, json!({"Academic_Email": NEW_EMAIL})).unwrap();
+    let conn = rusqlite::Connection::open(s.db_url().trim_start_matches("sqlite://")).unwrap();
+    conn.execute("UPDATE dirty SET retry_after = '2000-01-01T00:00:00.000000Z'", []).unwrap();
+    let run = json_of(&s.run(&["--json", "sync", "--incremental"]).ok());
+    assert_eq!((run["dirty_taken"].as_u64(), run["dirty_failed"].as_u64()), (Some(1), Some(0)), "{run}");
+    assert_eq!(moodle_email(&sb, &num), NEW_EMAIL.to_lowercase(), "{run}");
+    let v = json_of(&s.run(&["--json", "events", "status"]).ok());
+    assert_eq!(v["dirty"], json!({"marked": 0, "claimed": 0, "failing": []}), "{v}");
+    assert_eq!(v["counts"], json!([{"source": "zoho", "status": "completed", "count": 1}]), "{v}");
 }

@@ -108,6 +108,27 @@ fn plan(s: &dyn Store) -> Plan {
     reconcile::reconcile(s, &Settings::defaults(), &Options::default()).unwrap()
 }
 
+// What a run records: only the links and bases that are new or changed.
+both_stores!(reconcile_store_baseline_changes_writes_only_what_changed, |s: &dyn Store| {
+    let data = college(30);
+    load(s, &data);
+    let all = vec![Entity::Student, Entity::Enrollment];
+    let first = reconcile::baseline_of(s, &Settings::defaults(), all.clone(), Some(1)).unwrap();
+    assert_eq!((first.links, first.states), (60, 60), "nothing stored yet: every link and base of both");
+    let again = reconcile::baseline_of(s, &Settings::defaults(), all.clone(), Some(2)).unwrap();
+    assert_eq!((again.links, again.states), (0, 0), "nothing changed: nothing written");
+    // One enrolment is suspended in Moodle: it no longer agrees.
+    let mut enrolments = data[5].1.clone();
+    enrolments[4] = rec(
+        Kind::MoodleEnrolment,
+        json!({"courseid": 7, "userid": 104, "roleids": [5], "status": 1, "timestart": 1767571200, "timeend": 0}),
+    );
+    s.replace_records(Kind::MoodleEnrolment, &enrolments).unwrap();
+    let changed = reconcile::baseline_of(s, &Settings::defaults(), all.clone(), Some(3)).unwrap();
+    assert_eq!((changed.links, changed.states), (0, 0), "a pair that no longer agrees keeps its old base");
+    assert_eq!(s.sync_states(Entity::Enrollment).unwrap().len(), 30, "and the others keep theirs");
+});
+
 both_stores!(reconcile_store_baseline_then_drift, |s: &dyn Store| {
     let data = college(30);
     load(s, &data);

@@ -335,6 +335,9 @@ mod events {
 
     use crate::support::PgSchema;
 
+    /// A back-off no test waits out.
+    const LATER: std::time::Duration = std::time::Duration::from_secs(3600);
+
     fn ev(id: &str, source: &str, entity: &str, record: &str) -> NewEvent {
         NewEvent {
             event_id: id.into(),
@@ -395,16 +398,19 @@ mod events {
         assert_eq!(status(s, "a"), "completed");
         assert_eq!(status(s, "a2"), "pending");
         assert!(s.event("a").unwrap().unwrap().processed_at.is_some());
-        s.fail_dirty(two, "Moodle said no").unwrap();
+        s.fail_dirty(two, "Moodle said no", LATER).unwrap();
         let b = s.event("b").unwrap().unwrap();
         assert_eq!((b.status.as_str(), b.error_message.as_deref()), ("failed", Some("Moodle said no")));
-        let marks: Vec<DirtyKey> = s.dirty_marks().unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(marks, vec![key("zoho", "student", "1")], "only the re-marked record stays dirty");
+        let mut marks: Vec<DirtyKey> = s.dirty_marks().unwrap().into_iter().map(|(k, _)| k).collect();
+        marks.sort();
+        assert_eq!(marks, vec![key("zoho", "student", "1"), key("zoho", "student", "2")], "a failed key stays dirty");
+        assert_eq!(s.claimable_dirty().unwrap(), 1, "the failed key is not due for an hour");
         let again = s.claim_dirty(10).unwrap();
-        assert_eq!(again.len(), 1);
+        assert_eq!(again.iter().map(|m| m.key.key.as_str()).collect::<Vec<_>>(), vec!["1"]);
         assert_eq!(status(s, "a2"), "processing");
         s.complete_dirty(&again).unwrap();
-        assert!(s.dirty_marks().unwrap().is_empty());
+        let marks: Vec<DirtyKey> = s.dirty_marks().unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(marks, vec![key("zoho", "student", "2")]);
         assert_eq!(
             s.recent_failed_events(5).unwrap().iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
             vec!["b"]
@@ -416,16 +422,16 @@ mod events {
         let since = Utc::now() - Duration::hours(1);
         for round in 1..=2 {
             let m = s.claim_dirty(1).unwrap();
-            s.fail_dirty(&m[0], &format!("boom {round}")).unwrap();
-            assert!(s.dirty_marks().unwrap().is_empty());
+            s.fail_dirty(&m[0], &format!("boom {round}"), LATER).unwrap();
+            assert_eq!(s.claimable_dirty().unwrap(), 0, "failed: not due before its back-off");
             let out = s.retry_failed(since, 2).unwrap();
             assert_eq!((out.retried, out.exhausted), (1, 0));
             let e = s.event("a").unwrap().unwrap();
             assert_eq!((e.status.as_str(), e.retry_count), ("pending", round));
-            assert_eq!(s.dirty_marks().unwrap().len(), 1, "a retried event marks its record dirty again");
+            assert_eq!(s.claimable_dirty().unwrap(), 1, "a retried event makes its record due again");
         }
         let m = s.claim_dirty(1).unwrap();
-        s.fail_dirty(&m[0], "boom 3").unwrap();
+        s.fail_dirty(&m[0], "boom 3", LATER).unwrap();
         let out = s.retry_failed(since, 2).unwrap();
         assert_eq!((out.retried, out.exhausted), (0, 1));
         assert_eq!(status(s, "a"), "failed");
@@ -443,7 +449,7 @@ mod events {
         let m = s.claim_dirty(10).unwrap();
         let pick = |k: &str| m.iter().find(|x| x.key.key == k).unwrap().clone();
         s.complete_dirty(&[pick("1")]).unwrap();
-        s.fail_dirty(&pick("2"), "x").unwrap();
+        s.fail_dirty(&pick("2"), "x", LATER).unwrap();
         let future = Utc::now() + Duration::days(1);
         let past = Utc::now() - Duration::days(1);
         assert_eq!(s.cleanup_events(past, true, false).unwrap(), 0, "nothing is old enough");
@@ -455,6 +461,57 @@ mod events {
         assert_eq!(s.cleanup_events(future, true, false).unwrap(), 1);
         assert_eq!(status(s, "c"), "processing", "unsettled events are never cleaned up");
     });
+
+    // Issue #7: a key whose sync fails stays dirty with its error, is not retried before its time, is retried
+    // after it (or at once when a new event arrives), and clears once it succeeds.
+    store_test!(failed_key_stays_dirty_with_back_off, |s: &dyn Store| {
+        s.insert_events(&[ev("a", "zoho", "student", "1")]).unwrap();
+        let m = s.claim_dirty(10).unwrap();
+        assert_eq!((m.len(), m[0].attempts, m[0].last_error.as_deref()), (1, 0, None));
+        s.fail_dirty(&m[0], "invalidparameter: email", LATER).unwrap();
+        assert_eq!(s.dirty_marks().unwrap(), vec![(key("zoho", "student", "1"), None)], "unclaimed, still dirty");
+        let failing = s.failing_dirty(10).unwrap();
+        assert_eq!(failing.len(), 1);
+        assert_eq!((failing[0].attempts, failing[0].last_error.as_deref()), (1, Some("invalidparameter: email")));
+        let due = failing[0].retry_after.expect("a retry time");
+        assert!(due > Utc::now() + Duration::minutes(59), "{due}");
+        assert_eq!((s.claimable_dirty().unwrap(), s.claim_dirty(10).unwrap().len()), (0, 0), "not before its time");
+        assert_eq!(status(s, "a"), "failed");
+
+        // A new event for the key: due at once, the failure history kept until it succeeds.
+        s.insert_events(&[ev("b", "zoho", "student", "1")]).unwrap();
+        let m = s.claim_dirty(10).unwrap();
+        assert_eq!((m.len(), m[0].attempts, m[0].last_error.as_deref()), (1, 1, Some("invalidparameter: email")));
+        // Fails again with a back-off already over: retried by the next claim, with two attempts counted.
+        s.fail_dirty(&m[0], "still rejected", std::time::Duration::ZERO).unwrap();
+        assert_eq!(s.claimable_dirty().unwrap(), 1, "due once its retry time has passed");
+        let m = s.claim_dirty(10).unwrap();
+        assert_eq!((m[0].attempts, m[0].last_error.as_deref()), (2, Some("still rejected")));
+        s.complete_dirty(&m).unwrap();
+        assert!(s.dirty_marks().unwrap().is_empty() && s.failing_dirty(10).unwrap().is_empty(), "cleared");
+        assert_eq!(status(s, "b"), "completed");
+    });
+
+    store_test!(failed_key_remarked_during_its_sync_is_due_at_once, |s: &dyn Store| {
+        s.insert_events(&[ev("a", "zoho", "student", "1")]).unwrap();
+        let m = s.claim_dirty(10).unwrap();
+        s.insert_events(&[ev("b", "zoho", "student", "1")]).unwrap();
+        s.fail_dirty(&m[0], "boom", LATER).unwrap();
+        assert_eq!(s.claimable_dirty().unwrap(), 1, "changed since the failed attempt began: try it now");
+        assert_eq!(s.failing_dirty(10).unwrap()[0].attempts, 1);
+    });
+
+    #[test]
+    fn retry_delay_backs_off_and_is_capped() {
+        use zmsync::settings::RetryPolicy;
+        use zmsync::store::events::{retry_delay, DIRTY_RETRY_CAP, DIRTY_RETRY_MIN};
+        let p = RetryPolicy { max_retries: 3, backoff_factor: 2.0, initial_delay_seconds: 60 };
+        let secs = |a| retry_delay(&p, a).as_secs();
+        assert_eq!((secs(1), secs(2), secs(3), secs(4)), (60, 120, 240, 480));
+        assert_eq!(retry_delay(&p, 40), DIRTY_RETRY_CAP);
+        let zero = RetryPolicy { initial_delay_seconds: 0, ..p };
+        assert_eq!(retry_delay(&zero, 1), DIRTY_RETRY_MIN, "never a hot loop");
+    }
 }
 
 /// `--follow` on PostgreSQL sleeps on LISTEN: a committed dirty mark wakes it, a quiet wait times out.
@@ -483,9 +540,30 @@ fn postgres_dirty_marks_wake_a_listener_on_commit() {
     assert!(!follower.wait_for_dirty(Duration::from_millis(300)).unwrap());
 }
 
+/// SQLite has no notifications: `wait_for_dirty` is one short poll (now, then after SQLITE_DIRTY_POLL),
+/// whatever the timeout, and the follow loop calls it again. So a 10-minute timeout on an empty store comes
+/// back (false) after one poll — were it to wait out the timeout, this test would hang — and a claimable mark
+/// is seen at once, a failing one not yet due is not.
 #[test]
 fn sqlite_wait_for_dirty_is_a_short_poll() {
+    use zmsync::store::events::NewEvent;
     let dir = tempfile::tempdir().unwrap();
     let s = store::open(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
-    assert!(!s.wait_for_dirty(std::time::Duration::from_secs(60)).unwrap(), "no notifications on SQLite");
+    let ten_minutes = std::time::Duration::from_secs(600);
+    assert!(!s.wait_for_dirty(ten_minutes).unwrap(), "no marks: one poll, then false");
+    let ev = NewEvent {
+        event_id: "w-1".into(),
+        source: "zoho".into(),
+        event_type: "updated".into(),
+        module: Some("BTEC_Students".into()),
+        entity_type: "student".into(),
+        record_id: "1".into(),
+        payload: json!({}),
+    };
+    s.insert_events(&[ev]).unwrap();
+    assert!(s.wait_for_dirty(ten_minutes).unwrap(), "a claimable mark");
+    let m = s.claim_dirty(1).unwrap();
+    assert!(!s.wait_for_dirty(ten_minutes).unwrap(), "claimed: nothing to take");
+    s.fail_dirty(&m[0], "rejected", std::time::Duration::from_secs(3600)).unwrap();
+    assert!(!s.wait_for_dirty(ten_minutes).unwrap(), "failing, not due: nothing to take");
 }

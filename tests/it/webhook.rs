@@ -736,7 +736,7 @@ fn events_commands(s: &Scratch, url: &str) {
     }
     let marks = store.claim_dirty(2).unwrap();
     store.complete_dirty(&marks[..1]).unwrap();
-    store.fail_dirty(&marks[1], "Moodle refused: invalid email").unwrap();
+    store.fail_dirty(&marks[1], "Moodle refused: invalid email", Duration::from_secs(3600)).unwrap();
     let run = |args: &[&str]| {
         let mut all = vec!["--database-url", url];
         all.extend_from_slice(args);
@@ -753,8 +753,15 @@ fn events_commands(s: &Scratch, url: &str) {
     assert_eq!(counts, vec![("completed".into(), 1), ("failed".into(), 1), ("pending".into(), 1)], "{v}");
     assert_eq!(v["oldest_pending"]["event_id"], "c");
     assert_eq!(v["recent_failures"][0]["error_message"], "Moodle refused: invalid email");
+    // The failed key stays dirty with its error and attempt count, due again in an hour (issue #7).
+    let failing = &v["dirty"]["failing"];
+    assert_eq!((v["dirty"]["marked"].as_u64(), failing.as_array().map(Vec::len)), (Some(2), Some(1)), "{v}");
+    assert_eq!((failing[0]["key"]["key"].as_str(), failing[0]["attempts"].as_i64()), (Some("2"), Some(1)), "{v}");
+    assert_eq!(failing[0]["last_error"], "Moodle refused: invalid email");
+    assert!(failing[0]["retry_after"].is_string(), "{v}");
     let text = run(&["events", "status"]).stdout;
     assert!(text.contains("Moodle refused: invalid email") && text.contains("oldest pending: c"), "{text}");
+    assert!(text.contains("attempts 1  retry after"), "{text}");
 
     // Retry within max_retries (setting), then exhausted.
     run(&["settings", "set", "retry.policy", r#"{"max_retries":1,"backoff_factor":2,"initial_delay_seconds":1}"#]);
@@ -765,7 +772,7 @@ fn events_commands(s: &Scratch, url: &str) {
     let again = store.claim_dirty(10).unwrap();
     for m in &again {
         if m.key.key == "2" {
-            store.fail_dirty(m, "still broken").unwrap();
+            store.fail_dirty(m, "still broken", Duration::from_secs(3600)).unwrap();
         }
     }
     let out = run(&["events", "retry"]).stdout;
