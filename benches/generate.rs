@@ -6,6 +6,10 @@
 //! - `cli`: the release `zmsync sandbox --students 1500 --state drifted`, from exec to its seven `KEY=VALUE`
 //!   lines on stdout (issue #4's "under 2 s").
 //!
+//! `--child hash STUDENTS STATE SEED` prints MD5s of a generated college instead (each Zoho module's records, each
+//! plugin table's rows, and the whole `College` JSON): run it before and after a generator change to show that a
+//! seed still gives the same bytes.
+//!
 //! Each measurement runs in its own process so that the peak of one does not hide another's. Next to wall
 //! time, the process's CPU time (user + system), which a loaded machine inflates less.
 
@@ -93,6 +97,31 @@ fn cli(students: usize, state: &str) {
     );
 }
 
+/// MD5s of a generated college: per Zoho module, per plugin table, and of the whole `College` JSON.
+fn hash(students: usize, state: State, seed: u64) {
+    use md5::{Digest, Md5};
+    let college = College::generate(GenOptions { students, seed, state, drift_count: 30 });
+    let md5 = |parts: &mut dyn Iterator<Item = &str>| {
+        let mut h = Md5::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    };
+    for (module, records) in &college.zoho.modules {
+        println!("{module:<20} {:>7} {}", records.len(), md5(&mut records.iter().map(|r| r.as_str())));
+    }
+    let plugin = &college.moodle.plugin;
+    for (table, rows) in
+        [("units", &plugin.units), ("registrations", &plugin.registrations), ("payments", &plugin.payments)]
+    {
+        println!("plugin {table:<13} {:>7} {}", rows.len(), md5(&mut rows.iter().map(|r| r.as_str())));
+    }
+    let whole = serde_json::to_string(&college).expect("a college serializes");
+    println!("college {:>20} {}", whole.len(), md5(&mut std::iter::once(whole.as_str())));
+}
+
 fn state(s: &str) -> State {
     match s {
         "empty" => State::Empty,
@@ -108,6 +137,7 @@ fn main() {
         match args[pos + 1].as_str() {
             "generate" => generate(students, state(&args[pos + 3])),
             "start" => start(students, state(&args[pos + 3])),
+            "hash" => hash(students, state(&args[pos + 3]), args[pos + 4].parse().expect("seed")),
             _ => cli(students, &args[pos + 3]),
         }
         return;
