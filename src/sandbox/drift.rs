@@ -10,11 +10,12 @@
 //! existed in Zoho (an extra Moodle enrolment), `moodle_id` `None` only for one that never existed in Moodle.
 //! A deleted Zoho student keeps its `zoho_id`, an unenrolled enrolment its `courseid:userid`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -175,8 +176,8 @@ pub fn plan_mapped(
     };
 
     // Students who agree on both sides, have an email of their own and an active account.
-    let users: HashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
-    let mut email_count: HashMap<&str, usize> = HashMap::new();
+    let users: FxHashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
+    let mut email_count: FxHashMap<&str, usize> = FxHashMap::default();
     for e in mapped.iter().filter_map(|r| r.email.as_deref()) {
         *email_count.entry(e).or_default() += 1;
     }
@@ -193,18 +194,18 @@ pub fn plan_mapped(
             students.push(Student { id: r.id.clone(), uid: user.id, user, id_number: r.id_number.clone() });
         }
     }
-    let student_uid: HashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
-    let course_of: HashMap<String, i64> = picked(&cn, &["id", "moodle_id"])
+    let student_uid: FxHashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
+    let course_of: FxHashMap<String, i64> = picked(&cn, &["id", "moodle_id"])
         .filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?)))
         .collect();
-    let m_enrol: HashMap<(i64, i64), &MoodleEnrolment> =
+    let m_enrol: FxHashMap<(i64, i64), &MoodleEnrolment> =
         moodle.enrolments.iter().map(|e| ((e.courseid, e.userid), e)).collect();
-    let m_grade: HashMap<(i64, i64), &super::seed::MoodleGrade> =
+    let m_grade: FxHashMap<(i64, i64), &super::seed::MoodleGrade> =
         moodle.grades.iter().map(|g| ((g.courseid, g.userid), g)).collect();
 
     // Students with dependent records (a deleted one would leave their lookups dangling), gathered while
     // reading the dependent modules.
-    let mut referenced: HashSet<String> = HashSet::new();
+    let mut referenced: FxHashSet<String> = FxHashSet::default();
     let mut refer = |rec: &Value, names: &ZohoNames| {
         if let Some(s) = lookup_id(rec, names.get("student")) {
             if !referenced.contains(s) {
@@ -250,11 +251,15 @@ pub fn plan_mapped(
             grades.push(Graded { id, student, courseid, userid, finalgrade, grademin, grademax });
         }
     }
-    let rows: HashSet<String> = moodle
+    let rows: FxHashSet<String> = moodle
         .plugin
         .payments
         .iter()
-        .filter_map(|r| r.pick(&["zoho_id"]).get("zoho_id")?.as_str().map(str::to_string))
+        .filter_map(|r| match r.raw("zoho_id") {
+            // A string without escapes is its text between the quotes: nothing to parse.
+            Some(raw) if !raw.contains('\\') => Some(raw.strip_prefix('"')?.strip_suffix('"')?.to_string()),
+            _ => r.pick(&["zoho_id"]).get("zoho_id")?.as_str().map(str::to_string),
+        })
         .collect();
     let mut payments: Vec<(String, String)> = Vec::new();
     for p in picked(&pn, &["id", "student", "status", "method"]) {

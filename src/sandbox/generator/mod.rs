@@ -11,6 +11,8 @@ mod record;
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -230,7 +232,7 @@ struct Gen<'a> {
     state: State,
     settings: &'a Settings,
     zoho: ZohoSeed,
-    seq: HashMap<&'static str, u64>,
+    seq: FxHashMap<&'static str, u64>,
     teachers: Vec<(String, String)>,
     units: Vec<(String, String)>,
     unit_names: Vec<String>,
@@ -250,7 +252,7 @@ impl<'a> Gen<'a> {
             state: opts.state,
             settings,
             zoho,
-            seq: HashMap::new(),
+            seq: FxHashMap::default(),
             teachers: Vec::new(),
             units: Vec::new(),
             unit_names: Vec::new(),
@@ -316,7 +318,7 @@ impl<'a> Gen<'a> {
         for i in 0..classes {
             self.class(i, class_start);
         }
-        let mut seen: HashSet<String> = HashSet::with_capacity(self.students);
+        let mut seen: FxHashSet<String> = FxHashSet::with_capacity_and_hasher(self.students, Default::default());
         let mut emails: Vec<Option<String>> = Vec::with_capacity(self.students);
         let mut seqs = (0u64, 0u64);
         for i in 0..self.students {
@@ -427,7 +429,7 @@ impl<'a> Gen<'a> {
         &mut self,
         i: usize,
         new_intake: bool,
-        seen: &mut HashSet<String>,
+        seen: &mut FxHashSet<String>,
         emails: &mut Vec<Option<String>>,
     ) -> StudentInfo {
         let (first, last) = self.person_names();
@@ -722,12 +724,12 @@ fn synced_moodle(
         ..MoodleSeed::default()
     };
     let mut next_user = FIRST_USER_ID;
-    let mut user_of: HashMap<String, i64> = HashMap::new();
+    let mut user_of: FxHashMap<String, i64> = FxHashMap::default();
 
     // People, in the sync's entity order: teachers, then students. Students are in id order, so the first
     // with an email is the one among its sharers that gets a user ([`students_with_users`]): one pass, one
     // mapping per student.
-    let mut emails_taken: HashSet<String> = HashSet::new();
+    let mut emails_taken: FxHashSet<String> = FxHashSet::default();
     let mut last_student = String::new();
     let mut students = Vec::with_capacity(zoho.modules["BTEC_Students"].len());
     for (module, kind, field) in
@@ -761,7 +763,7 @@ fn synced_moodle(
     }
 
     // Classes → courses, each with its teacher enrolled with the teacher role.
-    let mut course_of: HashMap<String, i64> = HashMap::new();
+    let mut course_of: FxHashMap<String, i64> = FxHashMap::default();
     let teaching: crate::model::Fields = [("active".to_string(), json!(true))].into_iter().collect();
     let classes = zoho.modules.get_mut("BTEC_Classes").expect("module present");
     let mapper = Mapper::new(Kind::Class, settings);
@@ -819,7 +821,7 @@ fn synced_moodle(
 }
 
 /// The dashboard rows as the plugin's `get_*` functions show them after the sync's upserts.
-fn plugin_tables(zoho: &ZohoSeed, user_of: &HashMap<String, i64>, settings: &Settings) -> PluginTables {
+fn plugin_tables(zoho: &ZohoSeed, user_of: &FxHashMap<String, i64>, settings: &Settings) -> PluginTables {
     let mut tables = PluginTables::default();
     let mut next_row = 1;
     for (module, kind) in
@@ -849,7 +851,7 @@ fn plugin_tables(zoho: &ZohoSeed, user_of: &HashMap<String, i64>, settings: &Set
             let stored: Vec<JsonObject> = rows
                 .into_par_iter()
                 .enumerate()
-                .map(|(i, row)| JsonObject::from(stored_row(kind, row, first + i as i64, SYNCED_AT)))
+                .map(|(i, row)| stored_row_text(kind, row, first + i as i64, SYNCED_AT))
                 .collect();
             table.extend(stored);
         }
@@ -866,11 +868,10 @@ enum Absent {
     Zero,
 }
 
-/// The `get_*` row for an upserted row: every key of the contract in its order, omitted optionals as the
-/// plugin stores them (`""`, `null`, 0 credits), `credits` as an integer, plus `id` and `timemodified`.
-pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> Value {
+/// The keys of a `get_*` row in the contract's order (after `id`), each with what it reads as when omitted.
+fn layout(kind: Kind) -> &'static [(&'static str, Absent)] {
     use Absent::*;
-    let layout: &[(&str, Absent)] = match kind {
+    match kind {
         Kind::Unit | Kind::DashboardUnit => &[
             ("zoho_id", Required),
             ("unit_code", Required),
@@ -901,24 +902,49 @@ pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified
             ("status", Required),
             ("method", Empty),
         ],
-    };
+    }
+}
+
+/// A key's stored value: an omitted optional as the plugin stores it (`""`, `null`, 0 credits), `credits` as
+/// an integer.
+fn stored_value(key: &str, absent: Absent, v: Option<Value>) -> Value {
+    let v = v.unwrap_or(match absent {
+        Absent::Empty => json!(""),
+        Absent::Zero => json!(0),
+        Absent::Null | Absent::Required => Value::Null,
+    });
+    match (key, v) {
+        ("credits", Value::String(s)) => json!(s.parse::<i64>().unwrap_or(0)),
+        ("scholarship_percent", Value::Null) => json!("0.00"),
+        (_, v) => v,
+    }
+}
+
+/// The `get_*` row for an upserted row: every key of the contract in its order, omitted optionals as the
+/// plugin stores them (`""`, `null`, 0 credits), `credits` as an integer, plus `id` and `timemodified`.
+pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> Value {
+    let layout = layout(kind);
     let mut out = Map::with_capacity(layout.len() + 2);
     out.insert("id".into(), json!(id));
     for (key, absent) in layout {
-        let v = row.remove(*key).unwrap_or(match absent {
-            Empty => json!(""),
-            Zero => json!(0),
-            Null | Required => Value::Null,
-        });
-        let v = match (*key, v) {
-            ("credits", Value::String(s)) => json!(s.parse::<i64>().unwrap_or(0)),
-            ("scholarship_percent", Value::Null) => json!("0.00"),
-            (_, v) => v,
-        };
-        out.insert(key.to_string(), v);
+        out.insert(key.to_string(), stored_value(key, *absent, row.remove(*key)));
     }
     out.insert("timemodified".into(), json!(timemodified));
     Value::Object(out)
+}
+
+/// [`stored_row`] written straight to its compact text (the same bytes), without building the row's map.
+fn stored_row_text(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> JsonObject {
+    use std::io::Write;
+    let mut buf = Vec::with_capacity(320);
+    write!(buf, "{{\"id\":{id}").expect("writing to memory cannot fail");
+    for (key, absent) in layout(kind) {
+        write!(buf, ",\"{key}\":").expect("writing to memory cannot fail");
+        let v = stored_value(key, *absent, row.remove(*key));
+        serde_json::to_writer(&mut buf, &v).expect("writing JSON to memory cannot fail");
+    }
+    write!(buf, ",\"timemodified\":{timemodified}}}").expect("writing to memory cannot fail");
+    JsonObject::from_text_unchecked(String::from_utf8(buf).expect("serde_json writes UTF-8"))
 }
 
 #[cfg(test)]
