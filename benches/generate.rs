@@ -6,7 +6,12 @@
 //! - `cli`: the release `zmsync sandbox --students 1500 --state drifted`, from exec to its seven `KEY=VALUE`
 //!   lines on stdout (issue #4's "under 2 s").
 //!
-//! Each measurement runs in its own process so that the peak of one does not hide another's.
+//! `--child hash STUDENTS STATE SEED` prints MD5s of a generated college instead (each Zoho module's records, each
+//! plugin table's rows, and the whole `College` JSON): run it before and after a generator change to show that a
+//! seed still gives the same bytes.
+//!
+//! Each measurement runs in its own process so that the peak of one does not hide another's. Next to wall
+//! time, the process's CPU time (user + system), which a loaded machine inflates less.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -23,6 +28,18 @@ fn peak_mib() -> String {
     kib.map(|k| (k / 1024).to_string()).unwrap_or_else(|| "?".into())
 }
 
+/// CPU time (user + system) this process has used, in seconds: on a loaded machine, steadier than wall time.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn opts(students: usize, state: State) -> GenOptions {
     GenOptions { students, seed: 1, state, drift_count: 30 }
 }
@@ -33,9 +50,10 @@ fn generate(students: usize, state: State) {
     let took = start.elapsed();
     let records: usize = college.zoho.modules.values().map(Vec::len).sum();
     println!(
-        "generate {students:>6} students, {:<7}: {:>7.3} s, peak {:>5} MiB, {records} Zoho records, {} Moodle users, {} drift",
+        "generate {students:>6} students, {:<7}: {:>7.3} s (cpu {:.3} s), peak {:>5} MiB, {records} Zoho records, {} Moodle users, {} drift",
         state.name(),
         took.as_secs_f64(),
+        cpu_s(),
         peak_mib(),
         college.moodle.users.len(),
         college.drift.len(),
@@ -48,9 +66,10 @@ fn start(students: usize, state: State) {
         .expect("sandbox starts");
     let took = t.elapsed();
     println!(
-        "start    {students:>6} students, {:<7}: {:>7.3} s, peak {:>5} MiB (generate + both fakes loaded), {} drift",
+        "start    {students:>6} students, {:<7}: {:>7.3} s (cpu {:.3} s), peak {:>5} MiB (generate + both fakes loaded), {} drift",
         state.name(),
         took.as_secs_f64(),
+        cpu_s(),
         peak_mib(),
         sandbox.seeded_drift().len(),
     );
@@ -78,6 +97,31 @@ fn cli(students: usize, state: &str) {
     );
 }
 
+/// MD5s of a generated college: per Zoho module, per plugin table, and of the whole `College` JSON.
+fn hash(students: usize, state: State, seed: u64) {
+    use md5::{Digest, Md5};
+    let college = College::generate(GenOptions { students, seed, state, drift_count: 30 });
+    let md5 = |parts: &mut dyn Iterator<Item = &str>| {
+        let mut h = Md5::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    };
+    for (module, records) in &college.zoho.modules {
+        println!("{module:<20} {:>7} {}", records.len(), md5(&mut records.iter().map(|r| r.as_str())));
+    }
+    let plugin = &college.moodle.plugin;
+    for (table, rows) in
+        [("units", &plugin.units), ("registrations", &plugin.registrations), ("payments", &plugin.payments)]
+    {
+        println!("plugin {table:<13} {:>7} {}", rows.len(), md5(&mut rows.iter().map(|r| r.as_str())));
+    }
+    let whole = serde_json::to_string(&college).expect("a college serializes");
+    println!("college {:>20} {}", whole.len(), md5(&mut std::iter::once(whole.as_str())));
+}
+
 fn state(s: &str) -> State {
     match s {
         "empty" => State::Empty,
@@ -93,6 +137,7 @@ fn main() {
         match args[pos + 1].as_str() {
             "generate" => generate(students, state(&args[pos + 3])),
             "start" => start(students, state(&args[pos + 3])),
+            "hash" => hash(students, state(&args[pos + 3]), args[pos + 4].parse().expect("seed")),
             _ => cli(students, &args[pos + 3]),
         }
         return;

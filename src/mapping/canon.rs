@@ -34,6 +34,9 @@ pub fn email(v: Option<&Value>) -> Value {
 /// A calendar date as `YYYY-MM-DD`. Accepts a date, or a datetime (its UTC date). Empty → null.
 pub fn date(v: Option<&Value>, field: &str) -> Result<Value, MapError> {
     let Value::String(s) = text(v) else { return Ok(Value::Null) };
+    if is_canonical_date(&s) {
+        return Ok(Value::String(s));
+    }
     if let Ok(d) = NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
         return Ok(Value::String(d.format("%Y-%m-%d").to_string()));
     }
@@ -41,6 +44,16 @@ pub fn date(v: Option<&Value>, field: &str) -> Result<Value, MapError> {
         return Ok(Value::String(t.with_timezone(&Utc).format("%Y-%m-%d").to_string()));
     }
     Err(MapError::BadValue { field: field.into(), value: s, expected: "a date YYYY-MM-DD".into() })
+}
+
+/// Already `YYYY-MM-DD` (zero-padded) and a real date: what [`date`] would give back unchanged, without
+/// the format parser (most dates Zoho returns look like this).
+fn is_canonical_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+    let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
+    shape && NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10)).is_some()
 }
 
 /// A Unix timestamp (Moodle) as a UTC calendar date; 0 or absent → null.
@@ -175,6 +188,9 @@ mod tests {
         assert_eq!(date(Some(&json!("2026-01-05T23:30:00-05:00")), "d").unwrap(), json!("2026-01-06"));
         assert_eq!(date(Some(&json!("")), "d").unwrap(), Value::Null);
         assert!(date(Some(&json!("05/01/2026")), "d").is_err());
+        assert!(date(Some(&json!("2026-02-30")), "d").is_err());
+        assert_eq!(date(Some(&json!("2026-1-5")), "d").unwrap(), json!("2026-01-05"));
+        assert_eq!(date(Some(&json!(" 2024-02-29 ")), "d").unwrap(), json!("2024-02-29"));
         assert_eq!(date_from_unix(Some(&json!(0))), Value::Null);
         let ts = unix_from_date(&json!("2026-01-05"));
         assert_eq!(date_from_unix(Some(&json!(ts))), json!("2026-01-05"));

@@ -131,18 +131,24 @@ pub(crate) fn id_of(obj: &Map<String, Value>, key: &str) -> Result<String, MapEr
 
 /// Maps one raw record of `kind` (as its API returns it) to a canonical record.
 pub fn map_record(kind: Kind, raw: &Value, settings: &Settings) -> Result<Record, MapError> {
-    let names = ZohoNames::for_kind(settings, kind);
+    map_record_named(kind, raw, &ZohoNames::for_kind(settings, kind), settings)
+}
+
+/// [`map_record`] with the kind's Zoho names already looked up (`names` must be
+/// `ZohoNames::for_kind(settings, kind)`): for callers mapping many records of one kind, which would
+/// otherwise copy the names for each.
+pub fn map_record_named(kind: Kind, raw: &Value, names: &ZohoNames, settings: &Settings) -> Result<Record, MapError> {
     match kind {
-        Kind::Student => person::student_from_zoho(raw, &names),
-        Kind::Teacher => person::teacher_from_zoho(raw, &names),
+        Kind::Student => person::student_from_zoho(raw, names),
+        Kind::Teacher => person::teacher_from_zoho(raw, names),
         Kind::MoodleUser => person::user_from_moodle(raw),
-        Kind::Class => class::class_from_zoho(raw, &names),
+        Kind::Class => class::class_from_zoho(raw, names),
         Kind::MoodleCourse => class::course_from_moodle(raw),
-        Kind::Enrollment => enrollment::from_zoho(raw, &names),
+        Kind::Enrollment => enrollment::from_zoho(raw, names),
         Kind::MoodleEnrolment => enrollment::from_moodle(raw),
-        Kind::Grade => grade::from_zoho(raw, &names),
+        Kind::Grade => grade::from_zoho(raw, names),
         Kind::MoodleGrade => grade::from_moodle(raw, &settings.thresholds),
-        Kind::Unit | Kind::Registration | Kind::Payment => dashboard::from_zoho(kind, raw, &names),
+        Kind::Unit | Kind::Registration | Kind::Payment => dashboard::from_zoho(kind, raw, names),
         Kind::DashboardUnit | Kind::DashboardRegistration | Kind::DashboardPayment => dashboard::from_moodle(kind, raw),
     }
 }

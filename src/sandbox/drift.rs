@@ -10,18 +10,19 @@
 //! existed in Zoho (an extra Moodle enrolment), `moodle_id` `None` only for one that never existed in Moodle.
 //! A deleted Zoho student keeps its `zoho_id`, an unenrolled enrolment its `courseid:userid`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::generator::{date_str, zoho_time, HUMAN_USER};
-use super::seed::{DeletedStub, Drift, DriftKind, JsonObject, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed};
+use super::seed::{DeletedStub, Drift, DriftKind, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed};
 use crate::mapping::{self, canon, enrollment, grade, ZohoNames};
-use crate::model::{Fields, Kind};
+use crate::model::{Fields, Kind, Record};
 use crate::settings::{ConflictPolicy, Settings};
 
 /// One change to one record on one side. Zoho fields use API names, Moodle fields Moodle's names.
@@ -58,6 +59,28 @@ pub struct SeededDrift {
 /// The Zoho ids of the students the drifts involve (to keep later drifts of the same sandbox off them).
 pub fn students_touched(plans: &[SeededDrift]) -> HashSet<String> {
     plans.iter().map(|p| p.student.clone()).collect()
+}
+
+/// What [`plan`] needs of a Zoho student, as mapped (`mapping::map_record`), and its Moodle user id
+/// (`Student_Moodle_ID`) if it has one.
+pub struct MappedStudent {
+    pub id: String,
+    pub uid: Option<i64>,
+    pub email: Option<String>,
+    pub id_number: String,
+    pub fingerprint: String,
+}
+
+impl MappedStudent {
+    pub fn new(r: &Record, uid: Option<i64>) -> MappedStudent {
+        MappedStudent {
+            id: r.key.clone(),
+            uid,
+            email: r.field_str("email").map(str::to_string),
+            id_number: r.field_str("id_number").unwrap_or("").to_string(),
+            fingerprint: r.fingerprint.clone(),
+        }
+    }
 }
 
 struct Student<'a> {
@@ -114,6 +137,30 @@ pub fn plan(
     exclude: &HashSet<String>,
     settings: &Settings,
 ) -> Vec<SeededDrift> {
+    let sn = ZohoNames::for_kind(settings, Kind::Student);
+    let students = zoho.modules.get(sn.module()).map(Vec::as_slice).unwrap_or(&[]);
+    let mapped = students
+        .iter()
+        .filter_map(|s| {
+            let s = s.value();
+            let r = mapping::map_record_named(Kind::Student, &s, &sn, settings).ok()?;
+            Some(MappedStudent::new(&r, moodle_id(&s, sn.get("moodle_id"))))
+        })
+        .collect();
+    plan_mapped(zoho, moodle, mapped, count, seed, exclude, settings)
+}
+
+/// [`plan`] with the Zoho students already mapped (those that map, in any order), e.g. by the generator
+/// that just built the synced state from them.
+pub fn plan_mapped(
+    zoho: &ZohoSeed,
+    moodle: &MoodleSeed,
+    mapped: Vec<MappedStudent>,
+    count: usize,
+    seed: u64,
+    exclude: &HashSet<String>,
+    settings: &Settings,
+) -> Vec<SeededDrift> {
     let module = |kind: Kind| ZohoNames::for_kind(settings, kind);
     let (sn, en, gn, pn) =
         (module(Kind::Student), module(Kind::Enrollment), module(Kind::Grade), module(Kind::Payment));
@@ -121,7 +168,6 @@ pub fn plan(
     // Records are parsed one at a time and only what the plan needs is kept: a whole module parsed at once
     // would cost as much memory as the seed's compact form saves.
     let module_records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]).iter();
-    let records = |names: &ZohoNames| module_records(names).map(JsonObject::value);
     // Other modules are read for a few fields each: only those are built.
     let picked = |names: &ZohoNames, canonical: &[&str]| {
         let keys: Vec<String> =
@@ -130,40 +176,36 @@ pub fn plan(
     };
 
     // Students who agree on both sides, have an email of their own and an active account.
-    let users: HashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
-    let mut email_count: HashMap<String, usize> = HashMap::new();
-    let mut mapped = Vec::new();
-    for s in records(&sn) {
-        let Ok(r) = mapping::map_record(Kind::Student, &s, settings) else { continue };
-        if let Some(e) = r.field_str("email") {
-            *email_count.entry(e.to_string()).or_default() += 1;
-        }
-        let Some(uid) = moodle_id(&s, sn.get("moodle_id")) else { continue };
-        mapped.push((uid, r));
+    let users: FxHashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
+    let mut email_count: FxHashMap<&str, usize> = FxHashMap::default();
+    for e in mapped.iter().filter_map(|r| r.email.as_deref()) {
+        *email_count.entry(e).or_default() += 1;
     }
+    let user_names = ZohoNames::for_kind(settings, Kind::MoodleUser);
     let mut students: Vec<Student> = Vec::new();
-    for (uid, r) in mapped {
-        let Some(user) = users.get(&uid) else { continue };
-        let unique = r.field_str("email").map(|e| email_count[e] == 1).unwrap_or(false);
-        let Ok(m) = mapping::map_record(Kind::MoodleUser, &json!(user), settings) else { continue };
+    for r in &mapped {
+        let Some(user) = r.uid.and_then(|uid| users.get(&uid)) else { continue };
+        let unique = r.email.as_deref().map(|e| email_count[e] == 1).unwrap_or(false);
+        let Ok(m) = mapping::map_record_named(Kind::MoodleUser, &json!(user), &user_names, settings) else {
+            continue;
+        };
         let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
-        if unique && agree && !user.suspended && !exclude.contains(&r.key) {
-            let id_number = r.field_str("id_number").unwrap_or("").to_string();
-            students.push(Student { id: r.key, uid, user, id_number });
+        if unique && agree && !user.suspended && !exclude.contains(&r.id) {
+            students.push(Student { id: r.id.clone(), uid: user.id, user, id_number: r.id_number.clone() });
         }
     }
-    let student_uid: HashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
-    let course_of: HashMap<String, i64> = picked(&cn, &["id", "moodle_id"])
+    let student_uid: FxHashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
+    let course_of: FxHashMap<String, i64> = picked(&cn, &["id", "moodle_id"])
         .filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?)))
         .collect();
-    let m_enrol: HashMap<(i64, i64), &MoodleEnrolment> =
+    let m_enrol: FxHashMap<(i64, i64), &MoodleEnrolment> =
         moodle.enrolments.iter().map(|e| ((e.courseid, e.userid), e)).collect();
-    let m_grade: HashMap<(i64, i64), &super::seed::MoodleGrade> =
+    let m_grade: FxHashMap<(i64, i64), &super::seed::MoodleGrade> =
         moodle.grades.iter().map(|g| ((g.courseid, g.userid), g)).collect();
 
     // Students with dependent records (a deleted one would leave their lookups dangling), gathered while
     // reading the dependent modules.
-    let mut referenced: HashSet<String> = HashSet::new();
+    let mut referenced: FxHashSet<String> = FxHashSet::default();
     let mut refer = |rec: &Value, names: &ZohoNames| {
         if let Some(s) = lookup_id(rec, names.get("student")) {
             if !referenced.contains(s) {
@@ -209,8 +251,16 @@ pub fn plan(
             grades.push(Graded { id, student, courseid, userid, finalgrade, grademin, grademax });
         }
     }
-    let rows: HashSet<String> =
-        moodle.plugin.payments.iter().filter_map(|r| r.map().get("zoho_id")?.as_str().map(str::to_string)).collect();
+    let rows: FxHashSet<String> = moodle
+        .plugin
+        .payments
+        .iter()
+        .filter_map(|r| match r.raw("zoho_id") {
+            // A string without escapes is its text between the quotes: nothing to parse.
+            Some(raw) if !raw.contains('\\') => Some(raw.strip_prefix('"')?.strip_suffix('"')?.to_string()),
+            _ => r.pick(&["zoho_id"]).get("zoho_id")?.as_str().map(str::to_string),
+        })
+        .collect();
     let mut payments: Vec<(String, String)> = Vec::new();
     for p in picked(&pn, &["id", "student", "status", "method"]) {
         refer(&p, &pn);
@@ -444,24 +494,18 @@ pub fn apply_to_seeds(zoho: &mut ZohoSeed, moodle: &mut MoodleSeed, mutations: &
     for m in mutations {
         match m {
             Mutation::ZohoUpdate { module, id, fields } => {
-                let Some(rec) = zoho
-                    .modules
-                    .get_mut(module)
-                    .and_then(|r| r.iter_mut().find(|r| r.id().as_deref() == Some(id.as_str())))
-                else {
+                let Some(rec) = zoho.modules.get_mut(module).and_then(|r| r.iter_mut().find(|r| r.has_id(id))) else {
                     continue;
                 };
-                let mut obj = rec.map();
                 for (k, v) in fields {
-                    obj.insert(k.clone(), v.clone());
+                    rec.set(k, v);
                 }
-                obj.insert("Modified_Time".into(), json!(zoho_time(at, false)));
-                obj.insert("Modified_By".into(), json!({"id": HUMAN_USER.0, "name": HUMAN_USER.1}));
-                *rec = JsonObject::from(obj);
+                rec.set("Modified_Time", &zoho_time(at, false));
+                rec.set("Modified_By", &json!({"id": HUMAN_USER.0, "name": HUMAN_USER.1}));
             }
             Mutation::ZohoDelete { module, id } => {
                 let Some(records) = zoho.modules.get_mut(module) else { continue };
-                let Some(pos) = records.iter().position(|r| r.id().as_deref() == Some(id.as_str())) else { continue };
+                let Some(pos) = records.iter().position(|r| r.has_id(id)) else { continue };
                 let rec = records.remove(pos).value();
                 zoho.deleted.entry(module.clone()).or_default().push(DeletedStub {
                     id: id.clone(),

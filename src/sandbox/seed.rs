@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -25,6 +24,8 @@ pub const ZOHO_MODULES: &[&str] = &[
 /// One JSON object kept as its compact text, parsed when used. Seeds hold hundreds of thousands of records
 /// (50,000 students make about 640,000); as `serde_json::Value` objects (an `IndexMap` each, with this crate's
 /// `preserve_order`) they took about 3.5 KiB apiece, as text they take their length. Keys keep their order.
+/// The text is always serde_json's compact form (no whitespace between tokens), which lets [`JsonObject::raw`],
+/// [`JsonObject::pick`] and [`JsonObject::set`] find a key's value by a byte scan instead of a parse.
 /// Serializes as the object itself, not as a string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JsonObject(Box<str>);
@@ -55,12 +56,52 @@ impl JsonObject {
         }
     }
 
+    /// The text of a top-level key's value as written (`"Active"`, `null`, `{"id":"1","name":"S"}`), without
+    /// parsing anything. Keys are matched as spelled in the text (seed keys hold no escapes).
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        value_range(&self.0, key).map(|r| &self.0[r])
+    }
+
+    /// Whether the string `id` is `id`, without allocating (see [`JsonObject::id`]).
+    pub fn has_id(&self, id: &str) -> bool {
+        match self.raw("id") {
+            Some(raw) if !raw.contains('\\') => raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) == Some(id),
+            _ => self.id().as_deref() == Some(id),
+        }
+    }
+
+    /// Sets a top-level key to `value`: its value's text is replaced where it stands (the key keeps its
+    /// place), or the key is appended when absent. The rest of the text is kept as it is, unparsed.
+    pub fn set<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+        let v = serde_json::to_string(value).expect("a value serializes");
+        let text = &self.0;
+        let out = match value_range(text, key) {
+            Some(r) => [&text[..r.start], &v, &text[r.end..]].concat(),
+            None => {
+                let sep = if text.len() > 2 { "," } else { "" };
+                let key = serde_json::to_string(key).expect("a key serializes");
+                [&text[..text.len() - 1], sep, &key, ":", &v, "}"].concat()
+            }
+        };
+        self.0 = out.into_boxed_str();
+    }
+
     /// Only the `keys` of the object, in its order, as a `Value::Object`; other values are skipped without
     /// being built. For readers that need a few fields of many records (a full parse builds every value).
     pub fn pick<K: AsRef<str>>(&self, keys: &[K]) -> Value {
-        let mut de = serde_json::Deserializer::from_str(&self.0);
-        let map = Pick(keys).deserialize(&mut de).expect("a JsonObject holds an object's JSON");
-        Value::Object(map)
+        let mut out = Map::with_capacity(keys.len());
+        for (key, value) in entries(&self.0) {
+            // A key is matched by what it spells: one written with an escape is decoded first.
+            let key: Cow<str> = if key.contains('\\') {
+                Cow::Owned(serde_json::from_str(&format!("\"{key}\"")).expect("a JSON key"))
+            } else {
+                Cow::Borrowed(key)
+            };
+            if keys.iter().any(|k| k.as_ref() == key) {
+                out.insert(key.into_owned(), serde_json::from_str(value).expect("a JsonObject holds an object's JSON"));
+            }
+        }
+        Value::Object(out)
     }
 
     /// Wraps text already known to be one compact JSON object (the generator's record writer).
@@ -70,59 +111,61 @@ impl JsonObject {
     }
 }
 
-/// [`JsonObject::pick`]'s reader: a map visitor keeping the values of some keys.
-struct Pick<'k, K>(&'k [K]);
-
-impl<'de, K: AsRef<str>> DeserializeSeed<'de> for Pick<'_, K> {
-    type Value = Map<String, Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
+/// Where the value of top-level `key` lies in an object's compact text (as serde_json writes it, and as
+/// every [`JsonObject`] holds it: no whitespace between tokens).
+fn value_range(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    spans(text).find(|(k, _)| &text[k.clone()] == key).map(|(_, v)| v)
 }
 
-impl<'de, K: AsRef<str>> Visitor<'de> for Pick<'_, K> {
-    type Value = Map<String, Value>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut out = Map::with_capacity(self.0.len());
-        while let Some(Key(key)) = access.next_key()? {
-            if self.0.iter().any(|k| k.as_ref() == key) {
-                out.insert(key.into_owned(), access.next_value()?);
-            } else {
-                access.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(out)
-    }
+/// The top-level entries of an object's compact text: each key as written (without its quotes, escapes
+/// left as they are) and its value's text.
+fn entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    spans(text).map(move |(k, v)| (&text[k], &text[v]))
 }
 
-/// A map key, borrowed from the text unless it holds an escape.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string key")
-            }
-
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
+/// [`entries`] as byte ranges: a scan of the text that builds nothing (the text is valid JSON, see
+/// [`JsonObject`]).
+fn spans(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::Range<usize>)> + '_ {
+    let b = text.as_bytes();
+    let mut i = 1; // after the `{`
+    std::iter::from_fn(move || {
+        if b.get(i) != Some(&b'"') {
+            return None;
         }
-        d.deserialize_str(KeyVisitor)
+        let key_end = string_end(b, i);
+        let start = key_end + 1; // after the `:`
+        let end = value_end(b, start);
+        let key = i + 1..key_end - 1;
+        i = end + 1; // after the `,` (or past the closing `}`)
+        Some((key, start..end))
+    })
+}
+
+/// The index just past the string starting at `b[i]` (a `"`).
+fn string_end(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    while b[j] != b'"' {
+        j += if b[j] == b'\\' { 2 } else { 1 };
+    }
+    j + 1
+}
+
+/// The index of the `,` or `}` that ends the value starting at `b[j]`.
+fn value_end(b: &[u8], mut j: usize) -> usize {
+    let mut depth = 0usize;
+    loop {
+        match b[j] {
+            b'"' => {
+                j = string_end(b, j);
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return j,
+            b'}' | b']' => depth -= 1,
+            b',' if depth == 0 => return j,
+            _ => {}
+        }
+        j += 1;
     }
 }
 
@@ -365,5 +408,30 @@ mod tests {
         let got = rec.pick(&["id", "Student", "Status", "Missing"]);
         assert_eq!(got, json!({"id": "58", "Student": {"id": "57", "name": "S"}, "Status": "Active"}));
         assert_eq!(rec.pick::<&str>(&[]), json!({}));
+    }
+
+    #[test]
+    fn raw_and_set_edit_the_text_in_place() {
+        let text = r#"{"id":"58","Name":"a,\"}b","Student":{"id":"57","tags":[1,{"x":"]"}]},"Phone":null,"N":-1.5}"#;
+        let mut rec = JsonObject::from_text_unchecked(text.to_string());
+        assert_eq!(rec.raw("Name"), Some(r#""a,\"}b""#));
+        assert_eq!(rec.raw("Student"), Some(r#"{"id":"57","tags":[1,{"x":"]"}]}"#));
+        assert_eq!(rec.raw("N"), Some("-1.5"));
+        assert_eq!(rec.raw("id"), Some(r#""58""#));
+        assert_eq!(rec.raw("x"), None);
+        assert!(rec.has_id("58") && !rec.has_id("5"));
+        let mut want = rec.map();
+        rec.set("Phone", "07700 900123");
+        rec.set("Student", &json!({"id": "9", "name": "Zoë"}));
+        rec.set("N", &2);
+        rec.set("Added", &None::<i64>);
+        want.insert("Phone".into(), json!("07700 900123"));
+        want.insert("Student".into(), json!({"id": "9", "name": "Zoë"}));
+        want.insert("N".into(), json!(2));
+        want.insert("Added".into(), Value::Null);
+        assert_eq!(rec.as_str(), serde_json::to_string(&want).unwrap());
+        let mut empty = JsonObject::from(json!({}));
+        empty.set("a", "b");
+        assert_eq!(empty.as_str(), r#"{"a":"b"}"#);
     }
 }

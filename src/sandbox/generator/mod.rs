@@ -11,10 +11,13 @@ mod record;
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -24,8 +27,8 @@ use super::seed::{
     Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
     PluginTables, ZohoSeed, ZOHO_MODULES,
 };
-use crate::mapping::{self, class, dashboard, enrollment, grade, person};
-use crate::model::Kind;
+use crate::mapping::{self, class, dashboard, enrollment, grade, person, ZohoNames};
+use crate::model::{Kind, Record};
 use crate::settings::Settings;
 
 pub use names::ascii_fold;
@@ -111,10 +114,11 @@ impl College {
             let moodle = MoodleSeed { categories: vec![default_category()], ..MoodleSeed::default() };
             return College { zoho, moodle, drift: Vec::new() };
         }
-        let mut moodle = synced_moodle(&mut zoho, &pending, &settings);
+        let (mut moodle, students) = synced_moodle(&mut zoho, &pending, &settings);
         let mut drift = Vec::new();
         if opts.state == State::Drifted {
-            let plans = drift::plan(&zoho, &moodle, opts.drift_count, opts.seed, &HashSet::new(), &settings);
+            let (count, seed) = (opts.drift_count, opts.seed);
+            let plans = drift::plan_mapped(&zoho, &moodle, students, count, seed, &HashSet::new(), &settings);
             for p in &plans {
                 drift::apply_to_seeds(&mut zoho, &mut moodle, &p.mutations, AS_OF + 3600);
             }
@@ -228,7 +232,7 @@ struct Gen<'a> {
     state: State,
     settings: &'a Settings,
     zoho: ZohoSeed,
-    seq: HashMap<&'static str, u64>,
+    seq: FxHashMap<&'static str, u64>,
     teachers: Vec<(String, String)>,
     units: Vec<(String, String)>,
     unit_names: Vec<String>,
@@ -248,7 +252,7 @@ impl<'a> Gen<'a> {
             state: opts.state,
             settings,
             zoho,
-            seq: HashMap::new(),
+            seq: FxHashMap::default(),
             teachers: Vec::new(),
             units: Vec::new(),
             unit_names: Vec::new(),
@@ -314,7 +318,7 @@ impl<'a> Gen<'a> {
         for i in 0..classes {
             self.class(i, class_start);
         }
-        let mut seen: HashSet<String> = HashSet::with_capacity(self.students);
+        let mut seen: FxHashSet<String> = FxHashSet::with_capacity_and_hasher(self.students, Default::default());
         let mut emails: Vec<Option<String>> = Vec::with_capacity(self.students);
         let mut seqs = (0u64, 0u64);
         for i in 0..self.students {
@@ -425,7 +429,7 @@ impl<'a> Gen<'a> {
         &mut self,
         i: usize,
         new_intake: bool,
-        seen: &mut HashSet<String>,
+        seen: &mut FxHashSet<String>,
         emails: &mut Vec<Option<String>>,
     ) -> StudentInfo {
         let (first, last) = self.person_names();
@@ -608,10 +612,37 @@ impl<'a> Gen<'a> {
 
 // ---- the Moodle side of `synced` --------------------------------------------------------------------------
 
-fn map(kind: Kind, raw: &Value, settings: &Settings) -> crate::model::Record {
-    mapping::map_record(kind, raw, settings)
-        .unwrap_or_else(|e| panic!("generated {kind} record does not map ({e}): a generator bug\n{raw}"))
+/// Maps seed records of one kind as a sync reads them: through `mapping::map_record`, with the names looked
+/// up once, from only the fields a sync asks Zoho for (`ZohoNames::read_fields`, the other values are not
+/// built).
+struct Mapper<'s> {
+    kind: Kind,
+    names: ZohoNames,
+    read: Vec<String>,
+    settings: &'s Settings,
 }
+
+impl<'s> Mapper<'s> {
+    fn new(kind: Kind, settings: &'s Settings) -> Mapper<'s> {
+        let names = ZohoNames::for_kind(settings, kind);
+        let read = names.read_fields();
+        Mapper { kind, names, read, settings }
+    }
+
+    fn map(&self, rec: &JsonObject) -> Record {
+        let raw = rec.pick(&self.read);
+        mapping::map_record_named(self.kind, &raw, &self.names, self.settings)
+            .unwrap_or_else(|e| panic!("generated {} record does not map ({e}): a generator bug\n{rec}", self.kind))
+    }
+
+    /// [`Mapper::map`] over a block of records, on all cores, in order.
+    fn map_all(&self, block: &[JsonObject]) -> Vec<Record> {
+        block.par_iter().map(|rec| self.map(rec)).collect()
+    }
+}
+
+/// Records are mapped on all cores a block at a time: what is built for one block is all that is held.
+const BLOCK: usize = 8192;
 
 fn text(m: &Map<String, Value>, key: &str) -> String {
     m.get(key).and_then(Value::as_str).unwrap_or("").to_string()
@@ -621,13 +652,12 @@ fn int(m: &Map<String, Value>, key: &str) -> i64 {
     m.get(key).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// Records the sync's write-back of a Moodle id into a Zoho record.
-fn write_back(rec: &mut Value, field: &str, moodle_id: i64) {
-    let m = rec.as_object_mut().expect("Zoho records are objects");
-    let ist = m.get("Modified_Time").and_then(Value::as_str).map(|t| t.ends_with("+05:30")).unwrap_or(false);
-    m.insert(field.into(), json!(moodle_id.to_string()));
-    m.insert("Modified_Time".into(), json!(zoho_time(SYNCED_AT, ist)));
-    m.insert("Modified_By".into(), json!({"id": INTEGRATION_USER.0, "name": INTEGRATION_USER.1}));
+/// Records the sync's write-back of a Moodle id into a Zoho record (its text edited in place).
+fn write_back(rec: &mut JsonObject, field: &str, moodle_id: i64) {
+    let ist = rec.raw("Modified_Time").is_some_and(|t| t.ends_with("+05:30\""));
+    rec.set(field, &moodle_id.to_string());
+    rec.set("Modified_Time", &zoho_time(SYNCED_AT, ist));
+    rec.set("Modified_By", &json!({"id": INTEGRATION_USER.0, "name": INTEGRATION_USER.1}));
 }
 
 fn user_from_create(id: i64, create: &Map<String, Value>, suspended: bool) -> MoodleUser {
@@ -660,8 +690,9 @@ fn enrolment_from_item(item: &Map<String, Value>) -> MoodleEnrolment {
 /// with their enrolments, dashboard rows and grades. Returns the Zoho ids that get a user.
 pub fn students_with_users(students: &[JsonObject], settings: &Settings) -> HashSet<String> {
     let mut by_email: HashMap<String, String> = HashMap::new();
+    let mapper = Mapper::new(Kind::Student, settings);
     for s in students {
-        let r = map(Kind::Student, &s.value(), settings);
+        let r = mapper.map(s);
         let Some(email) = r.field_str("email") else { continue };
         let id = r.key.as_str();
         let e = by_email.entry(email.to_string()).or_insert_with(|| id.to_string());
@@ -673,7 +704,12 @@ pub fn students_with_users(students: &[JsonObject], settings: &Settings) -> Hash
     by_email.into_values().collect()
 }
 
-fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Settings) -> MoodleSeed {
+/// The Moodle side of `synced`, with the Zoho students as mapped on the way (for [`drift::plan_mapped`]).
+fn synced_moodle(
+    zoho: &mut ZohoSeed,
+    pending: &[PendingGrade],
+    settings: &Settings,
+) -> (MoodleSeed, Vec<drift::MappedStudent>) {
     let accounts = &settings.accounts;
     let mut moodle = MoodleSeed {
         categories: vec![
@@ -688,22 +724,27 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
         ..MoodleSeed::default()
     };
     let mut next_user = FIRST_USER_ID;
-    let mut user_of: HashMap<String, i64> = HashMap::new();
+    let mut user_of: FxHashMap<String, i64> = FxHashMap::default();
 
     // People, in the sync's entity order: teachers, then students. Students are in id order, so the first
     // with an email is the one among its sharers that gets a user ([`students_with_users`]): one pass, one
     // mapping per student.
-    let mut emails_taken: HashSet<String> = HashSet::new();
+    let mut emails_taken: FxHashSet<String> = FxHashSet::default();
     let mut last_student = String::new();
+    let mut students = Vec::with_capacity(zoho.modules["BTEC_Students"].len());
     for (module, kind, field) in
         [("BTEC_Teachers", Kind::Teacher, "Teacher_Moodle_ID"), ("BTEC_Students", Kind::Student, "Student_Moodle_ID")]
     {
-        for rec in zoho.modules.get_mut(module).expect("module present") {
-            let mut raw = rec.value();
-            let r = map(kind, &raw, settings);
+        let mapper = Mapper::new(kind, settings);
+        let records = zoho.modules.get_mut(module).expect("module present");
+        for (rec, r) in records.chunks_mut(BLOCK).flat_map(|block| {
+            let mapped = mapper.map_all(block);
+            block.iter_mut().zip(mapped)
+        }) {
             if kind == Kind::Student {
                 assert!((r.key.len(), &r.key) > (last_student.len(), &last_student), "students are in id order");
                 last_student.clone_from(&r.key);
+                students.push(drift::MappedStudent::new(&r, None));
                 match r.field_str("email") {
                     Some(email) if !emails_taken.contains(email) => emails_taken.insert(email.to_string()),
                     _ => continue,
@@ -712,20 +753,22 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
             let Ok(create) = person::moodle_user_create(&r.fields, accounts) else { continue };
             let suspended = r.field("suspended").as_bool().unwrap_or(false);
             moodle.users.push(user_from_create(next_user, &create, suspended));
-            write_back(&mut raw, field, next_user);
-            *rec = JsonObject::from(raw);
+            write_back(rec, field, next_user);
+            if kind == Kind::Student {
+                students.last_mut().expect("just pushed").uid = Some(next_user);
+            }
             user_of.insert(r.key, next_user);
             next_user += 1;
         }
     }
 
     // Classes → courses, each with its teacher enrolled with the teacher role.
-    let mut course_of: HashMap<String, i64> = HashMap::new();
+    let mut course_of: FxHashMap<String, i64> = FxHashMap::default();
     let teaching: crate::model::Fields = [("active".to_string(), json!(true))].into_iter().collect();
     let classes = zoho.modules.get_mut("BTEC_Classes").expect("module present");
+    let mapper = Mapper::new(Kind::Class, settings);
     for (next_course, rec) in (FIRST_COURSE_ID..).zip(classes.iter_mut()) {
-        let mut raw = rec.value();
-        let r = map(Kind::Class, &raw, settings);
+        let r = mapper.map(rec);
         let create = class::moodle_course_create(&r.key, &r.fields).expect("generated classes have names");
         moodle.courses.push(MoodleCourse {
             id: next_course,
@@ -741,19 +784,22 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
             let item = enrollment::moodle_enrol(settings.roles.teacher, *teacher, next_course, &teaching);
             moodle.enrolments.push(enrolment_from_item(&item));
         }
-        write_back(&mut raw, "Moodle_Course_ID", next_course);
-        *rec = JsonObject::from(raw);
+        write_back(rec, "Moodle_Course_ID", next_course);
         course_of.insert(r.key, next_course);
     }
 
-    for rec in &zoho.modules["BTEC_Enrollments"] {
-        let r = map(Kind::Enrollment, &rec.value(), settings);
-        let user = r.ref_str("student_id").and_then(|s| user_of.get(s));
-        let course = r.ref_str("class_id").and_then(|c| course_of.get(c));
-        if let (Some(u), Some(c)) = (user, course) {
-            let item = enrollment::moodle_enrol(settings.roles.student, *u, *c, &r.fields);
-            moodle.enrolments.push(enrolment_from_item(&item));
-        }
+    let mapper = Mapper::new(Kind::Enrollment, settings);
+    for block in zoho.modules["BTEC_Enrollments"].chunks(BLOCK) {
+        let enrolled: Vec<MoodleEnrolment> = block
+            .par_iter()
+            .filter_map(|rec| {
+                let r = mapper.map(rec);
+                let u = r.ref_str("student_id").and_then(|s| user_of.get(s))?;
+                let c = r.ref_str("class_id").and_then(|c| course_of.get(c))?;
+                Some(enrolment_from_item(&enrollment::moodle_enrol(settings.roles.student, *u, *c, &r.fields)))
+            })
+            .collect();
+        moodle.enrolments.extend(enrolled);
     }
 
     for p in pending {
@@ -771,34 +817,43 @@ fn synced_moodle(zoho: &mut ZohoSeed, pending: &[PendingGrade], settings: &Setti
     }
 
     moodle.plugin = plugin_tables(zoho, &user_of, settings);
-    moodle
+    (moodle, students)
 }
 
 /// The dashboard rows as the plugin's `get_*` functions show them after the sync's upserts.
-fn plugin_tables(zoho: &ZohoSeed, user_of: &HashMap<String, i64>, settings: &Settings) -> PluginTables {
+fn plugin_tables(zoho: &ZohoSeed, user_of: &FxHashMap<String, i64>, settings: &Settings) -> PluginTables {
     let mut tables = PluginTables::default();
     let mut next_row = 1;
     for (module, kind) in
         [("BTEC_Units", Kind::Unit), ("BTEC_Registrations", Kind::Registration), ("BTEC_Payments", Kind::Payment)]
     {
-        for rec in &zoho.modules[module] {
-            let r = map(kind, &rec.value(), settings);
-            let userid = if dashboard::personal(kind) {
-                match r.field_str("student").and_then(|s| user_of.get(s)) {
-                    Some(u) => Some(*u),
-                    None => continue, // the student has no Moodle user: the sync skips their rows
-                }
-            } else {
-                None
-            };
-            let row = dashboard::plugin_row(kind, &r.key, &r.fields, userid).expect("generated rows are complete");
-            let stored = JsonObject::from(stored_row(kind, row, next_row, SYNCED_AT));
-            next_row += 1;
-            match kind {
-                Kind::Unit => tables.units.push(stored),
-                Kind::Registration => tables.registrations.push(stored),
-                _ => tables.payments.push(stored),
-            }
+        let mapper = Mapper::new(kind, settings);
+        let table = match kind {
+            Kind::Unit => &mut tables.units,
+            Kind::Registration => &mut tables.registrations,
+            _ => &mut tables.payments,
+        };
+        for block in zoho.modules[module].chunks(BLOCK) {
+            let rows: Vec<Map<String, Value>> = block
+                .par_iter()
+                .filter_map(|rec| {
+                    let r = mapper.map(rec);
+                    let userid = match dashboard::personal(kind) {
+                        // No Moodle user for the student: the sync skips their rows.
+                        true => Some(*r.field_str("student").and_then(|s| user_of.get(s))?),
+                        false => None,
+                    };
+                    Some(dashboard::plugin_row(kind, &r.key, &r.fields, userid).expect("generated rows are complete"))
+                })
+                .collect();
+            let first = next_row;
+            next_row += rows.len() as i64;
+            let stored: Vec<JsonObject> = rows
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, row)| stored_row_text(kind, row, first + i as i64, SYNCED_AT))
+                .collect();
+            table.extend(stored);
         }
     }
     tables
@@ -813,11 +868,10 @@ enum Absent {
     Zero,
 }
 
-/// The `get_*` row for an upserted row: every key of the contract in its order, omitted optionals as the
-/// plugin stores them (`""`, `null`, 0 credits), `credits` as an integer, plus `id` and `timemodified`.
-pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> Value {
+/// The keys of a `get_*` row in the contract's order (after `id`), each with what it reads as when omitted.
+fn layout(kind: Kind) -> &'static [(&'static str, Absent)] {
     use Absent::*;
-    let layout: &[(&str, Absent)] = match kind {
+    match kind {
         Kind::Unit | Kind::DashboardUnit => &[
             ("zoho_id", Required),
             ("unit_code", Required),
@@ -848,24 +902,49 @@ pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified
             ("status", Required),
             ("method", Empty),
         ],
-    };
+    }
+}
+
+/// A key's stored value: an omitted optional as the plugin stores it (`""`, `null`, 0 credits), `credits` as
+/// an integer.
+fn stored_value(key: &str, absent: Absent, v: Option<Value>) -> Value {
+    let v = v.unwrap_or(match absent {
+        Absent::Empty => json!(""),
+        Absent::Zero => json!(0),
+        Absent::Null | Absent::Required => Value::Null,
+    });
+    match (key, v) {
+        ("credits", Value::String(s)) => json!(s.parse::<i64>().unwrap_or(0)),
+        ("scholarship_percent", Value::Null) => json!("0.00"),
+        (_, v) => v,
+    }
+}
+
+/// The `get_*` row for an upserted row: every key of the contract in its order, omitted optionals as the
+/// plugin stores them (`""`, `null`, 0 credits), `credits` as an integer, plus `id` and `timemodified`.
+pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> Value {
+    let layout = layout(kind);
     let mut out = Map::with_capacity(layout.len() + 2);
     out.insert("id".into(), json!(id));
     for (key, absent) in layout {
-        let v = row.remove(*key).unwrap_or(match absent {
-            Empty => json!(""),
-            Zero => json!(0),
-            Null | Required => Value::Null,
-        });
-        let v = match (*key, v) {
-            ("credits", Value::String(s)) => json!(s.parse::<i64>().unwrap_or(0)),
-            ("scholarship_percent", Value::Null) => json!("0.00"),
-            (_, v) => v,
-        };
-        out.insert(key.to_string(), v);
+        out.insert(key.to_string(), stored_value(key, *absent, row.remove(*key)));
     }
     out.insert("timemodified".into(), json!(timemodified));
     Value::Object(out)
+}
+
+/// [`stored_row`] written straight to its compact text (the same bytes), without building the row's map.
+fn stored_row_text(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> JsonObject {
+    use std::io::Write;
+    let mut buf = Vec::with_capacity(320);
+    write!(buf, "{{\"id\":{id}").expect("writing to memory cannot fail");
+    for (key, absent) in layout(kind) {
+        write!(buf, ",\"{key}\":").expect("writing to memory cannot fail");
+        let v = stored_value(key, *absent, row.remove(*key));
+        serde_json::to_writer(&mut buf, &v).expect("writing JSON to memory cannot fail");
+    }
+    write!(buf, ",\"timemodified\":{timemodified}}}").expect("writing to memory cannot fail");
+    JsonObject::from_text_unchecked(String::from_utf8(buf).expect("serde_json writes UTF-8"))
 }
 
 #[cfg(test)]

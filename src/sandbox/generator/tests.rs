@@ -420,3 +420,35 @@ fn drift_is_planned_away_from_excluded_students() {
     assert_eq!(second.len(), 11);
     assert!(drift::students_touched(&second).is_disjoint(&touched));
 }
+
+#[test]
+fn generator_stored_row_text_is_the_stored_row_json() {
+    let rows = [
+        (
+            Kind::Unit,
+            json!({"zoho_id": "1", "unit_code": "A/600/1000", "unit_name": "Zoë's \"unit\"", "credits": "15"}),
+        ),
+        (Kind::Unit, json!({"zoho_id": "2", "unit_code": "B", "unit_name": "U", "level": "3", "criteria": "P1\nP2"})),
+        (
+            Kind::Registration,
+            json!({"zoho_id": "3", "userid": 7, "student_zoho_id": "9", "program": "P",
+            "total_fee": "8000.00", "currency": "GBP"}),
+        ),
+        (
+            Kind::Payment,
+            json!({"zoho_id": "4", "userid": 7, "student_zoho_id": "9", "amount": "12.50",
+            "due_date": "2026-01-15", "status": "Due"}),
+        ),
+        (
+            Kind::Payment,
+            json!({"zoho_id": "5", "userid": 8, "student_zoho_id": "9", "registration_zoho_id": "3",
+            "amount": "1.00", "payment_date": "2026-01-10", "due_date": "2026-01-15", "status": "Paid",
+            "method": "Card"}),
+        ),
+    ];
+    for (kind, row) in rows {
+        let Value::Object(row) = row else { unreachable!() };
+        let want = serde_json::to_string(&stored_row(kind, row.clone(), 42, SYNCED_AT)).unwrap();
+        assert_eq!(stored_row_text(kind, row, 42, SYNCED_AT).as_str(), want);
+    }
+}
