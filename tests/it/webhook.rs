@@ -401,6 +401,11 @@ fn wait_for_log(srv: &Server, needle: &str, times: usize) {
     }
 }
 
+/// Stores a new `webhook.rate_limit` in the receiver's store (the running receiver is not told).
+fn set_rate_limit(s: &Scratch, url: &str, value: &str) {
+    s.run(&["--database-url", url, "settings", "set", "webhook.rate_limit", value]).ok();
+}
+
 #[test]
 fn webhook_rate_limit_change_takes_effect_without_restart() {
     let s = full_env(Scratch::new());
@@ -411,15 +416,7 @@ fn webhook_rate_limit_change_takes_effect_without_restart() {
         assert_eq!(srv.zoho("/v1/events/zoho/student", &student(&format!("u{i}"), "1")).status, 202);
     }
     // SIGHUP: the new limit holds at once.
-    s.run(&[
-        "--database-url",
-        &url,
-        "settings",
-        "set",
-        "webhook.rate_limit",
-        r#"{"per_source_per_second":1,"burst":1}"#,
-    ])
-    .ok();
+    set_rate_limit(&s, &url, r#"{"per_source_per_second":1,"burst":1}"#);
     let pid = srv.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     wait_for_log(&srv, "webhook.rate_limit changed", 1);
@@ -427,15 +424,7 @@ fn webhook_rate_limit_change_takes_effect_without_restart() {
         (0..4).map(|i| srv.zoho("/v1/events/zoho/student", &student(&format!("l{i}"), "1"))).collect();
     assert!(replies.iter().any(|r| r.status == 429), "4 quick events against 1/s, burst 1: {replies:?}");
     // No signal: the periodic re-read lifts it.
-    s.run(&[
-        "--database-url",
-        &url,
-        "settings",
-        "set",
-        "webhook.rate_limit",
-        r#"{"per_source_per_second":0,"burst":0}"#,
-    ])
-    .ok();
+    set_rate_limit(&s, &url, r#"{"per_source_per_second":0,"burst":0}"#);
     wait_for_log(&srv, "webhook.rate_limit changed", 2);
     for i in 0..6 {
         assert_eq!(srv.zoho("/v1/events/zoho/student", &student(&format!("v{i}"), "1")).status, 202);
