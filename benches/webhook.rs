@@ -3,7 +3,8 @@
 //! Starts the receiver in-process on loopback (the same code as `zmsync serve`), then drives it with signed
 //! Zoho events over keep-alive HTTP/1.1 connections:
 //! 1. latency at a steady 200 requests/s (p50, p99, max), every answer a 202 sent after the commit (open
-//!    loop: measured from each request's due time, less the client's own wake-up lag, which is printed);
+//!    loop: measured from each request's due time, less the client's own wake-up lag, which is printed, with
+//!    the machine's CPU steal and load average over the phase: on a shared VM the tail follows the steal);
 //! 2. the highest sustained rate with many connections in a closed loop.
 //!
 //! 3. end to end, webhook → Moodle: the sandbox at 100 ms latency on both fakes (Zoho capped at 10 calls in
@@ -87,6 +88,23 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The machine's CPU time so far from /proc/stat's `cpu` line: (steal, all), in clock ticks. Steal is time the
+/// hypervisor gave this VM's CPUs to another guest: a thread that was runnable then simply did not run, in the
+/// receiver or in the client alike. `None` off Linux.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    Some((*ticks.get(7)?, ticks.iter().take(8).sum()))
+}
+
+/// The share of CPU time stolen between two [`cpu_ticks`] readings, as text.
+fn steal_since(before: Option<(u64, u64)>) -> String {
+    match (before, cpu_ticks()) {
+        (Some((s0, a0)), Some((s1, a1))) if a1 > a0 => format!("{:.1} %", 100.0 * (s1 - s0) as f64 / (a1 - a0) as f64),
+        _ => "n/a".into(),
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
@@ -118,6 +136,7 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
     // receiver's). The lag is printed too.
     let rate = 200u64;
     let conns = 8u64;
+    let ticks = cpu_ticks();
     let t0 = Instant::now() + Duration::from_millis(50);
     let handles: Vec<_> = (0..conns)
         .map(|c| {
@@ -176,6 +195,13 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
         ms(pct(&lag, 0.50)),
         ms(pct(&lag, 0.99)),
         ms(*lag.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "{label}:   the machine meanwhile: CPU steal {} (time the hypervisor ran other guests), load average {}",
+        steal_since(ticks),
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split(' ').next().unwrap_or("?").to_string())
+            .unwrap_or_else(|_| "n/a".into())
     );
 
     // Phase 2: the highest sustained rate, closed loop.
