@@ -308,7 +308,20 @@ fn moodle_functions(plan: &Plan) -> Vec<String> {
 struct ZohoCursor {
     time: Option<DateTime<Utc>>,
     ids: Vec<String>,
+    /// The instant `time` was over (by Zoho's clock, [`CLOSED_AFTER`] later) when the listing that found it
+    /// started: every record modified at that instant was there to be read, and none can be modified at it any
+    /// more. The next run then asks from the following second and does not read them all again (after a bulk
+    /// write, e.g. the Moodle ids written back by a first sync, that is hundreds of records, page after page).
+    #[serde(default)]
+    closed: bool,
 }
+
+/// (id, `Modified_Time`) pairs a listing skips ([`ListQuery::seen`]).
+type Seen = HashSet<(String, String)>;
+
+/// How long after a cursor's instant (whole seconds, as Zoho stamps `Modified_Time` and its `Date` header) a
+/// listing must have started for the instant to count as closed: one whole second after it ended.
+const CLOSED_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 impl ZohoCursor {
     /// Takes in another cursor (the stored one): the later instant wins, ids at the same instant add up.
@@ -319,8 +332,27 @@ impl ZohoCursor {
             (Some(a), Some(b)) if a == b => {
                 let mine: HashSet<String> = self.ids.iter().cloned().collect();
                 self.ids.extend(other.ids.into_iter().filter(|id| !mine.contains(id)));
+                self.closed |= other.closed;
             }
             _ => *self = other,
+        }
+    }
+
+    /// Where a catch-up starts: the cursor's instant and the ids read at it, or, once the instant is closed, the
+    /// next second and nothing to skip.
+    fn since(&self) -> Option<(DateTime<Utc>, Seen)> {
+        let t = self.time?;
+        if self.closed {
+            return Some((t + chrono::TimeDelta::seconds(1), HashSet::new()));
+        }
+        Some((t, self.ids.iter().map(|id| (id.clone(), String::new())).collect()))
+    }
+
+    /// A listing that started at `started` (Zoho's clock) has read everything up to the cursor: closes its
+    /// instant if that was over by then.
+    fn listed(&mut self, started: Option<DateTime<Utc>>) {
+        if let (Some(t), Some(d)) = (self.time, started) {
+            self.closed |= d >= t + CLOSED_AFTER;
         }
     }
 
@@ -338,6 +370,7 @@ impl ZohoCursor {
             _ => {
                 self.time = Some(t);
                 self.ids = vec![id];
+                self.closed = false;
             }
         }
     }
@@ -364,19 +397,18 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
     let catch_up = async {
         let stored: Option<ZohoCursor> =
             ctx.bridge.run(move |s| s.cursor(kind)).await?.and_then(|c| serde_json::from_str(&c).ok());
-        let (since, seen) = match (inc.since, stored) {
-            (Some(t), _) => (Some(t), HashSet::new()),
+        let from = match (inc.since, stored) {
+            (Some(t), _) => Some((t, HashSet::new())),
             (None, Some(c)) => {
-                let seen = c.ids.iter().map(|id| (id.clone(), String::new())).collect();
-                let since = c.time;
+                let from = c.since();
                 // Continue from the stored cursor: records at its instant that this run skips stay in its ids,
                 // or a later run at the same instant would fetch them again.
                 cursor.merge(c);
-                (since, seen)
+                from
             }
-            (None, None) => (None, HashSet::new()),
+            (None, None) => None,
         };
-        let Some(since) = since else {
+        let Some((since, seen)) = from else {
             // No cursor yet: an incremental run only fetches the keys it was given.
             return Ok::<_, SnapshotError>(false);
         };
@@ -387,7 +419,8 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
     };
     let (recs, listed) = tokio::join!(by_ids, catch_up);
     let (recs, listed) = (recs?, listed?);
-    recs.iter().for_each(|r| cursor.see(r));
+    // The records read by id do not move the cursor: one modified after the catch-up began would put it past
+    // changes the catch-up did not see. The next catch-up reads it again instead.
     sink.page(recs).await?;
     let cursor = (listed && cursor.time.is_some()).then(|| json!(cursor).to_string());
     Ok(sink.finish(cursor))
@@ -424,6 +457,7 @@ async fn list_into(
         page.iter().for_each(|r| cursor.see(r));
         sink.page(page).await?;
     }
+    cursor.listed(pages.started());
     Ok(cursor.time.is_some().then(|| json!(cursor).to_string()))
 }
 
@@ -437,6 +471,14 @@ impl Listing {
         match self {
             Listing::Plain(p) => p.next().await,
             Listing::Split(p) => p.next().await,
+        }
+    }
+
+    /// Zoho's clock when it answered the first page.
+    fn started(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Listing::Plain(p) => p.started,
+            Listing::Split(p) => p.started(),
         }
     }
 }
@@ -582,4 +624,50 @@ pub fn moodle_calls(kind: Kind, by_function: &BTreeMap<String, moodle::FunctionS
         k => vec![format!("{p}_get_{}", mapping::dashboard::table(k))],
     };
     names.iter().filter_map(|n| by_function.get(n)).map(|f| f.calls).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn rec(id: &str, t: &str) -> Value {
+        json!({"id": id, "Modified_Time": t})
+    }
+
+    #[test]
+    fn a_cursor_instant_closes_only_once_a_listing_started_a_second_after_it() {
+        let mut c = ZohoCursor::default();
+        c.see(&rec("1", "2026-11-24T08:00:00+00:00"));
+        c.see(&rec("2", "2026-11-24T08:00:00+00:00"));
+        // Started within the instant's second or the next one: records may still be stamped with it.
+        c.listed(Some(at("2026-11-24T08:00:00Z")));
+        c.listed(Some(at("2026-11-24T08:00:01Z")));
+        c.listed(None);
+        assert!(!c.closed);
+        let (since, seen) = c.since().unwrap();
+        assert_eq!(since, at("2026-11-24T08:00:00Z"), "inclusive from the instant");
+        assert_eq!(seen.len(), 2, "its ids are skipped");
+        c.listed(Some(at("2026-11-24T08:00:02Z")));
+        assert!(c.closed);
+        let (since, seen) = c.since().unwrap();
+        assert_eq!(since, at("2026-11-24T08:00:01Z"), "from the next second");
+        assert!(seen.is_empty());
+        // The stored form keeps it; a cursor stored before the flag existed is open.
+        let back: ZohoCursor = serde_json::from_str(&json!(c).to_string()).unwrap();
+        assert!(back.closed);
+        let old: ZohoCursor = serde_json::from_str(r#"{"time":"2026-11-24T08:00:00Z","ids":["1"]}"#).unwrap();
+        assert!(!old.closed);
+        // A later record opens the cursor again at its own instant.
+        c.see(&rec("3", "2026-11-24T08:00:05+00:00"));
+        assert!(!c.closed);
+        assert_eq!(c.ids, vec!["3".to_string()]);
+        // Merged with a closed cursor of the same instant (the stored one, nothing newer read): stays closed.
+        let mut fresh = ZohoCursor::default();
+        fresh.merge(back);
+        assert!(fresh.closed);
+    }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, DATE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
@@ -173,6 +173,8 @@ pub(crate) enum Replay {
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    /// Zoho's clock when it answered (the `Date` header, to the second), if it sent one.
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Answer {
@@ -318,6 +320,12 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = retry::parse_retry_after(resp.headers().get(RETRY_AFTER));
+                    let date = resp
+                        .headers()
+                        .get(DATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+                        .map(|t| t.to_utc());
                     let body = match resp.bytes().await {
                         Ok(b) => b.to_vec(),
                         Err(e) => {
@@ -332,7 +340,7 @@ impl Client {
                             continue;
                         }
                     };
-                    let answer = Answer { status, body };
+                    let answer = Answer { status, body, date };
                     match status.as_u16() {
                         429 => {
                             inner.limiter.throttled(permit);

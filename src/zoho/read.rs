@@ -74,13 +74,15 @@ pub struct Pages {
     restarts: u32,
     /// API calls this listing made.
     pub calls: u64,
+    /// Zoho's clock when it answered the listing's first page (of its last restart), if it said.
+    pub started: Option<DateTime<Utc>>,
 }
 
 impl Client {
     /// Starts listing a module. Nothing is sent until [`Pages::next`].
     pub fn list(&self, q: ListQuery) -> Pages {
         let chunks = field_chunks(&q.fields);
-        Pages { client: self.clone(), q, chunks, cursor: Cursor::Page(1), restarts: 0, calls: 0 }
+        Pages { client: self.clone(), q, chunks, cursor: Cursor::Page(1), restarts: 0, calls: 0, started: None }
     }
 
     /// The records with these ids (any order; unknown ids are simply absent), ≤100 ids per call.
@@ -252,6 +254,9 @@ impl Pages {
                     r
                 })
                 .await?;
+            if page_param == Some(1) {
+                self.started = answer.date;
+            }
             match answer.status.as_u16() {
                 // No body: never parse it.
                 204 | 304 => {

@@ -85,6 +85,11 @@ impl SplitPages {
         }
     }
 
+    /// Zoho's clock when it answered the first ascending page, if it said.
+    pub fn started(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.asc.started
+    }
+
     fn asc_client(&self) -> Client {
         self.asc.client().clone()
     }

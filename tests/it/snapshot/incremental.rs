@@ -44,6 +44,11 @@ fn incremental_snapshot_fetches_the_keys_and_what_changed_since_the_cursor_once(
     let users = kind(&full, Kind::MoodleUser).stored;
     assert!(students > 100 && users > 100);
     assert!(h.store.cursor(Kind::Student).unwrap().is_some(), "a full run leaves a cursor");
+    // The boundary was stamped just before the full run, so its instant is still open (a slow machine may have
+    // started the listing two seconds later and closed it: open it again, the inclusive path is what this checks).
+    let mut stored: Value = serde_json::from_str(&h.store.cursor(Kind::Student).unwrap().unwrap()).unwrap();
+    stored["closed"] = json!(false);
+    h.store.put_cursor(Kind::Student, &stored.to_string()).unwrap();
 
     h.zoho.update_record("BTEC_Students", &changed, json!({"Last_Name": "Changed-In-Zoho"})).unwrap();
     let user_key = h.store.records(Kind::MoodleUser).unwrap()[0].key.clone();
@@ -79,4 +84,46 @@ fn incremental_snapshot_fetches_the_keys_and_what_changed_since_the_cursor_once(
     // And nothing again: both changed records are at or before the cursor now (even within the same second).
     let s = h.run(&opts).unwrap();
     assert_eq!(kind(&s, Kind::Student).records, 0, "{:?}", kind(&s, Kind::Student));
+}
+
+/// Waits until Zoho's clock (the fake's: this machine's) is two seconds past `t`, as a later run would find it.
+fn wait_past(t: chrono::DateTime<chrono::Utc>) {
+    while chrono::Utc::now() < t + chrono::TimeDelta::seconds(2) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn incremental_snapshot_reads_a_bulk_change_once_and_still_finds_a_lost_change() {
+    let h = Harness::start(120, ZohoOptions::default(), MoodleOptions::default());
+    let base = Options { only: Some(Entity::Student), ..h.options() };
+    h.run(&base).unwrap();
+    let stored: Value = serde_json::from_str(&h.store.cursor(Kind::Student).unwrap().unwrap()).unwrap();
+    assert_eq!(stored["closed"], json!(true), "the seeded records are older than the listing: {stored}");
+
+    // A bulk change no webhook announced (e.g. a mass update in Zoho): the catch-up finds all of it.
+    let all = h.zoho.records("BTEC_Students");
+    let bulk: Vec<String> = all.iter().take(40).map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    for id in &bulk {
+        h.zoho.update_record("BTEC_Students", id, json!({"Last_Name": "Bulk"})).unwrap();
+    }
+    let last = bulk.iter().map(|id| time(&h.zoho.record("BTEC_Students", id).unwrap())).max().unwrap();
+    let opts = Options { mode: incremental(&[], &[]), ..base.clone() };
+    assert_eq!(kind(&h.run(&opts).unwrap(), Kind::Student).records, 40);
+
+    // Once Zoho's clock is past the bulk's last second, a run reads what is at the cursor's instant one last time
+    // (the first run may have started within that second) and closes it; the runs after it read none of it.
+    wait_past(last);
+    assert_eq!(kind(&h.run(&opts).unwrap(), Kind::Student).records, 0);
+    h.zoho.reset_stats();
+    assert_eq!(kind(&h.run(&opts).unwrap(), Kind::Student).records, 0);
+    let read = h.zoho.stats().records_read.get("BTEC_Students").copied().unwrap_or(0);
+    assert_eq!(read, 0, "the closed instant's records are not sent again");
+
+    // A later change whose webhook was lost is still found, and only it.
+    let lost = all[100]["id"].as_str().unwrap().to_string();
+    h.zoho.update_record("BTEC_Students", &lost, json!({"Last_Name": "Lost-Webhook"})).unwrap();
+    assert_eq!(kind(&h.run(&opts).unwrap(), Kind::Student).records, 1);
+    let rec = h.store.records(Kind::Student).unwrap().into_iter().find(|r| r.key == lost).unwrap();
+    assert!(serde_json::to_string(&rec.fields).unwrap().contains("Lost-Webhook"), "{rec:?}");
 }
