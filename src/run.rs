@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::apply::{self, Done, Outcome, Tally};
+use crate::apply::{self, Done, Outcome, Spill, SpillWriter, Tally};
 use crate::config::Config;
 use crate::exit::{Exit, ExitKind};
 use crate::model::{Entity, Kind, Record, Side};
@@ -310,13 +310,22 @@ fn body(
     lap("snapshot");
 
     let bars = Bars::new(opts.progress);
-    // 2. Plan (or the saved one, with its stale ops). A plan with no ops records the base from the same pass.
-    let (plan, stale, based) = match saved {
+    // 2. Plan (or the saved one, with its stale ops), one entity group at a time: each group's ops go to the
+    //    spill as they are planned (apply reads them back a phase at a time), the rest — counts, issues,
+    //    conflicts, guard verdicts — to `plan`, whose `ops` stay empty. A plan with no ops records the base
+    //    from the same pass.
+    let mut plan = Plan::empty(Some(run_id), entities.clone());
+    let mut spill = SpillWriter::new()?;
+    let (stale, based) = match saved {
         Some(p) => {
             let stale = p.stale_ops(store)?;
-            (p, stale, Vec::new())
+            for op in &p.ops {
+                spill.push(op)?;
+            }
+            plan = Plan { ops: Vec::new(), ..p };
+            (stale, Vec::new())
         }
-        None if entities.is_empty() => (Plan::empty(Some(run_id), entities.clone()), Vec::new(), Vec::new()),
+        None if entities.is_empty() => (Vec::new(), Vec::new()),
         None => {
             let ro = reconcile::Options {
                 entities: entities.clone(),
@@ -325,11 +334,22 @@ fn body(
                 collect_agreed: false,
             };
             let bar = bars.step("reconcile");
-            let (plan, based) = reconcile::reconcile_for_run(store, settings, &ro, !opts.dry_run)?;
-            bar.finish_with_message(format!("{} ops planned", plan.ops.len()));
-            (plan, Vec::new(), based)
+            let based = reconcile::reconcile_each(store, settings, &ro, !opts.dry_run, |mut group: Plan| {
+                for op in &group.ops {
+                    spill.push(op)?;
+                }
+                plan.counts.append(&mut group.counts);
+                plan.issues.append(&mut group.issues);
+                plan.conflicts.append(&mut group.conflicts);
+                plan.guards.append(&mut group.guards);
+                Ok::<_, RunError>(())
+            })?;
+            bar.finish_with_message(format!("{} ops planned", spill.len()));
+            (Vec::new(), based)
         }
     };
+    let ops = spill.finish()?;
+    release_freed();
     if plan.refused() {
         let msgs: Vec<String> = plan.guards.iter().map(|g| format!("  - {}", g.message)).collect();
         return Err(RunError::Refused(format!(
@@ -340,7 +360,7 @@ fn body(
     }
     lap("plan");
     if let Some(out) = &opts.plan_out {
-        std::fs::write(out, plan.to_json())?;
+        write_plan(out, &plan, &ops)?;
     }
 
     // 3. Journal every planned op before anything is sent; then apply.
@@ -349,24 +369,25 @@ fn body(
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("run-{run_id}.csv"));
     let summary;
-    if !opts.dry_run && !plan.ops.is_empty() {
-        for chunk in plan.ops.chunks(JOURNAL_CHUNK) {
-            store.journal_planned(&planned(chunk, run_id))?;
+    if !opts.dry_run && !ops.is_empty() {
+        for chunk in ops.entries().chunks(JOURNAL_CHUNK) {
+            store.journal_planned(&planned(&ops.read(chunk)?, run_id))?;
         }
         lap("journal");
         let apply_opts = apply::Options { progress: opts.progress, ..opts.apply.clone() };
-        let (d, z, m, written_back) = execute(store, settings, config, &plan, &stale, run_id, &apply_opts)?;
+        let (d, z, m, written_back) = execute(store, settings, config, &ops, &stale, run_id, &apply_opts)?;
         done = d;
         zoho_calls += z.calls;
         zoho_credits += z.credits;
         moodle_calls += m.calls;
         phase_calls.apply = Calls { zoho: z.calls, moodle: m.calls };
         lap("apply");
-        // The CSV and the summary's counts now, so the plan is not held while the base is recorded.
-        write_csv(&path, run_id, &plan, &done, opts.dry_run)?;
-        summary = Summary::of(&plan, &done);
-        let reread = refresh(&mode, &done, &plan);
-        drop(plan);
+        // The CSV and the summary's counts now, so the ops are not kept while the base is recorded.
+        write_csv(&path, run_id, &ops, &done, opts.dry_run)?;
+        summary = Summary::of(&plan, &ops, &done);
+        let reread = refresh(&mode, &done, &ops)?;
+        drop(ops);
+        release_freed();
         // 4. Record what both sides now agree on. Moodle ids written back into Zoho are set on the stored Zoho
         //    records; every other kind written to is read back (a full run reads those kinds whole, an
         //    incremental one the keys it wrote), then the base.
@@ -392,6 +413,7 @@ fn body(
             }
         }
         lap("refresh");
+        release_freed();
         let bar = bars.step("baseline");
         record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
         bar.finish_with_message("recorded");
@@ -400,8 +422,8 @@ fn body(
         if !opts.dry_run {
             record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
         }
-        write_csv(&path, run_id, &plan, &done, opts.dry_run)?;
-        summary = Summary::of(&plan, &done);
+        write_csv(&path, run_id, &ops, &done, opts.dry_run)?;
+        summary = Summary::of(&plan, &ops, &done);
     }
 
     // 5. Dirty marks: settled per key.
@@ -455,6 +477,17 @@ fn body(
     })
 }
 
+/// Hands the heap's free pages back to the system between the steps of a run. glibc keeps what a step freed
+/// (records, a group's ops), much of it in the arenas of the threads that planned or fetched, so each step's
+/// peak would otherwise sit on top of the leftovers of the one before in the process's resident memory.
+fn release_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only returns free memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Planned ops journalled per transaction: the rows of one chunk are built at once, not the whole plan's.
 const JOURNAL_CHUNK: usize = 2_000;
 
@@ -467,10 +500,11 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(plan: &Plan, done: &[Done]) -> Summary {
+    /// `plan`'s counts, issues and conflicts; its ops are in `ops`.
+    fn of(plan: &Plan, ops: &Spill, done: &[Done]) -> Summary {
         Summary {
             entities: apply::tally(plan, done),
-            planned_ops: plan.ops.len(),
+            planned_ops: ops.len(),
             issues: plan.issues.len(),
             conflicts: plan.conflicts.len(),
         }
@@ -548,15 +582,17 @@ fn incremental_keys(marks: &[DirtyMark]) -> Incremental {
 
 /// What to re-read after apply: the kinds an applied op wrote to (Moodle ids written back excepted: see
 /// [`patch_moodle_ids`]) — whole in a full run, the keys written in an incremental one. `None`: nothing.
-fn refresh(mode: &Mode, done: &[Done], plan: &Plan) -> Option<(BTreeSet<Kind>, Mode)> {
-    let by_seq: BTreeMap<u64, &reconcile::Op> = plan.ops.iter().map(|o| (o.seq, o)).collect();
+fn refresh(mode: &Mode, done: &[Done], ops: &Spill) -> std::io::Result<Option<(BTreeSet<Kind>, Mode)>> {
+    let wrote: HashMap<u64, &Done> = done
+        .iter()
+        .filter(|d| matches!(d.outcome, Outcome::Applied { .. }) && apply::sends(d.action))
+        .filter(|d| d.action != reconcile::Action::WriteBack)
+        .map(|d| (d.seq, d))
+        .collect();
     let mut kinds = BTreeSet::new();
     let mut inc = Incremental::default();
-    for d in done {
-        let wrote = matches!(d.outcome, Outcome::Applied { .. }) && apply::sends_op(d);
-        let Some(op) = by_seq.get(&d.seq).filter(|_| wrote && d.action != reconcile::Action::WriteBack) else {
-            continue;
-        };
+    ops.for_each(|op| {
+        let Some(d) = wrote.get(&op.seq) else { return Ok(()) };
         let (zk, mk) = op.kinds();
         let target = d.outcome.target_id().map(str::to_string);
         match op.target {
@@ -573,14 +609,15 @@ fn refresh(mode: &Mode, done: &[Done], plan: &Plan) -> Option<(BTreeSet<Kind>, M
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     if kinds.is_empty() {
-        return None;
+        return Ok(None);
     }
-    match mode {
+    Ok(match mode {
         Mode::Full => Some((kinds, Mode::Full)),
         Mode::Incremental(_) => Some((kinds, Mode::Incremental(inc))),
-    }
+    })
 }
 
 /// Sets the Moodle ids Zoho accepted on the stored Zoho records (`refs.moodle_id`, not a compared field), as
@@ -632,13 +669,13 @@ fn execute(
     store: &dyn Store,
     settings: &Settings,
     config: &Config,
-    plan: &Plan,
+    plan: &Spill,
     stale: &[u64],
     run_id: i64,
     opts: &apply::Options,
 ) -> Result<Executed, RunError> {
     let settings = Arc::new(settings.clone());
-    let needs = |side: Side| plan.ops.iter().any(|o| o.target == side && apply::sends(o));
+    let needs = |side: Side| plan.entries().iter().any(|o| o.target == side && apply::sends(o.action));
     let out = bridge::serve(store, |b| async move {
         let z = if needs(Side::Zoho) || needs(Side::Moodle) {
             Some(
@@ -654,7 +691,7 @@ fn execute(
         };
         // Not only Moodle writes: identity checks before creates and links read Moodle too (a fresh store
         // against an already-synced Moodle plans links and write-backs, and failed without a client).
-        let m = if needs(Side::Moodle) || !plan.ops.is_empty() {
+        let m = if needs(Side::Moodle) || !plan.is_empty() {
             let o =
                 moodle::ClientOptions { max_input_vars: settings.max_input_vars, ..moodle::ClientOptions::default() };
             Some(moodle::Client::new(&config.moodle, o).map_err(apply::ApplyError::from)?)
@@ -670,11 +707,54 @@ fn execute(
     Ok(out?)
 }
 
+/// Writes `plan` with its ops read back from `ops`, in the form [`Plan::from_json`] reads.
+fn write_plan(path: &Path, plan: &Plan, ops: &Spill) -> Result<(), RunError> {
+    /// The ops as a JSON array, streamed from the spill.
+    struct Ops<'a>(&'a Spill);
+    impl Serialize for Ops<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error, SerializeSeq};
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for chunk in self.0.entries().chunks(JOURNAL_CHUNK) {
+                for op in self.0.read(chunk).map_err(S::Error::custom)? {
+                    seq.serialize_element(&op)?;
+                }
+            }
+            seq.end()
+        }
+    }
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        run_id: Option<i64>,
+        created_at: chrono::DateTime<chrono::Utc>,
+        entities: &'a [Entity],
+        ops: Ops<'a>,
+        issues: &'a [reconcile::Issue],
+        conflicts: &'a [reconcile::Conflict],
+        guards: &'a [reconcile::GuardVerdict],
+        counts: &'a BTreeMap<Entity, reconcile::Counts>,
+    }
+    let whole = Whole {
+        run_id: plan.run_id,
+        created_at: plan.created_at,
+        entities: &plan.entities,
+        ops: Ops(ops),
+        issues: &plan.issues,
+        conflicts: &plan.conflicts,
+        guards: &plan.guards,
+        counts: &plan.counts,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    serde_json::to_writer_pretty(&mut w, &whole).map_err(std::io::Error::other)?;
+    std::io::Write::flush(&mut w)?;
+    Ok(())
+}
+
 /// One row per op: what was (or, dry run, would be) done and its outcome. Never a secret: ops hold record
 /// fields only.
-fn write_csv(path: &Path, run_id: i64, plan: &Plan, done: &[Done], dry_run: bool) -> Result<(), RunError> {
+fn write_csv(path: &Path, run_id: i64, ops: &Spill, done: &[Done], dry_run: bool) -> Result<(), RunError> {
     let mut w = csv::Writer::from_path(path).map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
-    let io = |e: csv::Error| RunError::Io(std::io::Error::other(e.to_string()));
+    let io = |e: csv::Error| std::io::Error::other(e.to_string());
     w.write_record([
         "run_id",
         "seq",
@@ -691,7 +771,7 @@ fn write_csv(path: &Path, run_id: i64, plan: &Plan, done: &[Done], dry_run: bool
     ])
     .map_err(io)?;
     let by_seq: BTreeMap<u64, &Done> = done.iter().map(|d| (d.seq, d)).collect();
-    for op in &plan.ops {
+    ops.for_each(|op| {
         let d = by_seq.get(&op.seq);
         let outcome = match d {
             Some(d) => d.outcome.name(),
@@ -713,10 +793,10 @@ fn write_csv(path: &Path, run_id: i64, plan: &Plan, done: &[Done], dry_run: bool
             d.and_then(|d| d.outcome.target_id().map(str::to_string)).unwrap_or_default(),
             d.and_then(|d| d.outcome.message()).unwrap_or_else(|| op.reason.clone()),
         ])
-        .map_err(io)?;
-    }
+        .map_err(io)
+    })?;
     // Outcomes no planned op carries (write-backs of what this run created that Zoho did not take).
-    let max = plan.ops.iter().map(|o| o.seq).max().unwrap_or(0);
+    let max = ops.max_seq();
     for d in done.iter().filter(|d| d.seq > max) {
         w.write_record([
             run_id.to_string(),

@@ -14,6 +14,7 @@
 //! Threads: this runs on tokio; the store is reached only through the [`StoreBridge`].
 
 mod moodle_side;
+pub mod spill;
 mod zoho_side;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,7 @@ use crate::snapshot::progress::Bars;
 use crate::store::bridge::StoreBridge;
 use crate::store::{JournalEntry, Link, StoreError};
 use crate::{moodle, zoho};
+pub use spill::{Entry, Spill, SpillWriter};
 
 /// What happened to one op.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,6 +101,9 @@ pub enum ApplyError {
     Zoho(#[from] zoho::ZohoError),
     #[error("{0}")]
     Moodle(#[from] moodle::MoodleError),
+    /// The plan's ops could not be read back (see [`spill`]).
+    #[error("cannot read the plan's ops back: {0}")]
+    Spill(#[from] std::io::Error),
 }
 
 /// How apply behaves.
@@ -149,12 +154,12 @@ struct Progress {
 
 impl Ctx {
     /// A bar per phase, `ops done of total`: each op counts in the first phase that names it.
-    fn show_phases(&self, phases: &[(&str, &[&Op])]) {
+    fn show_phases(&self, phases: &[(&str, Vec<u64>)]) {
         let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         let mut totals = vec![0u64; phases.len()];
-        for (i, (_, ops)) in phases.iter().enumerate() {
-            for op in *ops {
-                if let std::collections::hash_map::Entry::Vacant(slot) = p.phase.entry(op.seq) {
+        for (i, (_, seqs)) in phases.iter().enumerate() {
+            for seq in seqs {
+                if let std::collections::hash_map::Entry::Vacant(slot) = p.phase.entry(*seq) {
                     slot.insert(i);
                     totals[i] += 1;
                 }
@@ -180,7 +185,7 @@ impl Ctx {
 }
 
 impl Ctx {
-    /// Loads the links and the records apply consults for `plan` (see [`consulted`]).
+    /// Loads the links and the records apply consults for `plan`'s ops (see [`consulted`]).
     pub async fn new(
         zoho: Option<zoho::Client>,
         moodle: Option<moodle::Client>,
@@ -188,10 +193,10 @@ impl Ctx {
         settings: Arc<Settings>,
         run_id: i64,
         opts: Options,
-        plan: &Plan,
+        plan: &Spill,
     ) -> Result<Ctx, ApplyError> {
-        let kinds = consulted(plan);
-        let next_seq = plan.ops.iter().map(|o| o.seq).max().unwrap_or(0) + 1;
+        let kinds = plan.consulted();
+        let next_seq = plan.max_seq() + 1;
         let bars = Bars::new(opts.progress);
         let (ids, records) = bridge
             .run(move |s| {
@@ -352,27 +357,21 @@ impl Ctx {
     }
 }
 
-/// The kinds of stored records apply consults for `plan`, so only those are held during apply: students and
+/// The kinds of stored records apply consults for `op`, so only those are held during apply: students and
 /// classes name the Zoho enrolments and grades it creates; Moodle enrolments complete the enrolments it sends
 /// without their fields in the op.
-fn consulted(plan: &Plan) -> Vec<Kind> {
-    let names = plan.ops.iter().any(|o| {
-        o.target == Side::Zoho && o.action == Action::Create && matches!(o.entity, Entity::Enrollment | Entity::Grade)
-    });
-    let enrolments = plan.ops.iter().any(|o| {
-        o.target == Side::Moodle
-            && matches!(o.entity, Entity::Teaching | Entity::Enrollment)
-            && o.moodle_id.is_some()
-            && !matches!(o.refs.get("fields"), Some(Value::Object(_)))
-    });
-    let mut kinds = Vec::new();
-    if names {
-        kinds.extend([Kind::Student, Kind::Class]);
+fn consulted(o: &Op) -> &'static [Kind] {
+    let names =
+        o.target == Side::Zoho && o.action == Action::Create && matches!(o.entity, Entity::Enrollment | Entity::Grade);
+    let enrolments = o.target == Side::Moodle
+        && matches!(o.entity, Entity::Teaching | Entity::Enrollment)
+        && o.moodle_id.is_some()
+        && !matches!(o.refs.get("fields"), Some(Value::Object(_)));
+    match (names, enrolments) {
+        (true, _) => &[Kind::Student, Kind::Class],
+        (_, true) => &[Kind::MoodleEnrolment],
+        _ => &[],
     }
-    if enrolments {
-        kinds.push(Kind::MoodleEnrolment);
-    }
-    kinds
 }
 
 /// The ids an op refers to, as numbers (Moodle) — `refs[name]`, else the id linked (or created) in this run.
@@ -392,67 +391,119 @@ pub async fn skip(ctx: &Ctx, ops: &[&Op], reason: &str) -> Result<(), ApplyError
     ctx.finish_all(ops, Outcome::Skipped { reason: reason.to_string() }).await
 }
 
-/// Applies `ops` (the plan's ops minus any skipped) and returns every op's outcome, in seq order.
-pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done>, ApplyError> {
+/// Runs `$phase(ctx, ops)` over the ops `$pick` takes, a chunk at a time (read back from the spill).
+macro_rules! in_chunks {
+    ($plan:expr, $pick:expr, |$ops:ident| $phase:expr) => {
+        for chunk in $plan.chunks($pick) {
+            let owned = $plan.read(&chunk)?;
+            let $ops: Vec<&Op> = owned.iter().collect();
+            $phase.await?;
+        }
+    };
+}
+
+/// Applies the plan's ops (minus the `skip_seqs`, skipped as stale) and returns every op's outcome, in seq
+/// order. Each phase reads its ops back from `plan` a chunk at a time and drops them when done.
+pub async fn apply(ctx: &Ctx, plan: &Spill, skip_seqs: &[u64]) -> Result<Vec<Done>, ApplyError> {
     let skipped: std::collections::HashSet<u64> = skip_seqs.iter().copied().collect();
-    let stale: Vec<&Op> = plan.ops.iter().filter(|o| skipped.contains(&o.seq)).collect();
-    skip(ctx, &stale, "stale: the record changed since the plan was made (the next run plans it afresh)").await?;
-    let ops: Vec<&Op> = plan.ops.iter().filter(|o| !skipped.contains(&o.seq)).collect();
-    let pick = |f: &dyn Fn(&Op) -> bool| -> Vec<&Op> { ops.iter().copied().filter(|o| f(o)).collect() };
+    in_chunks!(plan, |e| skipped.contains(&e.seq), |stale| skip(
+        ctx,
+        &stale,
+        "stale: the record changed since the plan was made (the next run plans it afresh)"
+    ));
+    let skipped = &skipped;
+    let live = |f: fn(&Entry) -> bool| move |e: &Entry| !skipped.contains(&e.seq) && f(e);
+    let seqs =
+        |f: fn(&Entry) -> bool| -> Vec<u64> { plan.entries().iter().filter(|e| live(f)(e)).map(|e| e.seq).collect() };
 
     // 1. Pairings found by matching: stored, nothing is sent.
-    let links = pick(&|o| o.action == Action::Link);
-    ctx.link(links.iter().filter_map(|o| link_of(o)).collect()).await?;
-    ctx.finish_all(&links, Outcome::applied(None)).await?;
+    fn links(o: &Entry) -> bool {
+        o.action == Action::Link
+    }
+    in_chunks!(plan, live(links), |ops| async {
+        ctx.link(ops.iter().filter_map(|o| link_of(o)).collect()).await?;
+        ctx.finish_all(&ops, Outcome::applied(None)).await
+    });
     let t = std::time::Instant::now();
     let lap =
         |what: &str| tracing::info!(phase = what, elapsed_ms = t.elapsed().as_millis() as u64, "apply phase done");
     // 2. Phases run as soon as what they depend on is done, side by side: users (then their dashboard rows),
     //    courses, and the Zoho side (enrolments and grades from Moodle, which depend on neither).
-    let is_person = |o: &Op| matches!(o.entity, Entity::Student | Entity::Teacher) && o.target == Side::Moodle;
-    let is_class = |o: &Op| o.entity == Entity::Class && o.target == Side::Moodle;
-    let removal = |o: &Op| matches!(o.action, Action::Unenrol | Action::Delete);
-    let enrol = |o: &Op| matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle;
-    let row = |o: &Op| matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment);
-    let users = pick(&|o| is_person(o) && !removal(o));
-    let rows = pick(&|o| row(o) && o.target == Side::Moodle && o.action != Action::Delete);
-    let courses = pick(&|o| is_class(o) && !removal(o));
-    let zoho_enrolments = pick(&|o| o.entity == Entity::Enrollment && o.target == Side::Zoho);
-    let zoho_grades = pick(&|o| o.entity == Entity::Grade && o.target == Side::Zoho);
-    let mut wb = pick(&|o| o.action == Action::WriteBack);
-    wb.sort_by_key(|o| o.seq);
-    let enrolments = pick(&|o| enrol(o) && o.action != Action::Unenrol);
-    let unenrols = pick(&|o| enrol(o) && o.action == Action::Unenrol);
-    let row_deletes = pick(&|o| row(o) && o.target == Side::Moodle && o.action == Action::Delete);
-    let deletes = pick(&|o| is_person(o) && o.action == Action::Delete);
-    let removals: Vec<&Op> = unenrols.iter().chain(&row_deletes).chain(&deletes).copied().collect();
-    let zoho_records: Vec<&Op> = zoho_enrolments.iter().chain(&zoho_grades).copied().collect();
+    fn is_person(o: &Entry) -> bool {
+        matches!(o.entity, Entity::Student | Entity::Teacher) && o.target == Side::Moodle
+    }
+    fn removal(o: &Entry) -> bool {
+        matches!(o.action, Action::Unenrol | Action::Delete)
+    }
+    fn enrol(o: &Entry) -> bool {
+        matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle
+    }
+    fn row(o: &Entry) -> bool {
+        matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment) && o.target == Side::Moodle
+    }
+    fn users(o: &Entry) -> bool {
+        is_person(o) && !removal(o)
+    }
+    fn rows(o: &Entry) -> bool {
+        row(o) && o.action != Action::Delete
+    }
+    fn courses(o: &Entry) -> bool {
+        o.entity == Entity::Class && o.target == Side::Moodle && !removal(o)
+    }
+    fn zoho_enrolments(o: &Entry) -> bool {
+        o.entity == Entity::Enrollment && o.target == Side::Zoho
+    }
+    fn zoho_grades(o: &Entry) -> bool {
+        o.entity == Entity::Grade && o.target == Side::Zoho
+    }
+    fn zoho_records(o: &Entry) -> bool {
+        zoho_enrolments(o) || zoho_grades(o)
+    }
+    // In seq order (the spill is).
+    fn wb(o: &Entry) -> bool {
+        o.action == Action::WriteBack
+    }
+    fn enrolments(o: &Entry) -> bool {
+        enrol(o) && o.action != Action::Unenrol
+    }
+    fn unenrols(o: &Entry) -> bool {
+        enrol(o) && o.action == Action::Unenrol
+    }
+    fn row_deletes(o: &Entry) -> bool {
+        row(o) && o.action == Action::Delete
+    }
+    fn deletes(o: &Entry) -> bool {
+        is_person(o) && o.action == Action::Delete
+    }
+    fn removals(o: &Entry) -> bool {
+        unenrols(o) || row_deletes(o) || deletes(o)
+    }
     ctx.show_phases(&[
-        ("links", &links),
-        ("users", &users),
-        ("courses", &courses),
-        ("dashboard rows", &rows),
-        ("zoho records", &zoho_records),
-        ("write-backs", &wb),
-        ("enrolments", &enrolments),
-        ("removals", &removals),
+        ("links", seqs(links)),
+        ("users", seqs(users)),
+        ("courses", seqs(courses)),
+        ("dashboard rows", seqs(rows)),
+        ("zoho records", seqs(zoho_records)),
+        ("write-backs", seqs(wb)),
+        ("enrolments", seqs(enrolments)),
+        ("removals", seqs(removals)),
     ]);
     let people = async {
-        moodle_side::users(ctx, &users).await?;
+        in_chunks!(plan, live(users), |ops| moodle_side::users(ctx, &ops));
         lap("users");
         // Dashboard rows need only the users; sent alongside the enrolments they were several times slower.
-        moodle_side::plugin_rows(ctx, &rows).await?;
+        in_chunks!(plan, live(rows), |ops| moodle_side::plugin_rows(ctx, &ops));
         lap("plugin_rows");
         Ok::<_, ApplyError>(())
     };
     let classes = async {
-        moodle_side::courses(ctx, &courses).await?;
+        in_chunks!(plan, live(courses), |ops| moodle_side::courses(ctx, &ops));
         lap("courses");
         Ok(())
     };
     let zoho = async {
-        zoho_side::records(ctx, &zoho_enrolments).await?;
-        zoho_side::records(ctx, &zoho_grades).await?;
+        in_chunks!(plan, live(zoho_enrolments), |ops| zoho_side::records(ctx, &ops));
+        in_chunks!(plan, live(zoho_grades), |ops| zoho_side::records(ctx, &ops));
         lap("zoho_records");
         Ok(())
     };
@@ -461,26 +512,29 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, skip_seqs: &[u64]) -> Result<Vec<Done
     //    created or found) and enrolments (their ids resolved through the links just made).
     tokio::try_join!(
         async {
-            zoho_side::write_backs(ctx, &wb).await?;
+            in_chunks!(plan, live(wb), |ops| zoho_side::write_backs(ctx, &ops));
             lap("write_backs");
             Ok::<_, ApplyError>(())
         },
         async {
-            moodle_side::enrolments(ctx, &enrolments).await?;
+            in_chunks!(plan, live(enrolments), |ops| moodle_side::enrolments(ctx, &ops));
             lap("enrolments");
             Ok(())
         }
     )?;
     // 4. Removals last: nothing above depends on them.
-    moodle_side::unenrol(ctx, &unenrols).await?;
-    moodle_side::delete_rows(ctx, &row_deletes).await?;
-    moodle_side::delete_users(ctx, &deletes).await?;
+    in_chunks!(plan, live(unenrols), |ops| moodle_side::unenrol(ctx, &ops));
+    in_chunks!(plan, live(row_deletes), |ops| moodle_side::delete_rows(ctx, &ops));
+    in_chunks!(plan, live(deletes), |ops| moodle_side::delete_users(ctx, &ops));
     lap("removals");
     // Anything no phase took (an entity/target pair apply does not write) is reported, never dropped.
     let seen: std::collections::HashSet<u64> =
         ctx.done.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|d| d.seq).collect();
-    let rest: Vec<&Op> = ops.iter().copied().filter(|o| !seen.contains(&o.seq)).collect();
-    skip(ctx, &rest, "no writer for this entity and side").await?;
+    in_chunks!(plan, |e| !skipped.contains(&e.seq) && !seen.contains(&e.seq), |rest| skip(
+        ctx,
+        &rest,
+        "no writer for this entity and side"
+    ));
     let mut done = std::mem::take(&mut *ctx.done.lock().unwrap_or_else(|e| e.into_inner()));
     done.sort_by_key(|d| d.seq);
     Ok(done)
@@ -522,12 +576,8 @@ pub fn tally(plan: &Plan, done: &[Done]) -> BTreeMap<Entity, Tally> {
 }
 
 /// Ops that are only bookkeeping (links) never reach an API.
-pub fn sends(op: &Op) -> bool {
-    op.action != Action::Link
-}
-
-pub fn sends_op(d: &Done) -> bool {
-    d.action != Action::Link
+pub fn sends(action: Action) -> bool {
+    action != Action::Link
 }
 
 pub(crate) fn str_field<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {

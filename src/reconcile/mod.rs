@@ -171,6 +171,21 @@ pub fn analyse(inputs: &Inputs, settings: &Settings, opts: &Options) -> Analysis
 }
 
 pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (Analysis, Timings) {
+    analyse_in(inputs, settings, opts, None)
+}
+
+/// What the plan creates of students, teachers and classes, by Zoho id: their dependants are planned with the
+/// ids apply fills in after the create.
+type Creating = HashMap<Entity, HashSet<String>>;
+
+/// [`analyse_timed`]; `creating`, when given, is what the identity entities' own diffs create (computed
+/// beforehand, so a group without them plans its dependants as the whole plan would).
+fn analyse_in(
+    inputs: &Inputs,
+    settings: &Settings,
+    opts: &Options,
+    creating: Option<&Creating>,
+) -> (Analysis, Timings) {
     let started = Instant::now();
     let mut entities: Vec<Entity> =
         if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
@@ -236,12 +251,15 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
         .filter(|e| entities.contains(e))
         .map(|e| (*e, diff_entity(&world0, *e, opts.collect_agreed)))
         .collect();
-    let mut creating: HashMap<Entity, HashSet<String>> = HashMap::new();
-    for (e, d) in &diffs {
-        let set = d.ops.iter().filter(|o| o.action == Action::Create).map(|o| o.key.clone()).collect();
-        creating.insert(*e, set);
-    }
-    let world = World { creating: &creating, ..world0 };
+    let own;
+    let creating = match creating {
+        Some(c) => c,
+        None => {
+            own = diffs.iter().map(|(e, d)| (*e, created_keys(&d.ops))).collect();
+            &own
+        }
+    };
+    let world = World { creating, ..world0 };
     let rest: Vec<(Entity, EntityDiff)> = entities
         .par_iter()
         .filter(|e| !IDENTITY.contains(e))
@@ -289,6 +307,11 @@ pub fn analyse_timed(inputs: &Inputs, settings: &Settings, opts: &Options) -> (A
     guards::evaluate(&mut plan, inputs, settings, opts.allow_mass_change);
     let diff_time = started.elapsed() - link_time;
     (Analysis { plan, agreed }, Timings { link: link_time, diff: diff_time })
+}
+
+/// The keys `ops` create.
+fn created_keys<'a>(ops: impl IntoIterator<Item = &'a Op>) -> HashSet<String> {
+    ops.into_iter().filter(|o| o.action == Action::Create).map(|o| o.key.clone()).collect()
 }
 
 /// Order of ops within an entity: pairings first (apply stores them before writing through them).
@@ -385,35 +408,127 @@ pub fn baseline_each<S: RecordStore + ?Sized>(
 ) -> Result<BaselineSummary, ReconcileError> {
     let mut inputs = Inputs::load(store, &[])?;
     let identity: Vec<Kind> = inputs.records.keys().copied().collect();
-    let mut groups: Vec<Vec<Entity>> = vec![entities.iter().copied().filter(|e| IDENTITY.contains(e)).collect()];
-    let enrolments: Vec<Entity> =
-        entities.iter().copied().filter(|e| matches!(e, Entity::Teaching | Entity::Enrollment)).collect();
-    groups.push(enrolments.clone());
-    groups.extend(entities.iter().filter(|e| !IDENTITY.contains(e) && !enrolments.contains(e)).map(|e| vec![*e]));
     let mut sum = BaselineSummary::default();
-    for group in groups.into_iter().filter(|g| !g.is_empty()) {
-        for e in &group {
-            let (z, m) = e.kinds();
-            for k in [z, m] {
-                if let std::collections::btree_map::Entry::Vacant(slot) = inputs.records.entry(k) {
-                    slot.insert(store.records(k)?);
-                }
-            }
-            if let std::collections::btree_map::Entry::Vacant(slot) = inputs.links.entry(*e) {
-                slot.insert(store.links(*e)?);
-                inputs.states.insert(*e, store.sync_states(*e)?);
-            }
-        }
+    for group in groups(entities) {
+        inputs.load_group(store, &group)?;
         let opts = Options { entities: group.clone(), run_id, allow_mass_change: true, collect_agreed: true };
         let analysis = analyse(&inputs, settings, &opts);
         let s = record_agreed(store, &inputs, analysis.agreed, run_id)?;
         sum.links += s.links;
         sum.states += s.states;
-        inputs.records.retain(|k, _| identity.contains(k));
-        inputs.links.retain(|e, _| IDENTITY.contains(e));
-        inputs.states.retain(|e, _| IDENTITY.contains(e));
+        inputs.unload_group(&identity);
     }
     Ok(sum)
+}
+
+/// `entities` in groups, in dependency order: students, teachers and classes together (the records every entity
+/// resolves through), teaching and enrolments together (they share Moodle's enrolments), every other entity
+/// alone.
+fn groups(entities: &[Entity]) -> Vec<Vec<Entity>> {
+    let mut out: Vec<Vec<Entity>> = Vec::new();
+    let together = |a: Entity, b: Entity| {
+        (IDENTITY.contains(&a) && IDENTITY.contains(&b))
+            || [a, b].iter().all(|e| matches!(e, Entity::Teaching | Entity::Enrollment))
+    };
+    for e in Entity::ALL.into_iter().filter(|e| entities.contains(e)) {
+        match out.last_mut() {
+            Some(g) if together(g[0], e) => g.push(e),
+            _ => out.push(vec![e]),
+        }
+    }
+    out
+}
+
+impl Inputs {
+    /// Adds the records, links and base of `group` not yet loaded.
+    fn load_group<S: RecordStore + ?Sized>(&mut self, store: &S, group: &[Entity]) -> Result<(), StoreError> {
+        for e in group {
+            let (z, m) = e.kinds();
+            for k in [z, m] {
+                if let std::collections::btree_map::Entry::Vacant(slot) = self.records.entry(k) {
+                    slot.insert(store.records(k)?);
+                }
+            }
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.links.entry(*e) {
+                slot.insert(store.links(*e)?);
+                self.states.insert(*e, store.sync_states(*e)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops what [`Inputs::load_group`] added: all but the `identity` kinds and the identity entities.
+    fn unload_group(&mut self, identity: &[Kind]) {
+        self.records.retain(|k, _| identity.contains(k));
+        self.links.retain(|e, _| IDENTITY.contains(e));
+        self.states.retain(|e, _| IDENTITY.contains(e));
+    }
+}
+
+/// [`reconcile_for_run`] one group of entities at a time (see [`groups`]), to hold less at once: the records
+/// of students, teachers and classes are read once and kept, every other group's read, planned and dropped
+/// before the next. `each` gets every group's plan in dependency order — its ops numbered as [`reconcile`]
+/// numbers the whole plan's, its counts, issues, conflicts and guard verdicts; the decisions are the whole
+/// plan's. When `record` is set and no group has an op or a refusal, the base is recorded from the same pass,
+/// as [`reconcile_for_run`] does. Returns the entities whose base was recorded.
+pub fn reconcile_each<S, E>(
+    store: &S,
+    settings: &Settings,
+    opts: &Options,
+    record: bool,
+    mut each: impl FnMut(Plan) -> Result<(), E>,
+) -> Result<Vec<Entity>, E>
+where
+    S: RecordStore + ?Sized,
+    E: From<ReconcileError>,
+{
+    let entities =
+        if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
+    let store_err = |e: StoreError| E::from(ReconcileError::Store(e));
+    let mut inputs = Inputs::load(store, &[]).map_err(store_err)?;
+    let identity: Vec<Kind> = inputs.records.keys().copied().collect();
+    let opts = Options { entities: Vec::new(), collect_agreed: record, ..opts.clone() };
+    // The identity entities first: what they create, every other group's diff needs.
+    let own: Vec<Entity> = entities.iter().copied().filter(|e| IDENTITY.contains(e)).collect();
+    let mut identity_plan =
+        (!own.is_empty()).then(|| analyse(&inputs, settings, &Options { entities: own, ..opts.clone() }));
+    let creating: Creating = match &identity_plan {
+        Some(a) => IDENTITY.iter().map(|e| (*e, created_keys(a.plan.ops.iter().filter(|o| o.entity == *e)))).collect(),
+        None => Creating::new(),
+    };
+    let (mut seq, mut quiet) = (0u64, true);
+    let (mut links, mut states) = (Vec::new(), Vec::new());
+    for group in groups(&entities) {
+        let analysis = match identity_plan.take_if(|_| IDENTITY.contains(&group[0])) {
+            Some(a) => a,
+            None => {
+                inputs.load_group(store, &group).map_err(store_err)?;
+                let o = Options { entities: group.clone(), collect_agreed: record && quiet, ..opts.clone() };
+                analyse_in(&inputs, settings, &o, Some(&creating)).0
+            }
+        };
+        let mut plan = analysis.plan;
+        for op in &mut plan.ops {
+            op.seq += seq;
+        }
+        seq += plan.ops.len() as u64;
+        quiet &= plan.ops.is_empty() && !plan.refused();
+        if record && quiet {
+            let (l, s) = base_rows(&inputs, analysis.agreed, opts.run_id);
+            links.extend(l);
+            states.extend(s);
+        } else {
+            (links, states) = (Vec::new(), Vec::new());
+        }
+        inputs.unload_group(&identity);
+        each(plan)?;
+    }
+    if !(record && quiet) {
+        return Ok(Vec::new());
+    }
+    store.put_links(&links).map_err(store_err)?;
+    store.put_sync_states(&states).map_err(store_err)?;
+    Ok(entities)
 }
 
 /// Reconciles once for a run: the plan and, when `record` is set and the plan has no ops, the base recorded
@@ -445,6 +560,18 @@ fn record_agreed<S: RecordStore + ?Sized>(
     agreed: BTreeMap<Entity, Vec<Agreed>>,
     run_id: Option<i64>,
 ) -> Result<BaselineSummary, ReconcileError> {
+    let (links, states) = base_rows(inputs, agreed, run_id);
+    store.put_links(&links)?;
+    store.put_sync_states(&states)?;
+    Ok(BaselineSummary { links: links.len() as u64, states: states.len() as u64 })
+}
+
+/// The links and `sync_state` rows of `agreed` that differ from what `inputs` read.
+fn base_rows(
+    inputs: &Inputs,
+    agreed: BTreeMap<Entity, Vec<Agreed>>,
+    run_id: Option<i64>,
+) -> (Vec<Link>, Vec<SyncState>) {
     let now = chrono::Utc::now();
     let mut links = Vec::new();
     let mut states = Vec::new();
@@ -472,9 +599,7 @@ fn record_agreed<S: RecordStore + ?Sized>(
             });
         }
     }
-    store.put_links(&links)?;
-    store.put_sync_states(&states)?;
-    Ok(BaselineSummary { links: links.len() as u64, states: states.len() as u64 })
+    (links, states)
 }
 
 #[cfg(test)]

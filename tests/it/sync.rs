@@ -162,6 +162,32 @@ fn sync_dry_run_module_and_stale_saved_plan() {
     assert_eq!(v["stale"].as_array().unwrap().len(), expect_stale, "{v}");
 }
 
+/// A run plans one entity group at a time; its plan (`--plan-out`) is the one `zmsync plan` makes whole: the
+/// same ops in the same order and seqs, issues, conflicts, counts and guards — on a first sync (creates whose
+/// dependants wait for them) and after drift.
+#[test]
+fn sync_plan_made_group_by_group_is_the_whole_plan() {
+    let sb = sandbox(120, State::Empty, 0);
+    let s = scratch(&sb, None);
+    let same = |what: &str| {
+        let (whole, grouped) = (s.path().join("whole.json"), s.path().join("grouped.json"));
+        s.run(&["--json", "plan", "--allow-mass-change", "--out", whole.to_str().unwrap()]).ok();
+        let args = ["--json", "sync", "--all", "--dry-run", "--allow-mass-change", "--plan-out"];
+        s.run(&[&args[..], &[grouped.to_str().unwrap()]].concat()).ok();
+        let read =
+            |p: &std::path::Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+        let (a, b) = (read(&whole), read(&grouped));
+        assert!(a["ops"].as_array().unwrap().len() > 10, "{what}: a plan with ops");
+        for part in ["entities", "ops", "issues", "conflicts", "counts", "guards"] {
+            assert_eq!(a[part], b[part], "{what}: {part} differ");
+        }
+    };
+    same("first sync");
+    json(&s.run(&["--json", "sync", "--all"]).ok());
+    let _ = sb.drift(12);
+    same("after drift");
+}
+
 #[test]
 fn sync_second_concurrent_run_exits_4_naming_the_holder() {
     let sb = sandbox(60, State::Empty, 20);
