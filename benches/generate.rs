@@ -133,6 +133,11 @@ fn state(s: &str) -> State {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--child") {
+        // `RUST_LOG=zmsync=debug` shows the generator's phases (milliseconds from its start) on stderr.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let filter = tracing_subscriber::EnvFilter::from_default_env();
+            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        }
         let students: usize = args[pos + 2].parse().expect("students");
         match args[pos + 1].as_str() {
             "generate" => generate(students, state(&args[pos + 3])),

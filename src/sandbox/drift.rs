@@ -10,17 +10,21 @@
 //! existed in Zoho (an extra Moodle enrolment), `moodle_id` `None` only for one that never existed in Moodle.
 //! A deleted Zoho student keeps its `zoho_id`, an unenrolled enrolment its `courseid:userid`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::generator::{date_str, zoho_time, HUMAN_USER};
-use super::seed::{DeletedStub, Drift, DriftKind, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed};
+use super::seed::{
+    json_lookup_id, json_str, DeletedStub, Drift, DriftKind, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed,
+};
 use crate::mapping::{self, canon, enrollment, grade, ZohoNames};
 use crate::model::{Fields, Kind, Record};
 use crate::settings::{ConflictPolicy, Settings};
@@ -117,10 +121,6 @@ fn moodle_id(v: &Value, field: &str) -> Option<i64> {
     }
 }
 
-fn lookup_id<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
-    v.get(field)?.get("id")?.as_str()
-}
-
 fn text_id(v: &Value) -> Option<String> {
     v["id"].as_str().map(str::to_string)
 }
@@ -140,7 +140,7 @@ pub fn plan(
     let sn = ZohoNames::for_kind(settings, Kind::Student);
     let students = zoho.modules.get(sn.module()).map(Vec::as_slice).unwrap_or(&[]);
     let mapped = students
-        .iter()
+        .par_iter()
         .filter_map(|s| {
             let s = s.value();
             let r = mapping::map_record_named(Kind::Student, &s, &sn, settings).ok()?;
@@ -165,15 +165,7 @@ pub fn plan_mapped(
     let (sn, en, gn, pn) =
         (module(Kind::Student), module(Kind::Enrollment), module(Kind::Grade), module(Kind::Payment));
     let cn = module(Kind::Class);
-    // Records are parsed one at a time and only what the plan needs is kept: a whole module parsed at once
-    // would cost as much memory as the seed's compact form saves.
-    let module_records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]).iter();
-    // Other modules are read for a few fields each: only those are built.
-    let picked = |names: &ZohoNames, canonical: &[&str]| {
-        let keys: Vec<String> =
-            canonical.iter().map(|c| if *c == "id" { c } else { names.get(c) }.to_string()).collect();
-        module_records(names).map(move |r| r.pick(&keys))
-    };
+    let module_records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]);
 
     // Students who agree on both sides, have an email of their own and an active account.
     let users: FxHashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
@@ -182,20 +174,26 @@ pub fn plan_mapped(
         *email_count.entry(e).or_default() += 1;
     }
     let user_names = ZohoNames::for_kind(settings, Kind::MoodleUser);
-    let mut students: Vec<Student> = Vec::new();
-    for r in &mapped {
-        let Some(user) = r.uid.and_then(|uid| users.get(&uid)) else { continue };
-        let unique = r.email.as_deref().map(|e| email_count[e] == 1).unwrap_or(false);
-        let Ok(m) = mapping::map_record_named(Kind::MoodleUser, &json!(user), &user_names, settings) else {
-            continue;
-        };
-        let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
-        if unique && agree && !user.suspended && !exclude.contains(&r.id) {
-            students.push(Student { id: r.id.clone(), uid: user.id, user, id_number: r.id_number.clone() });
-        }
-    }
+    let mut students: Vec<Student> = mapped
+        .par_iter()
+        .filter_map(|r| {
+            let user = *r.uid.and_then(|uid| users.get(&uid))?;
+            let unique = r.email.as_deref().map(|e| email_count[e] == 1).unwrap_or(false);
+            let m = mapping::map_record_named(Kind::MoodleUser, &json!(user), &user_names, settings).ok()?;
+            let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
+            (unique && agree && !user.suspended && !exclude.contains(&r.id)).then(|| Student {
+                id: r.id.clone(),
+                uid: user.id,
+                user,
+                id_number: r.id_number.clone(),
+            })
+        })
+        .collect();
     let student_uid: FxHashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
-    let course_of: FxHashMap<String, i64> = picked(&cn, &["id", "moodle_id"])
+    // Classes are few: parsed for their two fields.
+    let course_of: FxHashMap<String, i64> = module_records(&cn)
+        .iter()
+        .map(|r| r.pick(&["id", cn.get("moodle_id")]))
         .filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?)))
         .collect();
     let m_enrol: FxHashMap<(i64, i64), &MoodleEnrolment> =
@@ -203,73 +201,81 @@ pub fn plan_mapped(
     let m_grade: FxHashMap<(i64, i64), &super::seed::MoodleGrade> =
         moodle.grades.iter().map(|g| ((g.courseid, g.userid), g)).collect();
 
-    // Students with dependent records (a deleted one would leave their lookups dangling), gathered while
-    // reading the dependent modules.
-    let mut referenced: FxHashSet<String> = FxHashSet::default();
-    let mut refer = |rec: &Value, names: &ZohoNames| {
-        if let Some(s) = lookup_id(rec, names.get("student")) {
-            if !referenced.contains(s) {
-                referenced.insert(s.to_string());
-            }
-        }
+    // The dependent modules are read for a few fields each, by a byte scan of each record's text on all
+    // cores (nothing is built but what is kept), in module order.
+    // Students with dependent records (a deleted one would leave their lookups dangling).
+    let rn = module(Kind::Registration);
+    let student_refs = |names: &ZohoNames| {
+        let key = names.get("student").to_string();
+        module_records(names).par_iter().filter_map(move |r| json_lookup_id(r.raw(&key)?))
     };
-    for rec in picked(&module(Kind::Registration), &["student"]) {
-        refer(&rec, &module(Kind::Registration));
-    }
-    let mut enrols: Vec<Enrol> = Vec::new();
-    for e in picked(&en, &["id", "student", "class", "status", "start_date"]) {
-        refer(&e, &en);
-        let (Some(id), Some(student), Some(class)) =
-            (e["id"].as_str(), lookup_id(&e, en.get("student")), lookup_id(&e, en.get("class")))
-        else {
-            continue;
-        };
-        let (Some(&userid), Some(&courseid)) = (student_uid.get(student), course_of.get(class)) else { continue };
-        let Some(me) = m_enrol.get(&(courseid, userid)) else { continue };
-        let active = e[en.get("status")] == json!("Active");
-        if active && me.status == 0 && me.roleid == settings.roles.student {
-            let start = e[en.get("start_date")].as_str().map(str::to_string);
-            let graded = m_grade.contains_key(&(courseid, userid));
-            let (id, student) = (id.to_string(), student.to_string());
-            enrols.push(Enrol { id, student, courseid, userid, start, graded });
-        }
-    }
-    let mut grades: Vec<Graded> = Vec::new();
-    for g in picked(&gn, &["id", "student", "class"]) {
-        refer(&g, &gn);
-        let (Some(id), Some(student), Some(class)) =
-            (g["id"].as_str(), lookup_id(&g, gn.get("student")), lookup_id(&g, gn.get("class")))
-        else {
-            continue;
-        };
-        let (id, student) = (id.to_string(), student.to_string());
-        let (Some(&userid), Some(&courseid)) = (student_uid.get(&student), course_of.get(class)) else { continue };
-        let Some(mg) = m_grade.get(&(courseid, userid)) else { continue };
-        let Some(finalgrade) = mg.finalgrade else { continue };
-        if mg.scaleitem.is_none() && mg.grademax > mg.grademin {
-            let (grademin, grademax) = (mg.grademin, mg.grademax);
-            grades.push(Graded { id, student, courseid, userid, finalgrade, grademin, grademax });
-        }
-    }
-    let rows: FxHashSet<String> = moodle
-        .plugin
-        .payments
-        .iter()
-        .filter_map(|r| match r.raw("zoho_id") {
-            // A string without escapes is its text between the quotes: nothing to parse.
-            Some(raw) if !raw.contains('\\') => Some(raw.strip_prefix('"')?.strip_suffix('"')?.to_string()),
-            _ => r.pick(&["zoho_id"]).get("zoho_id")?.as_str().map(str::to_string),
+    let referenced: FxHashSet<String> = student_refs(&rn)
+        .chain(student_refs(&en))
+        .chain(student_refs(&gn))
+        .chain(student_refs(&pn))
+        .fold(FxHashSet::default, |mut set: FxHashSet<String>, s| {
+            if !set.contains(s.as_ref()) {
+                set.insert(s.into_owned());
+            }
+            set
+        })
+        .reduce(FxHashSet::default, |a, b| {
+            let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            big.extend(small);
+            big
+        });
+    let keys = [en.get("student"), en.get("class"), en.get("status"), en.get("start_date")];
+    let mut enrols: Vec<Enrol> = module_records(&en)
+        .par_iter()
+        .filter_map(|rec| {
+            let [id, student, class, status, start] = rec.raws(["id", keys[0], keys[1], keys[2], keys[3]]);
+            let (id, student, class) = (json_str(id?)?, json_lookup_id(student?)?, json_lookup_id(class?)?);
+            let (&userid, &courseid) = (student_uid.get(student.as_ref())?, course_of.get(class.as_ref())?);
+            let me = m_enrol.get(&(courseid, userid))?;
+            let active = status.and_then(json_str).as_deref() == Some("Active");
+            (active && me.status == 0 && me.roleid == settings.roles.student).then(|| Enrol {
+                id: id.into_owned(),
+                student: student.into_owned(),
+                courseid,
+                userid,
+                start: start.and_then(json_str).map(Cow::into_owned),
+                graded: m_grade.contains_key(&(courseid, userid)),
+            })
         })
         .collect();
-    let mut payments: Vec<(String, String)> = Vec::new();
-    for p in picked(&pn, &["id", "student", "status", "method"]) {
-        refer(&p, &pn);
-        let (Some(id), Some(student)) = (p["id"].as_str(), lookup_id(&p, pn.get("student"))) else { continue };
-        let unpaid = matches!(p[pn.get("status")].as_str(), Some("Due" | "Overdue"));
-        if unpaid && p[pn.get("method")].is_null() && rows.contains(id) && student_uid.contains_key(student) {
-            payments.push((id.to_string(), student.to_string()));
-        }
-    }
+    let mut grades: Vec<Graded> = module_records(&gn)
+        .par_iter()
+        .filter_map(|rec| {
+            let [id, student, class] = rec.raws(["id", gn.get("student"), gn.get("class")]);
+            let (id, student, class) = (json_str(id?)?, json_lookup_id(student?)?, json_lookup_id(class?)?);
+            let (&userid, &courseid) = (student_uid.get(student.as_ref())?, course_of.get(class.as_ref())?);
+            let mg = m_grade.get(&(courseid, userid))?;
+            let finalgrade = mg.finalgrade?;
+            (mg.scaleitem.is_none() && mg.grademax > mg.grademin).then(|| Graded {
+                id: id.into_owned(),
+                student: student.into_owned(),
+                courseid,
+                userid,
+                finalgrade,
+                grademin: mg.grademin,
+                grademax: mg.grademax,
+            })
+        })
+        .collect();
+    let rows: FxHashSet<String> =
+        moodle.plugin.payments.iter().filter_map(|r| json_str(r.raw("zoho_id")?).map(Cow::into_owned)).collect();
+    let mut payments: Vec<(String, String)> = module_records(&pn)
+        .par_iter()
+        .filter_map(|rec| {
+            let [id, student, status, method] = rec.raws(["id", pn.get("student"), pn.get("status"), pn.get("method")]);
+            let (id, student) = (json_str(id?)?, json_lookup_id(student?)?);
+            let unpaid = matches!(status.and_then(json_str).as_deref(), Some("Due" | "Overdue"));
+            // An absent `method` reads as null too.
+            let no_method = method.is_none_or(|m| m == "null");
+            (unpaid && no_method && rows.contains(id.as_ref()) && student_uid.contains_key(student.as_ref()))
+                .then(|| (id.into_owned(), student.into_owned()))
+        })
+        .collect();
     let courses: Vec<i64> = {
         let mut c: Vec<i64> = course_of.values().copied().collect();
         c.sort_unstable();

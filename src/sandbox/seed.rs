@@ -98,16 +98,66 @@ impl JsonObject {
                 Cow::Borrowed(key)
             };
             if keys.iter().any(|k| k.as_ref() == key) {
-                out.insert(key.into_owned(), serde_json::from_str(value).expect("a JsonObject holds an object's JSON"));
+                out.insert(key.into_owned(), parse_value(value));
             }
         }
         Value::Object(out)
+    }
+
+    /// [`JsonObject::raw`] of several keys in one scan, which stops when all are found (keys are unique: the
+    /// text is a serialized map or the generator's), in the order of `keys`: for readers that need a few
+    /// fields of many records and build only what they keep.
+    pub fn raws<const N: usize>(&self, keys: [&str; N]) -> [Option<&str>; N] {
+        let mut out = [None; N];
+        let mut missing = N;
+        for (key, value) in entries(&self.0) {
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                if out[i].is_none() {
+                    out[i] = Some(value);
+                    missing -= 1;
+                    if missing == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Wraps text already known to be one compact JSON object (the generator's record writer).
     pub(crate) fn from_text_unchecked(text: String) -> JsonObject {
         debug_assert!(serde_json::from_str::<Map<String, Value>>(&text).is_ok(), "not a JSON object: {text}");
         JsonObject(text.into_boxed_str())
+    }
+}
+
+/// The string a value's text holds (`"Active"` → `Active`), borrowed from the text when written without
+/// escapes; `None` for any other value.
+pub fn json_str(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    match inner.contains('\\') {
+        false => Some(Cow::Borrowed(inner)),
+        true => serde_json::from_str(raw).ok().map(Cow::Owned),
+    }
+}
+
+/// The string `id` of a lookup's text (`{"id":"57","name":"S"}` → `57`), as `value[key]["id"].as_str()`
+/// would read it; `None` for anything else.
+pub fn json_lookup_id(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.starts_with('{') {
+        return None;
+    }
+    json_str(entries(raw).find(|(key, _)| *key == "id")?.1)
+}
+
+/// A value's text parsed: a plain string or `null` without running the parser.
+fn parse_value(raw: &str) -> Value {
+    match raw {
+        "null" => Value::Null,
+        _ => match json_str(raw) {
+            Some(Cow::Borrowed(s)) => Value::String(s.to_string()),
+            _ => serde_json::from_str(raw).expect("a JsonObject holds an object's JSON"),
+        },
     }
 }
 
@@ -144,10 +194,13 @@ fn spans(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::
 /// The index just past the string starting at `b[i]` (a `"`).
 fn string_end(b: &[u8], i: usize) -> usize {
     let mut j = i + 1;
-    while b[j] != b'"' {
-        j += if b[j] == b'\\' { 2 } else { 1 };
+    loop {
+        j += memchr::memchr2(b'"', b'\\', &b[j..]).expect("a JSON string ends");
+        if b[j] == b'"' {
+            return j + 1;
+        }
+        j += 2;
     }
-    j + 1
 }
 
 /// The index of the `,` or `}` that ends the value starting at `b[j]`.
@@ -408,6 +461,24 @@ mod tests {
         let got = rec.pick(&["id", "Student", "Status", "Missing"]);
         assert_eq!(got, json!({"id": "58", "Student": {"id": "57", "name": "S"}, "Status": "Active"}));
         assert_eq!(rec.pick::<&str>(&[]), json!({}));
+    }
+
+    #[test]
+    fn raws_and_json_str_read_what_a_parse_reads() {
+        let text = r#"{"id":"58","Name":"O\u0027Brien \"Z\"","Student":{"id":"57","name":"S"},"Status":"Due","N":-1.5,"M":null}"#;
+        let rec = JsonObject::from_text_unchecked(text.to_string());
+        let parsed = rec.value();
+        let [id, name, student, status, n, m, missing] = rec.raws(["id", "Name", "Student", "Status", "N", "M", "X"]);
+        for (raw, key) in [(id, "id"), (name, "Name"), (student, "Student"), (status, "Status"), (n, "N"), (m, "M")] {
+            let raw = raw.expect("present");
+            assert_eq!(json_str(raw).as_deref(), parsed[key].as_str(), "{key}");
+            assert_eq!(json_lookup_id(raw).as_deref(), parsed[key]["id"].as_str(), "{key}");
+            assert_eq!(parse_value(raw), parsed[key], "{key}");
+        }
+        assert_eq!(missing, None);
+        assert_eq!(json_str(status.unwrap()).as_deref(), Some("Due"));
+        assert_eq!(rec.raws(["Student", "id"]), [student, id]);
+        assert_eq!(json_str(name.unwrap()).as_deref(), Some("O'Brien \"Z\""));
     }
 
     #[test]

@@ -107,22 +107,27 @@ pub fn shape(students: usize) -> (usize, usize) {
 impl College {
     pub fn generate(opts: GenOptions) -> College {
         let settings = Settings::defaults();
+        let start = std::time::Instant::now();
+        let phase = |what: &str| tracing::debug!(ms = start.elapsed().as_millis() as u64, "generator: {what} done");
         let mut g = Gen::new(&opts, &settings);
         g.zoho_side();
+        phase("Zoho side");
         let Gen { mut zoho, pending, .. } = g;
         if opts.state == State::Empty {
             let moodle = MoodleSeed { categories: vec![default_category()], ..MoodleSeed::default() };
             return College { zoho, moodle, drift: Vec::new() };
         }
-        let (mut moodle, students) = synced_moodle(&mut zoho, &pending, &settings);
+        let (mut moodle, students) = synced_moodle(&mut zoho, &pending, &settings, &phase);
         let mut drift = Vec::new();
         if opts.state == State::Drifted {
             let (count, seed) = (opts.drift_count, opts.seed);
             let plans = drift::plan_mapped(&zoho, &moodle, students, count, seed, &HashSet::new(), &settings);
+            phase("drift plan");
             for p in &plans {
                 drift::apply_to_seeds(&mut zoho, &mut moodle, &p.mutations, AS_OF + 3600);
             }
             drift = plans.into_iter().map(|p| p.drift).collect();
+            phase("drift applied");
         }
         College { zoho, moodle, drift }
     }
@@ -709,6 +714,7 @@ fn synced_moodle(
     zoho: &mut ZohoSeed,
     pending: &[PendingGrade],
     settings: &Settings,
+    phase: &dyn Fn(&str),
 ) -> (MoodleSeed, Vec<drift::MappedStudent>) {
     let accounts = &settings.accounts;
     let mut moodle = MoodleSeed {
@@ -762,6 +768,7 @@ fn synced_moodle(
         }
     }
 
+    phase("people");
     // Classes → courses, each with its teacher enrolled with the teacher role.
     let mut course_of: FxHashMap<String, i64> = FxHashMap::default();
     let teaching: crate::model::Fields = [("active".to_string(), json!(true))].into_iter().collect();
@@ -788,6 +795,7 @@ fn synced_moodle(
         course_of.insert(r.key, next_course);
     }
 
+    phase("courses");
     let mapper = Mapper::new(Kind::Enrollment, settings);
     for block in zoho.modules["BTEC_Enrollments"].chunks(BLOCK) {
         let enrolled: Vec<MoodleEnrolment> = block
@@ -816,7 +824,9 @@ fn synced_moodle(
         }
     }
 
+    phase("enrolments and grades");
     moodle.plugin = plugin_tables(zoho, &user_of, settings);
+    phase("plugin rows");
     (moodle, students)
 }
 
