@@ -1,7 +1,6 @@
 //! The one vocabulary every module speaks: what a stored record is ([`Kind`]), which domain entity a pair of
 //! records forms ([`Entity`]), the [`Record`] itself and its fingerprint.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use md5::{Digest, Md5};
@@ -10,8 +9,9 @@ use serde_json::Value;
 
 use crate::settings::{Direction, Settings};
 
-/// Canonical fields: sorted keys, normalised values (see `mapping::canon`). `Value::Null` means empty.
-pub type Fields = BTreeMap<String, Value>;
+mod fields;
+
+pub use fields::Fields;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -250,7 +250,10 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(kind: Kind, key: impl Into<String>, fields: Fields, refs: Fields) -> Record {
+    pub fn new(kind: Kind, key: impl Into<String>, mut fields: Fields, mut refs: Fields) -> Record {
+        // Records are held by the thousand while planning and recording the base: no spare capacity.
+        fields.shrink_to_fit();
+        refs.shrink_to_fit();
         let fingerprint = fingerprint(&fields);
         Record { kind, key: key.into(), fields, refs, fingerprint }
     }

@@ -211,6 +211,7 @@ pub fn default_report_dir(store: &dyn Store) -> PathBuf {
 /// Runs one sync. Blocks. Returns the report (exit 0 or 3 by [`RunReport::exit`]) or an error (lock held and
 /// refusals are exit 4).
 pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
+    one_heap_arena();
     let Some(_lock) = store.try_lock_runs()? else {
         let holders = store.running_runs()?;
         let who = holders
@@ -475,6 +476,17 @@ fn body(
         dirty_taken,
         dirty_failed,
     })
+}
+
+/// Keeps the threads a run starts (planning's rayon pool, the fetch runtime) on the one heap arena: with one
+/// arena per thread each kept its own freed pages and fragments, and the 5,000-student first sync peaked at
+/// 187 MB resident for a 96 MB heap (137 MB with one arena). Set before those threads first allocate.
+fn one_heap_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes no pointer; M_ARENA_MAX only bounds the arenas glibc creates from now on.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 /// Hands the heap's free pages back to the system between the steps of a run. glibc keeps what a step freed
