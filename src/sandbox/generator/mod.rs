@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use self::record::{RecordWriter, Val};
+use self::record::RecordWriter;
 use super::drift;
 use super::seed::{
     Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
@@ -243,14 +243,7 @@ struct Gen<'a> {
     unit_names: Vec<String>,
     classes: Vec<ClassInfo>,
     pending: Vec<PendingGrade>,
-    /// Records drawn and not yet sent to be formatted, with their modules.
-    drawn: Drawn,
 }
-
-/// Drawn records, with their modules, in the order drawn.
-type Drawn = Vec<(&'static str, RecordWriter)>;
-/// How many drawn records are formatted at a time.
-const DRAWN_CHUNK: usize = 4096;
 
 impl<'a> Gen<'a> {
     fn new(opts: &GenOptions, settings: &'a Settings) -> Gen<'a> {
@@ -270,7 +263,6 @@ impl<'a> Gen<'a> {
             unit_names: Vec::new(),
             classes: Vec::new(),
             pending: Vec::new(),
-            drawn: Vec::new(),
         }
     }
 
@@ -286,7 +278,7 @@ impl<'a> Gen<'a> {
     fn record(&mut self, module: &'static str, name: &str) -> (String, RecordWriter) {
         let id = self.next_id(module);
         let mut m = RecordWriter::new();
-        m.put("id", &id).put("Name", name.to_string());
+        m.put("id", &id).put("Name", name);
         (id, m)
     }
 
@@ -296,13 +288,12 @@ impl<'a> Gen<'a> {
         let created = self.rng.gen_range(created_from..AS_OF - 30 * DAY);
         let modified = (created + self.rng.gen_range(0..40 * DAY)).min(AS_OF - 2 * DAY);
         let ist = self.rng.gen_bool(0.4);
-        m.put("Created_Time", Val::Time(created, ist)).put("Modified_Time", Val::Time(modified, ist));
+        m.put("Created_Time", &zoho_time(created, ist)).put("Modified_Time", &zoho_time(modified, ist));
         m.lookup("Created_By", HUMAN_USER.0, HUMAN_USER.1).lookup("Modified_By", HUMAN_USER.0, HUMAN_USER.1);
     }
 
-    /// Keeps a drawn record for [`Gen::zoho_side`]'s formatting thread.
-    fn push(&mut self, module: &'static str, m: RecordWriter) {
-        self.drawn.push((module, m));
+    fn push(&mut self, module: &str, m: RecordWriter) {
+        self.zoho.modules.get_mut(module).expect("every module is present").push(m.finish());
     }
 
     fn pick<'b, T>(&mut self, items: &'b [T]) -> &'b T {
@@ -320,35 +311,7 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// Draws the Zoho side serially (the draws in a seed's order) while a second thread formats the drawn
-    /// records' text, a chunk at a time, in order (not on rayon: its idle workers spin between the small
-    /// chunks, which cost the drawing thread its core and took 6 s more CPU).
     fn zoho_side(&mut self) {
-        let modules = std::mem::take(&mut self.zoho.modules);
-        self.zoho.modules = std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Drawn>(2);
-            let formatter = scope.spawn(move || {
-                let mut modules = modules;
-                for chunk in rx {
-                    for (module, m) in chunk {
-                        modules.get_mut(module).expect("every module is present").push(m.finish());
-                    }
-                }
-                modules
-            });
-            self.draw(&tx);
-            drop(tx);
-            formatter.join().expect("the formatting thread does not panic")
-        });
-    }
-
-    fn draw(&mut self, tx: &std::sync::mpsc::SyncSender<Drawn>) {
-        let send = |g: &mut Gen, all: bool| {
-            if all || g.drawn.len() >= DRAWN_CHUNK {
-                let chunk = std::mem::replace(&mut g.drawn, Vec::with_capacity(DRAWN_CHUNK + 64));
-                tx.send(chunk).expect("the formatting thread runs until the drawing ends");
-            }
-        };
         let (teachers, classes) = shape(self.students);
         for i in 0..classes {
             self.unit(i);
@@ -372,9 +335,7 @@ impl<'a> Gen<'a> {
                 self.finance(&s, &mut seqs.0);
                 self.enrolments(&s, &mut seqs.1);
             }
-            send(self, false);
         }
-        send(self, true);
     }
 
     fn unit(&mut self, i: usize) {
@@ -399,7 +360,7 @@ impl<'a> Gen<'a> {
         };
         let (id, mut m) = self.record("BTEC_Units", &code);
         m.put("Unit_Code", &code).put("Unit_Name", &unit_name).put("Level", &level);
-        m.put("Credits", credits).put("Grading_Criteria", &criteria);
+        m.put("Credits", &credits).put("Grading_Criteria", &criteria);
         self.stamp(&mut m, 1_672_531_200);
         self.push("BTEC_Units", m);
         self.units.push((id, code));
@@ -455,13 +416,13 @@ impl<'a> Gen<'a> {
             "Completed",
         ]);
         let (id, mut m) = self.record("BTEC_Classes", &short);
-        m.put("Class_Name", format!("{unit_name} — Group {group}")).put("Class_Short_Name", &short);
+        m.put("Class_Name", &format!("{unit_name} — Group {group}")).put("Class_Short_Name", &short);
         m.put("Program", &program);
         let (tid, tname) = &self.teachers[teacher];
         m.lookup("Teacher", tid, tname);
         let (uid, uname) = &self.units[unit];
         m.lookup("Unit", uid, uname);
-        m.put("Start_Date", Val::Date(start_day)).put("End_Date", end.map(Val::Date));
+        m.put("Start_Date", &date_str(start_day)).put("End_Date", &end.map(date_str));
         m.put("Status", status).null("Moodle_Course_ID");
         self.stamp(&mut m, created_from);
         self.push("BTEC_Classes", m);
@@ -551,8 +512,8 @@ impl<'a> Gen<'a> {
         let name = format!("REG-{}", &s.name[4..]);
         let (reg_id, mut m) = self.record("BTEC_Registrations", &name);
         m.lookup("Student", &s.id, &s.name).put("Program", names::PROGRAMS[s.program]);
-        m.put("Registration_Date", Val::Date(reg_day)).put("Total_Fee", fee_cents as f64 / 100.0);
-        m.put("Scholarship_Percent", scholarship).put("Currency", currency).put("Status", status);
+        m.put("Registration_Date", &date_str(reg_day)).put("Total_Fee", &(fee_cents as f64 / 100.0));
+        m.put("Scholarship_Percent", &scholarship).put("Currency", currency).put("Status", status);
         self.stamp(&mut m, reg_day * DAY);
         self.push("BTEC_Registrations", m);
 
@@ -575,8 +536,8 @@ impl<'a> Gen<'a> {
             let pname = format!("PAY-{:07}", *pay_seq);
             let (_, mut p) = self.record("BTEC_Payments", &pname);
             p.lookup("Student", &s.id, &s.name).lookup("Registration", &reg_id, &name);
-            p.put("Amount", amount as f64 / 100.0).put("Payment_Date", paid_on.map(Val::Date));
-            p.put("Due_Date", Val::Date(due)).put("Status", status).put("Method", method);
+            p.put("Amount", &(amount as f64 / 100.0)).put("Payment_Date", &paid_on.map(date_str));
+            p.put("Due_Date", &date_str(due)).put("Status", status).put("Method", &method);
             self.stamp(&mut p, reg_day * DAY);
             self.push("BTEC_Payments", p);
         }
@@ -607,7 +568,7 @@ impl<'a> Gen<'a> {
             let name = format!("ENR-{:07}", *enr_seq);
             let (_, mut m) = self.record("BTEC_Enrollments", &name);
             m.lookup("Student", &s.id, &s.name).lookup("Class", &class_id, &class_name);
-            m.put("Status", status).put("Start_Date", Val::Date(start)).put("End_Date", end.map(Val::Date));
+            m.put("Status", status).put("Start_Date", &date_str(start)).put("End_Date", &end.map(date_str));
             self.stamp(&mut m, start * DAY);
             self.push("BTEC_Enrollments", m);
             if graded {
@@ -635,12 +596,12 @@ impl<'a> Gen<'a> {
         let name = format!("GRD-{}-{}", &s.name[4..], &class_name);
         let mut m = RecordWriter::new();
         m.put("id", &id).put("Name", &name);
-        m.lookup("Student", &s.id, &s.name).lookup("Class", class_id.to_string(), class_name.to_string());
+        m.lookup("Student", &s.id, &s.name).lookup("Class", class_id, class_name);
         let (uid, uname) = &self.units[unit];
         m.lookup("Unit", uid, uname);
-        m.put("Grade", level).put("Moodle_Grade", pct).put("Graded_Date", Val::Date(timemodified.div_euclid(DAY)));
+        m.put("Grade", &level).put("Moodle_Grade", &pct).put("Graded_Date", &date_str(timemodified.div_euclid(DAY)));
         // Grades are written by the sync (Moodle → Zoho).
-        m.put("Created_Time", Val::Time(SYNCED_AT, ist)).put("Modified_Time", Val::Time(SYNCED_AT, ist));
+        m.put("Created_Time", &zoho_time(SYNCED_AT, ist)).put("Modified_Time", &zoho_time(SYNCED_AT, ist));
         let (iid, iname) = INTEGRATION_USER;
         m.lookup("Created_By", iid, iname).lookup("Modified_By", iid, iname);
         self.push("BTEC_Grades", m);
