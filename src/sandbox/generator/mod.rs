@@ -243,6 +243,8 @@ struct Gen<'a> {
     unit_names: Vec<String>,
     classes: Vec<ClassInfo>,
     pending: Vec<PendingGrade>,
+    /// The buffer records are written in, handed from one record to the next ([`RecordWriter::with_buffer`]).
+    scratch: Vec<u8>,
 }
 
 impl<'a> Gen<'a> {
@@ -263,6 +265,7 @@ impl<'a> Gen<'a> {
             unit_names: Vec::new(),
             classes: Vec::new(),
             pending: Vec::new(),
+            scratch: Vec::with_capacity(1024),
         }
     }
 
@@ -277,7 +280,7 @@ impl<'a> Gen<'a> {
     /// Starts a record: `id` first, then the caller's fields, then [`Gen::stamp`].
     fn record(&mut self, module: &'static str, name: &str) -> (String, RecordWriter) {
         let id = self.next_id(module);
-        let mut m = RecordWriter::new();
+        let mut m = RecordWriter::with_buffer(std::mem::take(&mut self.scratch));
         m.put("id", &id).put("Name", name);
         (id, m)
     }
@@ -293,7 +296,9 @@ impl<'a> Gen<'a> {
     }
 
     fn push(&mut self, module: &str, m: RecordWriter) {
-        self.zoho.modules.get_mut(module).expect("every module is present").push(m.finish());
+        let (rec, buf) = m.finish();
+        self.scratch = buf;
+        self.zoho.modules.get_mut(module).expect("every module is present").push(rec);
     }
 
     fn pick<'b, T>(&mut self, items: &'b [T]) -> &'b T {
@@ -594,7 +599,7 @@ impl<'a> Gen<'a> {
         let pct = mapping::canon::decimal(Some(&json!(percent)), 2, "Moodle_Grade").expect("a number");
         let pct: f64 = pct.as_str().and_then(|p| p.parse().ok()).expect("a fixed-point number");
         let name = format!("GRD-{}-{}", &s.name[4..], &class_name);
-        let mut m = RecordWriter::new();
+        let mut m = RecordWriter::with_buffer(std::mem::take(&mut self.scratch));
         m.put("id", &id).put("Name", &name);
         m.lookup("Student", &s.id, &s.name).lookup("Class", class_id, class_name);
         let (uid, uname) = &self.units[unit];

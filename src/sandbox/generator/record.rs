@@ -1,5 +1,5 @@
 //! A Zoho record written straight to compact JSON text, keys in the order written: no map, no per-key
-//! allocation. The generator makes every seed record with it.
+//! allocation, the buffer reused from record to record. The generator makes every seed record with it.
 
 use serde::Serialize;
 
@@ -10,8 +10,10 @@ pub(super) struct RecordWriter {
 }
 
 impl RecordWriter {
-    pub(super) fn new() -> RecordWriter {
-        let mut buf = Vec::with_capacity(512);
+    /// Starts a record in `buf` (emptied first): the generator hands each record the buffer the one before
+    /// gave back from [`RecordWriter::finish`], so a record costs one allocation of its exact size.
+    pub(super) fn with_buffer(mut buf: Vec<u8>) -> RecordWriter {
+        buf.clear();
         buf.push(b'{');
         RecordWriter { buf }
     }
@@ -52,10 +54,11 @@ impl RecordWriter {
         self
     }
 
-    pub(super) fn finish(mut self) -> JsonObject {
+    /// The record's text, copied to an allocation of its size, and the buffer for the next record.
+    pub(super) fn finish(mut self) -> (JsonObject, Vec<u8>) {
         self.buf.push(b'}');
-        let text = String::from_utf8(self.buf).expect("serde_json writes UTF-8");
-        JsonObject::from_text_unchecked(text)
+        let text = std::str::from_utf8(&self.buf).expect("serde_json writes UTF-8").to_owned();
+        (JsonObject::from_text_unchecked(text), self.buf)
     }
 }
 
@@ -67,10 +70,10 @@ mod tests {
 
     #[test]
     fn record_writer_writes_what_json_would() {
-        let mut w = RecordWriter::new();
+        let mut w = RecordWriter::with_buffer(b"stale".to_vec());
         w.put("id", "58").put("Name", "O'Brien \"Zoë\" <&>").null("Phone").put("Amount", &1250.5);
         w.lookup("Student", "57", "STU-1").put("Credits", &None::<i64>).put("Moodle_Grade", &71.0);
-        let rec = w.finish();
+        let (rec, _) = w.finish();
         let want = json!({"id": "58", "Name": "O'Brien \"Zoë\" <&>", "Phone": null, "Amount": 1250.5,
             "Student": {"id": "57", "name": "STU-1"}, "Credits": null, "Moodle_Grade": 71.0});
         assert_eq!(rec.value(), want);
