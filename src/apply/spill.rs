@@ -42,10 +42,22 @@ pub struct Spill {
     consulted: BTreeSet<Kind>,
 }
 
+/// Says where the file is and what to do: a full or read-only temporary directory is the usual cause.
+fn in_temp_dir(e: std::io::Error) -> std::io::Error {
+    let dir = std::env::temp_dir();
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "cannot write the plan's ops to a temporary file in {} (set TMPDIR to a writable directory with room): {e}",
+            dir.display()
+        ),
+    )
+}
+
 impl SpillWriter {
     pub fn new() -> std::io::Result<SpillWriter> {
         Ok(SpillWriter {
-            out: BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
+            out: BufWriter::with_capacity(1 << 16, tempfile::tempfile().map_err(in_temp_dir)?),
             index: Vec::new(),
             offset: 0,
             consulted: BTreeSet::new(),
@@ -56,7 +68,7 @@ impl SpillWriter {
     pub fn push(&mut self, op: &Op) -> std::io::Result<()> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, op)?;
-        self.out.write_all(&self.buf)?;
+        self.out.write_all(&self.buf).map_err(in_temp_dir)?;
         let len = u32::try_from(self.buf.len()).map_err(std::io::Error::other)?;
         self.index.push(Entry {
             seq: op.seq,
@@ -80,7 +92,7 @@ impl SpillWriter {
     }
 
     pub fn finish(self) -> std::io::Result<Spill> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        let file = self.out.into_inner().map_err(|e| in_temp_dir(e.into_error()))?;
         Ok(Spill { file, index: self.index, consulted: self.consulted })
     }
 }
@@ -148,5 +160,19 @@ impl Spill {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temp_dir_that_cannot_be_written_is_named_in_the_error() {
+        let e = in_temp_dir(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"));
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+        let msg = e.to_string();
+        assert!(msg.contains(&std::env::temp_dir().display().to_string()), "{msg}");
+        assert!(msg.contains("TMPDIR") && msg.contains("No space left on device"), "{msg}");
     }
 }

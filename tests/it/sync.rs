@@ -204,6 +204,19 @@ fn sync_second_concurrent_run_exits_4_naming_the_holder() {
 }
 
 #[test]
+fn sync_with_no_writable_temp_dir_says_so_and_sends_nothing() {
+    let sb = sandbox(20, State::Empty, 0);
+    let s = scratch(&sb, None).env("TMPDIR", "/nonexistent/zmsync-tmp");
+    let r = s.run(&["sync", "--all"]).code(1);
+    assert!(r.stderr.contains("/nonexistent/zmsync-tmp") && r.stderr.contains("TMPDIR"), "{}", r.stderr);
+    assert_eq!((moodle_writes(&sb), zoho_writes(&sb)), (0, 0), "nothing is applied without the plan's ops file");
+    // With a temporary directory to write in, the same store converges.
+    let s = scratch(&sb, Some(&s.db_url()));
+    s.run(&["sync", "--all"]).ok();
+    converge(&s);
+}
+
+#[test]
 fn sync_rejected_records_exit_3_and_are_in_the_csv_and_journal() {
     let sb = sandbox(30, State::Empty, 0);
     let student_role = 5;
