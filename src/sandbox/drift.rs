@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -23,7 +24,8 @@ use serde_json::{json, Map, Value};
 
 use super::generator::{date_str, zoho_time, HUMAN_USER};
 use super::seed::{
-    json_lookup_id, json_str, DeletedStub, Drift, DriftKind, MoodleEnrolment, MoodleSeed, MoodleUser, ZohoSeed,
+    json_lookup_id, json_str, DeletedStub, Drift, DriftKind, JsonObject, MoodleEnrolment, MoodleSeed, MoodleUser,
+    ZohoSeed,
 };
 use crate::mapping::{self, canon, enrollment, grade, ZohoNames};
 use crate::model::{Fields, Kind, Record};
@@ -87,30 +89,39 @@ impl MappedStudent {
     }
 }
 
+// The candidates borrow what they can from the seeds (ids are plain digits: never escaped), so that
+// planning a large college holds no copy of its ids.
 struct Student<'a> {
-    id: String,
+    id: &'a str,
     uid: i64,
     user: &'a MoodleUser,
-    id_number: String,
+    id_number: &'a str,
+    /// Whether a registration, enrolment, grade or payment looks the student up (a deleted one would leave
+    /// that lookup dangling).
+    referenced: bool,
 }
 
-struct Enrol {
-    id: String,
-    student: String,
-    courseid: i64,
-    userid: i64,
-    start: Option<String>,
-    graded: bool,
+/// Moodle rows found by (course id, user id): their places in the list, sorted by that pair and searched by
+/// halving (4 bytes a row, where a map takes 24 and more). Of rows with the same pair, the last is found.
+struct PairIndex<'a, T> {
+    items: &'a [T],
+    pair: fn(&T) -> (i64, i64),
+    order: Vec<u32>,
 }
 
-struct Graded {
-    id: String,
-    student: String,
-    courseid: i64,
-    userid: i64,
-    finalgrade: f64,
-    grademin: f64,
-    grademax: f64,
+impl<'a, T: Sync> PairIndex<'a, T> {
+    fn new(items: &'a [T], pair: fn(&T) -> (i64, i64)) -> PairIndex<'a, T> {
+        let mut order: Vec<u32> = (0..u32::try_from(items.len()).expect("fewer than 2^32 rows")).collect();
+        order.par_sort_unstable_by_key(|&i| (pair(&items[i as usize]), i));
+        PairIndex { items, pair, order }
+    }
+
+    fn get(&self, courseid: i64, userid: i64) -> Option<&'a T> {
+        let pair = |i: u32| (self.pair)(&self.items[i as usize]);
+        let end = self.order.partition_point(|&i| pair(i) <= (courseid, userid));
+        let last = *self.order.get(end.checked_sub(1)?)?;
+        (pair(last) == (courseid, userid)).then(|| &self.items[last as usize])
+    }
 }
 
 fn moodle_id(v: &Value, field: &str) -> Option<i64> {
@@ -152,8 +163,8 @@ pub fn plan(
 
 /// [`plan`] with the Zoho students already mapped (those that map, in any order), e.g. by the generator
 /// that just built the synced state from them.
-pub fn plan_mapped(
-    zoho: &ZohoSeed,
+pub fn plan_mapped<'z>(
+    zoho: &'z ZohoSeed,
     moodle: &MoodleSeed,
     mapped: Vec<MappedStudent>,
     count: usize,
@@ -181,99 +192,94 @@ pub fn plan_mapped(
             let unique = r.email.as_deref().map(|e| email_count[e] == 1).unwrap_or(false);
             let m = mapping::map_record_named(Kind::MoodleUser, &json!(user), &user_names, settings).ok()?;
             let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
-            (unique && agree && !user.suspended && !exclude.contains(&r.id)).then(|| Student {
-                id: r.id.clone(),
+            (unique && agree && !user.suspended && !exclude.contains(&r.id)).then_some(Student {
+                id: &r.id,
                 uid: user.id,
                 user,
-                id_number: r.id_number.clone(),
+                id_number: &r.id_number,
+                referenced: false,
             })
         })
         .collect();
-    let student_uid: FxHashMap<String, i64> = students.iter().map(|s| (s.id.clone(), s.uid)).collect();
+    let student_uid: FxHashMap<&str, (i64, usize)> =
+        students.iter().zip(0..).map(|(s, i)| (s.id, (s.uid, i))).collect();
     // Classes are few: parsed for their two fields.
     let course_of: FxHashMap<String, i64> = module_records(&cn)
         .iter()
         .map(|r| r.pick(&["id", cn.get("moodle_id")]))
         .filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?)))
         .collect();
-    let m_enrol: FxHashMap<(i64, i64), &MoodleEnrolment> =
-        moodle.enrolments.iter().map(|e| ((e.courseid, e.userid), e)).collect();
-    let m_grade: FxHashMap<(i64, i64), &super::seed::MoodleGrade> =
-        moodle.grades.iter().map(|g| ((g.courseid, g.userid), g)).collect();
+    let m_enrol = PairIndex::new(&moodle.enrolments, |e| (e.courseid, e.userid));
+    let m_grade = PairIndex::new(&moodle.grades, |g| (g.courseid, g.userid));
 
     // The dependent modules are read for a few fields each, by a byte scan of each record's text on all
     // cores (nothing is built but what is kept), in module order.
-    // Students with dependent records (a deleted one would leave their lookups dangling).
-    let rn = module(Kind::Registration);
-    let student_refs = |names: &ZohoNames| {
-        let key = names.get("student").to_string();
-        module_records(names).par_iter().filter_map(move |r| json_lookup_id(r.raw(&key)?))
-    };
-    let referenced: FxHashSet<String> = student_refs(&rn)
-        .chain(student_refs(&en))
-        .chain(student_refs(&gn))
-        .chain(student_refs(&pn))
-        .fold(FxHashSet::default, |mut set: FxHashSet<String>, s| {
-            if !set.contains(s.as_ref()) {
-                set.insert(s.into_owned());
+    // Candidates with dependent records, marked in place (one flag each: no set of ids is built).
+    let referenced: Vec<AtomicBool> = students.iter().map(|_| AtomicBool::new(false)).collect();
+    for names in [module(Kind::Registration), en.clone(), gn.clone(), pn.clone()] {
+        let key = names.get("student");
+        module_records(&names).par_iter().for_each(|r| {
+            let student = r.raw(key).and_then(json_lookup_id);
+            if let Some(&(_, i)) = student.and_then(|s| student_uid.get(s.as_ref())) {
+                referenced[i].store(true, Ordering::Relaxed);
             }
-            set
-        })
-        .reduce(FxHashSet::default, |a, b| {
-            let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-            big.extend(small);
-            big
         });
-    let keys = [en.get("student"), en.get("class"), en.get("status"), en.get("start_date")];
-    let mut enrols: Vec<Enrol> = module_records(&en)
+    }
+    for (s, r) in students.iter_mut().zip(referenced) {
+        s.referenced = r.into_inner();
+    }
+    // Candidate enrolments, grades and payments are kept as their records' places in their modules, and what
+    // a pick needs is read again from the record's text: a large college's candidates stay a few MB.
+    let (enrolments, grade_records, payment_records) = (module_records(&en), module_records(&gn), module_records(&pn));
+    let ids = |rec: &'z JsonObject, names: &ZohoNames| -> Option<(Cow<'z, str>, Cow<'z, str>)> {
+        let [id, student] = rec.raws(["id", names.get("student")]);
+        Some((json_str(id?)?, json_lookup_id(student?)?))
+    };
+    // The (course id, user id) an enrolment or grade record links, for a candidate student.
+    let pair_of = |rec: &'z JsonObject, names: &ZohoNames| -> Option<(i64, i64)> {
+        let (_, student) = ids(rec, names)?;
+        let class = json_lookup_id(rec.raw(names.get("class"))?)?;
+        Some((*course_of.get(class.as_ref())?, student_uid.get(student.as_ref())?.0))
+    };
+    let start_date = |rec: &'z JsonObject| rec.raw(en.get("start_date")).and_then(json_str);
+    let at = |i: usize| u32::try_from(i).expect("a module holds fewer than 2^32 records");
+
+    let mut enrols: Vec<u32> = enrolments
         .par_iter()
-        .filter_map(|rec| {
-            let [id, student, class, status, start] = rec.raws(["id", keys[0], keys[1], keys[2], keys[3]]);
-            let (id, student, class) = (json_str(id?)?, json_lookup_id(student?)?, json_lookup_id(class?)?);
-            let (&userid, &courseid) = (student_uid.get(student.as_ref())?, course_of.get(class.as_ref())?);
-            let me = m_enrol.get(&(courseid, userid))?;
-            let active = status.and_then(json_str).as_deref() == Some("Active");
-            (active && me.status == 0 && me.roleid == settings.roles.student).then(|| Enrol {
-                id: id.into_owned(),
-                student: student.into_owned(),
-                courseid,
-                userid,
-                start: start.and_then(json_str).map(Cow::into_owned),
-                graded: m_grade.contains_key(&(courseid, userid)),
-            })
+        .enumerate()
+        .filter_map(|(i, rec)| {
+            let (courseid, userid) = pair_of(rec, &en)?;
+            let me = m_enrol.get(courseid, userid)?;
+            let active = rec.raw(en.get("status")).and_then(json_str).as_deref() == Some("Active");
+            (active && me.status == 0 && me.roleid == settings.roles.student).then(|| at(i))
         })
         .collect();
-    let mut grades: Vec<Graded> = module_records(&gn)
+    let mut grades: Vec<u32> = grade_records
         .par_iter()
-        .filter_map(|rec| {
-            let [id, student, class] = rec.raws(["id", gn.get("student"), gn.get("class")]);
-            let (id, student, class) = (json_str(id?)?, json_lookup_id(student?)?, json_lookup_id(class?)?);
-            let (&userid, &courseid) = (student_uid.get(student.as_ref())?, course_of.get(class.as_ref())?);
-            let mg = m_grade.get(&(courseid, userid))?;
-            let finalgrade = mg.finalgrade?;
-            (mg.scaleitem.is_none() && mg.grademax > mg.grademin).then(|| Graded {
-                id: id.into_owned(),
-                student: student.into_owned(),
-                courseid,
-                userid,
-                finalgrade,
-                grademin: mg.grademin,
-                grademax: mg.grademax,
-            })
+        .enumerate()
+        .filter_map(|(i, rec)| {
+            let (courseid, userid) = pair_of(rec, &gn)?;
+            let mg = m_grade.get(courseid, userid)?;
+            mg.finalgrade?;
+            (mg.scaleitem.is_none() && mg.grademax > mg.grademin).then(|| at(i))
         })
         .collect();
-    let rows: FxHashSet<String> =
-        moodle.plugin.payments.iter().filter_map(|r| json_str(r.raw("zoho_id")?).map(Cow::into_owned)).collect();
-    let mut payments: Vec<(String, String)> = module_records(&pn)
+    // Zoho ids of the payments that have a dashboard row (in Zoho's order, so sorting is one pass).
+    let mut rows: Vec<Cow<str>> = Vec::with_capacity(moodle.plugin.payments.len());
+    rows.extend(moodle.plugin.payments.iter().filter_map(|r| json_str(r.raw("zoho_id")?)));
+    rows.sort_unstable();
+    let status_method = [pn.get("status"), pn.get("method")];
+    let mut payments: Vec<u32> = payment_records
         .par_iter()
-        .filter_map(|rec| {
-            let [id, student, status, method] = rec.raws(["id", pn.get("student"), pn.get("status"), pn.get("method")]);
-            let (id, student) = (json_str(id?)?, json_lookup_id(student?)?);
+        .enumerate()
+        .filter_map(|(i, rec)| {
+            let (id, student) = ids(rec, &pn)?;
+            let [status, method] = rec.raws(status_method);
             let unpaid = matches!(status.and_then(json_str).as_deref(), Some("Due" | "Overdue"));
             // An absent `method` reads as null too.
             let no_method = method.is_none_or(|m| m == "null");
-            (unpaid && no_method && rows.contains(id.as_ref()) && student_uid.contains_key(student.as_ref()))
-                .then(|| (id.into_owned(), student.into_owned()))
+            (unpaid && no_method && rows.binary_search(&id).is_ok() && student_uid.contains_key(student.as_ref()))
+                .then(|| at(i))
         })
         .collect();
     let courses: Vec<i64> = {
@@ -288,7 +294,7 @@ pub fn plan_mapped(
     grades.shuffle(&mut rng);
     payments.shuffle(&mut rng);
 
-    let mut used: HashSet<&str> = HashSet::new();
+    let mut used: FxHashSet<String> = FxHashSet::default();
     let mut out = Vec::with_capacity(count);
     let conflict_target = match settings.conflicts {
         ConflictPolicy::MoodleWins => "zoho",
@@ -310,17 +316,14 @@ pub fn plan_mapped(
 
     for i in 0..count {
         let kind = DriftKind::ALL[i % DriftKind::ALL.len()];
-        let planned: Option<(SeededDrift, &str)> = match kind {
+        let planned: Option<(SeededDrift, Cow<str>)> = match kind {
             DriftKind::ZohoEmailChanged
             | DriftKind::MoodleUserRenamed
             | DriftKind::MoodleUserSuspended
             | DriftKind::ZohoStudentDeleted => {
                 // Deletions take students without dependent records, the other kinds leave those to them.
                 let deleting = kind == DriftKind::ZohoStudentDeleted;
-                let Some(s) = students
-                    .iter()
-                    .find(|s| !used.contains(s.id.as_str()) && referenced.contains(s.id.as_str()) != deleting)
-                else {
+                let Some(s) = students.iter().find(|s| !used.contains(s.id) && s.referenced != deleting) else {
                     continue;
                 };
                 let uid = Some(s.uid.to_string());
@@ -329,24 +332,24 @@ pub fn plan_mapped(
                         let email = format!("{}.new@student.college.ac.uk", s.id_number.to_lowercase());
                         let mut f = Map::new();
                         f.insert(sn.get("email").into(), json!(email));
-                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.id.clone(), fields: f };
-                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "update"), m)
+                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.id.to_string(), fields: f };
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
                     }
                     DriftKind::MoodleUserRenamed => {
                         let mut f = Map::new();
                         f.insert("lastname".into(), json!(format!("{}-Hughes", s.user.lastname)));
                         let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
-                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "update"), m)
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
                     }
                     DriftKind::MoodleUserSuspended => {
                         let mut f = Map::new();
                         f.insert("suspended".into(), json!(true));
                         let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
-                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "restore"), m)
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "restore"), m)
                     }
                     _ => {
-                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.id.clone() };
-                        (drift(kind, "student", Some(s.id.as_str()), uid, "moodle", "suspend"), m)
+                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.id.to_string() };
+                        (drift(kind, "student", Some(s.id), uid, "moodle", "suspend"), m)
                     }
                 };
                 d.fields = match kind {
@@ -355,12 +358,10 @@ pub fn plan_mapped(
                     DriftKind::MoodleUserSuspended => vec!["suspended".into()],
                     _ => vec![],
                 };
-                Some((SeededDrift { drift: d, mutations: vec![mutation], student: String::new() }, s.id.as_str()))
+                Some((SeededDrift { drift: d, mutations: vec![mutation], student: String::new() }, s.id.into()))
             }
             DriftKind::MoodleEnrolmentExtra => {
-                let Some(s) =
-                    students.iter().find(|s| !used.contains(s.id.as_str()) && referenced.contains(s.id.as_str()))
-                else {
+                let Some(s) = students.iter().find(|s| !used.contains(s.id) && s.referenced) else {
                     continue;
                 };
                 let start = (s.uid as usize) % courses.len().max(1);
@@ -369,7 +370,7 @@ pub fn plan_mapped(
                     .cycle()
                     .skip(start)
                     .take(courses.len())
-                    .find(|c| !m_enrol.contains_key(&(**c, s.uid)) && !m_grade.contains_key(&(**c, s.uid)))
+                    .find(|c| m_enrol.get(**c, s.uid).is_none() && m_grade.get(**c, s.uid).is_none())
                 else {
                     continue;
                 };
@@ -395,7 +396,7 @@ pub fn plan_mapped(
                         mutations: vec![Mutation::MoodleEnrol { enrolment }],
                         student: String::new(),
                     },
-                    s.id.as_str(),
+                    s.id.into(),
                 ))
             }
             DriftKind::MoodleEnrolmentMissing
@@ -404,47 +405,51 @@ pub fn plan_mapped(
             | DriftKind::EnrollmentConflict => {
                 // An enrolment with a grade keeps its grade row when unenrolled; pick ungraded ones for
                 // every enrolment drift so grades stay out of the expected list.
-                let Some(e) = enrols.iter().find(|e| {
-                    !used.contains(e.student.as_str())
-                        && !e.graded
-                        && (kind != DriftKind::EnrollmentConflict || e.start.is_some())
+                let Some((id, student, start, (courseid, userid))) = enrols.iter().find_map(|&i| {
+                    let rec = &enrolments[i as usize];
+                    let pair = pair_of(rec, &en)?;
+                    let (id, student) = ids(rec, &en)?;
+                    let start = start_date(rec);
+                    let free = !used.contains(student.as_ref()) && m_grade.get(pair.0, pair.1).is_none();
+                    (free && (kind != DriftKind::EnrollmentConflict || start.is_some()))
+                        .then_some((id, student, start, pair))
                 }) else {
                     continue;
                 };
-                let key = pair(e.courseid, e.userid);
+                let key = pair(courseid, userid);
                 let (mut d, mutations) = match kind {
                     DriftKind::MoodleEnrolmentMissing => (
-                        drift(kind, "enrollment", Some(e.id.as_str()), key, "zoho", "update"),
-                        vec![Mutation::MoodleUnenrol { courseid: e.courseid, userid: e.userid }],
+                        drift(kind, "enrollment", Some(&*id), key, "zoho", "update"),
+                        vec![Mutation::MoodleUnenrol { courseid, userid }],
                     ),
                     DriftKind::ZohoEnrollmentStatusChanged => {
                         let mut f = Map::new();
                         f.insert(en.get("status").into(), json!("Withdrawn"));
                         (
-                            drift(kind, "enrollment", Some(e.id.as_str()), key, "moodle", "update"),
-                            vec![Mutation::ZohoUpdate { module: en.module().into(), id: e.id.clone(), fields: f }],
+                            drift(kind, "enrollment", Some(&*id), key, "moodle", "update"),
+                            vec![Mutation::ZohoUpdate { module: en.module().into(), id: id.to_string(), fields: f }],
                         )
                     }
                     DriftKind::MoodleEnrolmentStatusChanged => (
-                        drift(kind, "enrollment", Some(e.id.as_str()), key, "zoho", "update"),
-                        vec![Mutation::MoodleSetEnrolmentStatus { courseid: e.courseid, userid: e.userid, status: 1 }],
+                        drift(kind, "enrollment", Some(&*id), key, "zoho", "update"),
+                        vec![Mutation::MoodleSetEnrolmentStatus { courseid, userid, status: 1 }],
                     ),
                     _ => {
                         // Zoho moves the start a week later, Moodle two weeks later: the same field, changed
                         // differently on both sides.
-                        let start = canon::unix_from_date(&json!(e.start.clone().unwrap_or_default())) / 86_400;
+                        let start = canon::unix_from_date(&json!(start.as_deref().unwrap_or_default())) / 86_400;
                         let mut f = Map::new();
                         f.insert(en.get("start_date").into(), json!(date_str(start + 7)));
-                        let me = m_enrol[&(e.courseid, e.userid)];
-                        let mut d = drift(kind, "enrollment", Some(e.id.as_str()), key, conflict_target, "update");
+                        let me = m_enrol.get(courseid, userid).expect("a candidate has its enrolment");
+                        let mut d = drift(kind, "enrollment", Some(&*id), key, conflict_target, "update");
                         d.conflict = true;
                         (
                             d,
                             vec![
-                                Mutation::ZohoUpdate { module: en.module().into(), id: e.id.clone(), fields: f },
+                                Mutation::ZohoUpdate { module: en.module().into(), id: id.to_string(), fields: f },
                                 Mutation::MoodleSetEnrolmentDates {
-                                    courseid: e.courseid,
-                                    userid: e.userid,
+                                    courseid,
+                                    userid,
                                     timestart: (start + 14) * 86_400,
                                     timeend: me.timeend,
                                 },
@@ -453,29 +458,42 @@ pub fn plan_mapped(
                     }
                 };
                 d.fields = vec![if kind == DriftKind::EnrollmentConflict { "start_date" } else { "active" }.into()];
-                Some((SeededDrift { drift: d, mutations, student: String::new() }, e.student.as_str()))
+                Some((SeededDrift { drift: d, mutations, student: String::new() }, student))
             }
             DriftKind::MoodleGradeChanged => {
-                let Some(g) = grades.iter().find(|g| !used.contains(g.student.as_str())) else { continue };
+                let Some((id, student, (courseid, userid))) = grades.iter().find_map(|&i| {
+                    let rec = &grade_records[i as usize];
+                    let (id, student) = ids(rec, &gn)?;
+                    (!used.contains(student.as_ref())).then_some((id, student, pair_of(rec, &gn)?))
+                }) else {
+                    continue;
+                };
+                let mg = m_grade.get(courseid, userid).expect("a candidate has its grade");
+                let (grademin, grademax) = (mg.grademin, mg.grademax);
+                let was = mg.finalgrade.expect("a candidate has a numeric grade");
                 let t = &settings.thresholds;
-                let before = grade::percent(g.finalgrade, g.grademin, g.grademax);
+                let before = grade::percent(was, grademin, grademax);
                 // Move it across a threshold so both the level and the percentage change.
                 let pct = if before >= t.merit { (t.pass + t.merit) / 2.0 + 0.25 } else { t.distinction + 5.25 };
-                let finalgrade = g.grademin + pct * (g.grademax - g.grademin) / 100.0;
-                let mut d = drift(kind, "grade", Some(g.id.as_str()), pair(g.courseid, g.userid), "zoho", "update");
-                let old_level = grade::level(Some(g.finalgrade), g.grademin, g.grademax, None, t);
-                let new_level = grade::level(Some(finalgrade), g.grademin, g.grademax, None, t);
+                let finalgrade = grademin + pct * (grademax - grademin) / 100.0;
+                let mut d = drift(kind, "grade", Some(&*id), pair(courseid, userid), "zoho", "update");
+                let old_level = grade::level(Some(was), grademin, grademax, None, t);
+                let new_level = grade::level(Some(finalgrade), grademin, grademax, None, t);
                 if old_level != new_level {
                     d.fields.push("grade".into());
                 }
                 d.fields.push("moodle_grade".into());
-                let m =
-                    Mutation::MoodleSetGrade { courseid: g.courseid, userid: g.userid, finalgrade: Some(finalgrade) };
-                Some((SeededDrift { drift: d, mutations: vec![m], student: String::new() }, g.student.as_str()))
+                let m = Mutation::MoodleSetGrade { courseid, userid, finalgrade: Some(finalgrade) };
+                Some((SeededDrift { drift: d, mutations: vec![m], student: String::new() }, student))
             }
             DriftKind::ZohoPaymentChanged => {
-                let Some((id, student)) = payments.iter().find(|(_, s)| !used.contains(s.as_str())) else { continue };
-                let (id, student) = (id.as_str(), student.as_str());
+                let Some((id, student)) = payments.iter().find_map(|&p| {
+                    let (id, student) = ids(&payment_records[p as usize], &pn)?;
+                    (!used.contains(student.as_ref())).then_some((id, student))
+                }) else {
+                    continue;
+                };
+                let id = &*id;
                 let mut f = Map::new();
                 f.insert(pn.get("status").into(), json!("Paid"));
                 f.insert(pn.get("payment_date").into(), json!(date_str(today)));
@@ -487,12 +505,20 @@ pub fn plan_mapped(
             }
         };
         if let Some((mut p, student)) = planned {
-            used.insert(student);
-            p.student = student.to_string();
+            p.student = student.into_owned();
+            used.insert(p.student.clone());
             out.push(p);
         }
     }
     out
+}
+
+/// Where the record with Zoho id `id` is: by binary search, as generated modules are in id order (ids are
+/// equal-length digit strings, so `(length, text)` orders them as numbers), else by a scan.
+fn position(records: &[JsonObject], id: &str) -> Option<usize> {
+    let want = Some((id.len(), Cow::Borrowed(id)));
+    let found = records.binary_search_by(|r| r.raw("id").and_then(json_str).map(|s| (s.len(), s)).cmp(&want)).ok();
+    found.filter(|&pos| records[pos].has_id(id)).or_else(|| records.iter().position(|r| r.has_id(id)))
 }
 
 /// Applies mutations to seeds, as if made at `at` (Unix seconds) by people in the CRM and in Moodle.
@@ -500,9 +526,9 @@ pub fn apply_to_seeds(zoho: &mut ZohoSeed, moodle: &mut MoodleSeed, mutations: &
     for m in mutations {
         match m {
             Mutation::ZohoUpdate { module, id, fields } => {
-                let Some(rec) = zoho.modules.get_mut(module).and_then(|r| r.iter_mut().find(|r| r.has_id(id))) else {
-                    continue;
-                };
+                let Some(records) = zoho.modules.get_mut(module) else { continue };
+                let Some(pos) = position(records, id) else { continue };
+                let rec = &mut records[pos];
                 for (k, v) in fields {
                     rec.set(k, v);
                 }
@@ -511,7 +537,7 @@ pub fn apply_to_seeds(zoho: &mut ZohoSeed, moodle: &mut MoodleSeed, mutations: &
             }
             Mutation::ZohoDelete { module, id } => {
                 let Some(records) = zoho.modules.get_mut(module) else { continue };
-                let Some(pos) = records.iter().position(|r| r.has_id(id)) else { continue };
+                let Some(pos) = position(records, id) else { continue };
                 let rec = records.remove(pos).value();
                 zoho.deleted.entry(module.clone()).or_default().push(DeletedStub {
                     id: id.clone(),

@@ -108,7 +108,10 @@ impl College {
     pub fn generate(opts: GenOptions) -> College {
         let settings = Settings::defaults();
         let start = std::time::Instant::now();
-        let phase = |what: &str| tracing::debug!(ms = start.elapsed().as_millis() as u64, "generator: {what} done");
+        let phase = |what: &str| {
+            let (rss_mib, peak_mib) = memory_mib();
+            tracing::debug!(ms = start.elapsed().as_millis() as u64, rss_mib, peak_mib, "generator: {what} done")
+        };
         let mut g = Gen::new(&opts, &settings);
         g.zoho_side();
         phase("Zoho side");
@@ -117,7 +120,7 @@ impl College {
             let moodle = MoodleSeed { categories: vec![default_category()], ..MoodleSeed::default() };
             return College { zoho, moodle, drift: Vec::new() };
         }
-        let (mut moodle, students) = synced_moodle(&mut zoho, &pending, &settings, &phase);
+        let (mut moodle, students) = synced_moodle(&mut zoho, pending, &settings, &phase);
         let mut drift = Vec::new();
         if opts.state == State::Drifted {
             let (count, seed) = (opts.drift_count, opts.seed);
@@ -154,6 +157,17 @@ impl College {
             self.drift.len(),
         )
     }
+}
+
+/// This process's resident memory and its peak so far (`VmRSS`, `VmHWM`), in MiB, for the phase log (0 where
+/// /proc is not there).
+fn memory_mib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        let line = status.lines().find(|l| l.starts_with(key));
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024)
 }
 
 fn default_category() -> MoodleCategory {
@@ -717,7 +731,7 @@ pub fn students_with_users(students: &[JsonObject], settings: &Settings) -> Hash
 /// The Moodle side of `synced`, with the Zoho students as mapped on the way (for [`drift::plan_mapped`]).
 fn synced_moodle(
     zoho: &mut ZohoSeed,
-    pending: &[PendingGrade],
+    pending: Vec<PendingGrade>,
     settings: &Settings,
     phase: &dyn Fn(&str),
 ) -> (MoodleSeed, Vec<drift::MappedStudent>) {
@@ -732,6 +746,10 @@ fn synced_moodle(
                 parent: 0,
             },
         ],
+        // Sized up front: what a large college holds for its lifetime is not grown by doubling.
+        users: Vec::with_capacity(zoho.modules["BTEC_Teachers"].len() + zoho.modules["BTEC_Students"].len()),
+        enrolments: Vec::with_capacity(zoho.modules["BTEC_Classes"].len() + zoho.modules["BTEC_Enrollments"].len()),
+        grades: Vec::with_capacity(pending.len()),
         ..MoodleSeed::default()
     };
     let mut next_user = FIRST_USER_ID;
@@ -772,7 +790,7 @@ fn synced_moodle(
             next_user += 1;
         }
     }
-
+    drop(emails_taken);
     phase("people");
     // Classes → courses, each with its teacher enrolled with the teacher role.
     let mut course_of: FxHashMap<String, i64> = FxHashMap::default();
