@@ -1,6 +1,8 @@
 //! Units, registrations and payments (Zoho → Moodle): rows of the student-dashboard plugin's tables, through
 //! its web-service functions (docs/plugin-contract.md). Identity: the row's `zoho_id`.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use super::{canon, id_of, normalise, object, MapError, Norm, ZohoNames};
@@ -76,13 +78,29 @@ fn finish(canonical: &str, v: Value) -> Value {
     }
 }
 
+/// The canonical fields of a Zoho record of `kind`, in spec order, each read through `raw` (a Zoho field's
+/// raw value by API name; `None` when absent). `from_zoho`'s fields; on its own for callers that want only
+/// the plugin row ([`plugin_entries`]) of many records, without building each record.
+pub fn zoho_values<'r>(
+    kind: Kind,
+    raw: impl Fn(&str) -> Option<Cow<'r, Value>>,
+    names: &ZohoNames,
+) -> Result<Vec<(&'static str, Value)>, MapError> {
+    let specs = specs(kind);
+    let mut out = Vec::with_capacity(specs.len());
+    for (canonical, norm, _, _) in specs {
+        let name = names.get(canonical);
+        out.push((*canonical, finish(canonical, normalise(*norm, raw(name).as_deref(), name)?)));
+    }
+    Ok(out)
+}
+
 pub fn from_zoho(kind: Kind, raw: &Value, names: &ZohoNames) -> Result<Record, MapError> {
     let rec = object(raw)?;
     let id = id_of(rec, "id")?;
     let mut fields = Fields::new();
-    for (canonical, norm, _, _) in specs(kind) {
-        let name = names.get(canonical);
-        fields.insert(canonical.to_string(), finish(canonical, normalise(*norm, rec.get(name), name)?));
+    for (canonical, value) in zoho_values(kind, |name| rec.get(name).map(Cow::Borrowed), names)? {
+        fields.insert(canonical.to_string(), value);
     }
     let mut refs = Fields::new();
     refs.insert("modified_time".into(), canon::text(rec.get("Modified_Time")));
@@ -102,34 +120,39 @@ pub fn from_moodle(kind: Kind, raw: &Value) -> Result<Record, MapError> {
     Ok(Record::new(kind, id, fields, refs))
 }
 
-/// One upsert row for the plugin: every canonical field under its plugin name, plus `zoho_id` and, for
-/// personal rows, the student's Moodle `userid`. Null values are omitted (the contract's "not set").
+/// The entries of one upsert row for the plugin, in the contract's order: `zoho_id`, for personal rows the
+/// student's Moodle `userid`, then every canonical field under its plugin name. Null values are omitted (the
+/// contract's "not set"). `value` gives a canonical field's value.
+pub fn plugin_entries<'v>(
+    kind: Kind,
+    zoho_id: &str,
+    userid: Option<i64>,
+    mut value: impl FnMut(&str) -> Option<Cow<'v, Value>>,
+) -> Result<Vec<(&'static str, Value)>, MapError> {
+    let specs = specs(kind);
+    let mut out = Vec::with_capacity(specs.len() + 2);
+    out.push(("zoho_id", json!(zoho_id)));
+    if personal(kind) {
+        out.push(("userid", json!(userid.ok_or(MapError::Missing { what: "the student's Moodle user".into() })?)));
+    }
+    for (canonical, _, plugin, _) in specs {
+        match value(canonical) {
+            Some(v) if !v.is_null() => out.push((*plugin, v.into_owned())),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// One upsert row for the plugin: [`plugin_entries`] of a record's canonical fields, as a JSON object.
 pub fn plugin_row(
     kind: Kind,
     zoho_id: &str,
     fields: &Fields,
     userid: Option<i64>,
 ) -> Result<Map<String, Value>, MapError> {
-    let mut out = Map::new();
-    out.insert("zoho_id".into(), json!(zoho_id));
-    if personal(kind) {
-        out.insert(
-            "userid".into(),
-            json!(userid.ok_or(MapError::Missing { what: "the student's Moodle user".into() })?),
-        );
-    }
-    for (canonical, _, plugin, _) in specs(kind) {
-        match fields.get(*canonical) {
-            Some(Value::Null) | None => {}
-            Some(Value::String(s)) => {
-                out.insert(plugin.to_string(), json!(s));
-            }
-            Some(other) => {
-                out.insert(plugin.to_string(), other.clone());
-            }
-        }
-    }
-    Ok(out)
+    let entries = plugin_entries(kind, zoho_id, userid, |canonical| fields.get(canonical).map(Cow::Borrowed))?;
+    Ok(entries.into_iter().map(|(key, v)| (key.to_string(), v)).collect())
 }
 
 #[cfg(test)]

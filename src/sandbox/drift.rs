@@ -74,7 +74,8 @@ pub struct MappedStudent {
     pub uid: Option<i64>,
     pub email: Option<String>,
     pub id_number: String,
-    pub fingerprint: String,
+    /// The record's fingerprint ([`Record::fingerprint`]) as its 128 bits.
+    pub fingerprint: u128,
 }
 
 impl MappedStudent {
@@ -84,43 +85,47 @@ impl MappedStudent {
             uid,
             email: r.field_str("email").map(str::to_string),
             id_number: r.field_str("id_number").unwrap_or("").to_string(),
-            fingerprint: r.fingerprint.clone(),
+            fingerprint: fingerprint_bits(&r.fingerprint),
         }
     }
 }
 
-// The candidates borrow what they can from the seeds (ids are plain digits: never escaped), so that
-// planning a large college holds no copy of its ids.
+/// A fingerprint's 128 bits (it is an MD5 in hex).
+fn fingerprint_bits(hex: &str) -> u128 {
+    u128::from_str_radix(hex, 16).expect("a fingerprint is 32 hex digits")
+}
+
+/// A candidate student: its mapped Zoho record and its Moodle user (borrowed: planning a large college
+/// holds no copy of its ids).
 struct Student<'a> {
-    id: &'a str,
-    uid: i64,
+    zoho: &'a MappedStudent,
     user: &'a MoodleUser,
-    id_number: &'a str,
     /// Whether a registration, enrolment, grade or payment looks the student up (a deleted one would leave
     /// that lookup dangling).
     referenced: bool,
 }
 
-/// Moodle rows found by (course id, user id): their places in the list, sorted by that pair and searched by
-/// halving (4 bytes a row, where a map takes 24 and more). Of rows with the same pair, the last is found.
-struct PairIndex<'a, T> {
+/// Moodle rows found by a key (a user's id, an enrolment's course and user): their places in the list,
+/// sorted by the key and searched by halving (4 bytes a row, where a map takes 16 to 32). Of rows with the
+/// same key, the last is found.
+struct Index<'a, T, K> {
     items: &'a [T],
-    pair: fn(&T) -> (i64, i64),
+    key: fn(&T) -> K,
     order: Vec<u32>,
 }
 
-impl<'a, T: Sync> PairIndex<'a, T> {
-    fn new(items: &'a [T], pair: fn(&T) -> (i64, i64)) -> PairIndex<'a, T> {
+impl<'a, T: Sync, K: Ord + Copy> Index<'a, T, K> {
+    fn new(items: &'a [T], key: fn(&T) -> K) -> Index<'a, T, K> {
         let mut order: Vec<u32> = (0..u32::try_from(items.len()).expect("fewer than 2^32 rows")).collect();
-        order.par_sort_unstable_by_key(|&i| (pair(&items[i as usize]), i));
-        PairIndex { items, pair, order }
+        order.par_sort_unstable_by_key(|&i| (key(&items[i as usize]), i));
+        Index { items, key, order }
     }
 
-    fn get(&self, courseid: i64, userid: i64) -> Option<&'a T> {
-        let pair = |i: u32| (self.pair)(&self.items[i as usize]);
-        let end = self.order.partition_point(|&i| pair(i) <= (courseid, userid));
+    fn get(&self, want: K) -> Option<&'a T> {
+        let key = |i: u32| (self.key)(&self.items[i as usize]);
+        let end = self.order.partition_point(|&i| key(i) <= want);
         let last = *self.order.get(end.checked_sub(1)?)?;
-        (pair(last) == (courseid, userid)).then(|| &self.items[last as usize])
+        (key(last) == want).then(|| &self.items[last as usize])
     }
 }
 
@@ -165,7 +170,7 @@ pub fn plan(
 /// that just built the synced state from them.
 pub fn plan_mapped<'z>(
     zoho: &'z ZohoSeed,
-    moodle: &MoodleSeed,
+    moodle: &'z MoodleSeed,
     mapped: Vec<MappedStudent>,
     count: usize,
     seed: u64,
@@ -179,38 +184,36 @@ pub fn plan_mapped<'z>(
     let module_records = |names: &ZohoNames| zoho.modules.get(names.module()).map(Vec::as_slice).unwrap_or(&[]);
 
     // Students who agree on both sides, have an email of their own and an active account.
-    let users: FxHashMap<i64, &MoodleUser> = moodle.users.iter().map(|u| (u.id, u)).collect();
-    let mut email_count: FxHashMap<&str, usize> = FxHashMap::default();
-    for e in mapped.iter().filter_map(|r| r.email.as_deref()) {
-        *email_count.entry(e).or_default() += 1;
-    }
+    let users = Index::new(&moodle.users, |u| u.id);
+    let mut emails: Vec<&str> = mapped.iter().filter_map(|r| r.email.as_deref()).collect();
+    emails.sort_unstable();
+    let unique = |e: &str| emails.partition_point(|x| *x <= e) - emails.partition_point(|x| *x < e) == 1;
     let user_names = ZohoNames::for_kind(settings, Kind::MoodleUser);
     let mut students: Vec<Student> = mapped
         .par_iter()
         .filter_map(|r| {
-            let user = *r.uid.and_then(|uid| users.get(&uid))?;
-            let unique = r.email.as_deref().map(|e| email_count[e] == 1).unwrap_or(false);
+            let user = users.get(r.uid?)?;
+            let unique = r.email.as_deref().is_some_and(unique);
             let m = mapping::map_record_named(Kind::MoodleUser, &json!(user), &user_names, settings).ok()?;
-            let agree = m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint == r.fingerprint;
+            let agree =
+                fingerprint_bits(&m.project(crate::mapping::person::STUDENT_FIELDS).fingerprint) == r.fingerprint;
             (unique && agree && !user.suspended && !exclude.contains(&r.id)).then_some(Student {
-                id: &r.id,
-                uid: user.id,
+                zoho: r,
                 user,
-                id_number: &r.id_number,
                 referenced: false,
             })
         })
         .collect();
     let student_uid: FxHashMap<&str, (i64, usize)> =
-        students.iter().zip(0..).map(|(s, i)| (s.id, (s.uid, i))).collect();
+        students.iter().zip(0..).map(|(s, i)| (s.zoho.id.as_str(), (s.user.id, i))).collect();
     // Classes are few: parsed for their two fields.
     let course_of: FxHashMap<String, i64> = module_records(&cn)
         .iter()
         .map(|r| r.pick(&["id", cn.get("moodle_id")]))
         .filter_map(|c| Some((text_id(&c)?, moodle_id(&c, cn.get("moodle_id"))?)))
         .collect();
-    let m_enrol = PairIndex::new(&moodle.enrolments, |e| (e.courseid, e.userid));
-    let m_grade = PairIndex::new(&moodle.grades, |g| (g.courseid, g.userid));
+    let m_enrol = Index::new(&moodle.enrolments, |e| (e.courseid, e.userid));
+    let m_grade = Index::new(&moodle.grades, |g| (g.courseid, g.userid));
 
     // The dependent modules are read for a few fields each, by a byte scan of each record's text on all
     // cores (nothing is built but what is kept), in module order.
@@ -249,7 +252,7 @@ pub fn plan_mapped<'z>(
         .enumerate()
         .filter_map(|(i, rec)| {
             let (courseid, userid) = pair_of(rec, &en)?;
-            let me = m_enrol.get(courseid, userid)?;
+            let me = m_enrol.get((courseid, userid))?;
             let active = rec.raw(en.get("status")).and_then(json_str).as_deref() == Some("Active");
             (active && me.status == 0 && me.roleid == settings.roles.student).then(|| at(i))
         })
@@ -259,15 +262,24 @@ pub fn plan_mapped<'z>(
         .enumerate()
         .filter_map(|(i, rec)| {
             let (courseid, userid) = pair_of(rec, &gn)?;
-            let mg = m_grade.get(courseid, userid)?;
+            let mg = m_grade.get((courseid, userid))?;
             mg.finalgrade?;
             (mg.scaleitem.is_none() && mg.grademax > mg.grademin).then(|| at(i))
         })
         .collect();
-    // Zoho ids of the payments that have a dashboard row (in Zoho's order, so sorting is one pass).
-    let mut rows: Vec<Cow<str>> = Vec::with_capacity(moodle.plugin.payments.len());
-    rows.extend(moodle.plugin.payments.iter().filter_map(|r| json_str(r.raw("zoho_id")?)));
-    rows.sort_unstable();
+    // Whether a payment has a dashboard row: found by halving in the rows themselves when they are in Zoho id
+    // order (as the generator writes them), else in a sorted copy of their ids.
+    let row_id = |r: &'z JsonObject| r.raw("zoho_id").and_then(json_str);
+    let rows = &moodle.plugin.payments;
+    let copy: Option<Vec<Cow<str>>> = (!rows.is_sorted_by(|a, b| row_id(a) <= row_id(b))).then(|| {
+        let mut ids: Vec<Cow<str>> = rows.iter().filter_map(row_id).collect();
+        ids.sort_unstable();
+        ids
+    });
+    let has_row = |id: &str| match &copy {
+        Some(ids) => ids.binary_search_by(|x| x.as_ref().cmp(id)).is_ok(),
+        None => rows.binary_search_by(|r| row_id(r).as_deref().cmp(&Some(id))).is_ok(),
+    };
     let status_method = [pn.get("status"), pn.get("method")];
     let mut payments: Vec<u32> = payment_records
         .par_iter()
@@ -278,8 +290,7 @@ pub fn plan_mapped<'z>(
             let unpaid = matches!(status.and_then(json_str).as_deref(), Some("Due" | "Overdue"));
             // An absent `method` reads as null too.
             let no_method = method.is_none_or(|m| m == "null");
-            (unpaid && no_method && rows.binary_search(&id).is_ok() && student_uid.contains_key(student.as_ref()))
-                .then(|| at(i))
+            (unpaid && no_method && has_row(&id) && student_uid.contains_key(student.as_ref())).then(|| at(i))
         })
         .collect();
     let courses: Vec<i64> = {
@@ -323,33 +334,34 @@ pub fn plan_mapped<'z>(
             | DriftKind::ZohoStudentDeleted => {
                 // Deletions take students without dependent records, the other kinds leave those to them.
                 let deleting = kind == DriftKind::ZohoStudentDeleted;
-                let Some(s) = students.iter().find(|s| !used.contains(s.id) && s.referenced != deleting) else {
+                let Some(s) = students.iter().find(|s| !used.contains(s.zoho.id.as_str()) && s.referenced != deleting)
+                else {
                     continue;
                 };
-                let uid = Some(s.uid.to_string());
+                let uid = Some(s.user.id.to_string());
                 let (mut d, mutation) = match kind {
                     DriftKind::ZohoEmailChanged => {
-                        let email = format!("{}.new@student.college.ac.uk", s.id_number.to_lowercase());
+                        let email = format!("{}.new@student.college.ac.uk", s.zoho.id_number.to_lowercase());
                         let mut f = Map::new();
                         f.insert(sn.get("email").into(), json!(email));
-                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.id.to_string(), fields: f };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
+                        let m = Mutation::ZohoUpdate { module: sn.module().into(), id: s.zoho.id.clone(), fields: f };
+                        (drift(kind, "student", Some(s.zoho.id.as_str()), uid, "moodle", "update"), m)
                     }
                     DriftKind::MoodleUserRenamed => {
                         let mut f = Map::new();
                         f.insert("lastname".into(), json!(format!("{}-Hughes", s.user.lastname)));
-                        let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "update"), m)
+                        let m = Mutation::MoodleUpdateUser { id: s.user.id, fields: f };
+                        (drift(kind, "student", Some(s.zoho.id.as_str()), uid, "moodle", "update"), m)
                     }
                     DriftKind::MoodleUserSuspended => {
                         let mut f = Map::new();
                         f.insert("suspended".into(), json!(true));
-                        let m = Mutation::MoodleUpdateUser { id: s.uid, fields: f };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "restore"), m)
+                        let m = Mutation::MoodleUpdateUser { id: s.user.id, fields: f };
+                        (drift(kind, "student", Some(s.zoho.id.as_str()), uid, "moodle", "restore"), m)
                     }
                     _ => {
-                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.id.to_string() };
-                        (drift(kind, "student", Some(s.id), uid, "moodle", "suspend"), m)
+                        let m = Mutation::ZohoDelete { module: sn.module().into(), id: s.zoho.id.clone() };
+                        (drift(kind, "student", Some(s.zoho.id.as_str()), uid, "moodle", "suspend"), m)
                     }
                 };
                 d.fields = match kind {
@@ -358,19 +370,22 @@ pub fn plan_mapped<'z>(
                     DriftKind::MoodleUserSuspended => vec!["suspended".into()],
                     _ => vec![],
                 };
-                Some((SeededDrift { drift: d, mutations: vec![mutation], student: String::new() }, s.id.into()))
+                Some((
+                    SeededDrift { drift: d, mutations: vec![mutation], student: String::new() },
+                    s.zoho.id.as_str().into(),
+                ))
             }
             DriftKind::MoodleEnrolmentExtra => {
-                let Some(s) = students.iter().find(|s| !used.contains(s.id) && s.referenced) else {
+                let Some(s) = students.iter().find(|s| !used.contains(s.zoho.id.as_str()) && s.referenced) else {
                     continue;
                 };
-                let start = (s.uid as usize) % courses.len().max(1);
+                let start = (s.user.id as usize) % courses.len().max(1);
                 let Some(&c) = courses
                     .iter()
                     .cycle()
                     .skip(start)
                     .take(courses.len())
-                    .find(|c| m_enrol.get(**c, s.uid).is_none() && m_grade.get(**c, s.uid).is_none())
+                    .find(|c| m_enrol.get((**c, s.user.id)).is_none() && m_grade.get((**c, s.user.id)).is_none())
                 else {
                     continue;
                 };
@@ -379,24 +394,24 @@ pub fn plan_mapped<'z>(
                 // As a teacher does in the UI: no dates (the fake's `enrol` helper does the same).
                 f.insert("start_date".into(), Value::Null);
                 f.insert("end_date".into(), Value::Null);
-                let item = enrollment::moodle_enrol(settings.roles.student, s.uid, c, &f);
+                let item = enrollment::moodle_enrol(settings.roles.student, s.user.id, c, &f);
                 let n = |k: &str| item.get(k).and_then(Value::as_i64).unwrap_or(0);
                 let enrolment = MoodleEnrolment {
                     courseid: c,
-                    userid: s.uid,
+                    userid: s.user.id,
                     roleid: n("roleid"),
                     status: n("suspend"),
                     timestart: n("timestart"),
                     timeend: n("timeend"),
                 };
-                let d = drift(kind, "enrollment", None, pair(c, s.uid), "zoho", "create");
+                let d = drift(kind, "enrollment", None, pair(c, s.user.id), "zoho", "create");
                 Some((
                     SeededDrift {
                         drift: d,
                         mutations: vec![Mutation::MoodleEnrol { enrolment }],
                         student: String::new(),
                     },
-                    s.id.into(),
+                    s.zoho.id.as_str().into(),
                 ))
             }
             DriftKind::MoodleEnrolmentMissing
@@ -410,7 +425,7 @@ pub fn plan_mapped<'z>(
                     let pair = pair_of(rec, &en)?;
                     let (id, student) = ids(rec, &en)?;
                     let start = start_date(rec);
-                    let free = !used.contains(student.as_ref()) && m_grade.get(pair.0, pair.1).is_none();
+                    let free = !used.contains(student.as_ref()) && m_grade.get(pair).is_none();
                     (free && (kind != DriftKind::EnrollmentConflict || start.is_some()))
                         .then_some((id, student, start, pair))
                 }) else {
@@ -440,7 +455,7 @@ pub fn plan_mapped<'z>(
                         let start = canon::unix_from_date(&json!(start.as_deref().unwrap_or_default())) / 86_400;
                         let mut f = Map::new();
                         f.insert(en.get("start_date").into(), json!(date_str(start + 7)));
-                        let me = m_enrol.get(courseid, userid).expect("a candidate has its enrolment");
+                        let me = m_enrol.get((courseid, userid)).expect("a candidate has its enrolment");
                         let mut d = drift(kind, "enrollment", Some(&*id), key, conflict_target, "update");
                         d.conflict = true;
                         (
@@ -468,7 +483,7 @@ pub fn plan_mapped<'z>(
                 }) else {
                     continue;
                 };
-                let mg = m_grade.get(courseid, userid).expect("a candidate has its grade");
+                let mg = m_grade.get((courseid, userid)).expect("a candidate has its grade");
                 let (grademin, grademax) = (mg.grademin, mg.grademax);
                 let was = mg.finalgrade.expect("a candidate has a numeric grade");
                 let t = &settings.thresholds;

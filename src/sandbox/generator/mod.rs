@@ -9,6 +9,7 @@
 mod names;
 mod record;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -27,7 +28,7 @@ use super::seed::{
     Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
     PluginTables, ZohoSeed, ZOHO_MODULES,
 };
-use crate::mapping::{self, class, dashboard, enrollment, grade, person, ZohoNames};
+use crate::mapping::{self, class, dashboard, enrollment, grade, person, MapError, ZohoNames};
 use crate::model::{Kind, Record};
 use crate::settings::Settings;
 
@@ -665,8 +666,9 @@ impl<'s> Mapper<'s> {
     }
 }
 
-/// Records are mapped on all cores a block at a time: what is built for one block is all that is held.
-const BLOCK: usize = 8192;
+/// Records are mapped on all cores a block at a time: what is built for one block (a few MB) is all that is
+/// held, and all the garbage it leaves in the workers' heaps.
+const BLOCK: usize = 2048;
 
 fn text(m: &Map<String, Value>, key: &str) -> String {
     m.get(key).and_then(Value::as_str).unwrap_or("").to_string()
@@ -860,23 +862,32 @@ fn plugin_tables(zoho: &ZohoSeed, user_of: &FxHashMap<String, i64>, settings: &S
     for (module, kind) in
         [("BTEC_Units", Kind::Unit), ("BTEC_Registrations", Kind::Registration), ("BTEC_Payments", Kind::Payment)]
     {
-        let mapper = Mapper::new(kind, settings);
+        let names = ZohoNames::for_kind(settings, kind);
         let table = match kind {
             Kind::Unit => &mut tables.units,
             Kind::Registration => &mut tables.registrations,
             _ => &mut tables.payments,
         };
         for block in zoho.modules[module].chunks(BLOCK) {
-            let rows: Vec<Map<String, Value>> = block
+            let rows: Vec<Vec<(&str, Value)>> = block
                 .par_iter()
                 .filter_map(|rec| {
-                    let r = mapper.map(rec);
+                    // The row `plugin_row` makes of the mapped record, read field by field from its text.
+                    let bad =
+                        |e: MapError| panic!("generated {kind} record does not map ({e}): a generator bug\n{rec}");
+                    let raw = |name: &str| rec.raw(name).map(|t| Cow::Owned(serde_json::from_str(t).expect("JSON")));
+                    let mut values = dashboard::zoho_values(kind, raw, &names).unwrap_or_else(bad);
+                    let id = rec.id().expect("generated records have ids");
                     let userid = match dashboard::personal(kind) {
                         // No Moodle user for the student: the sync skips their rows.
-                        true => Some(*r.field_str("student").and_then(|s| user_of.get(s))?),
+                        true => {
+                            let student = values.iter().find(|(c, _)| *c == "student").and_then(|(_, v)| v.as_str());
+                            Some(*student.and_then(|s| user_of.get(s))?)
+                        }
                         false => None,
                     };
-                    Some(dashboard::plugin_row(kind, &r.key, &r.fields, userid).expect("generated rows are complete"))
+                    let take = |c: &str| values.iter_mut().find(|(k, _)| *k == c).map(|(_, v)| Cow::Owned(v.take()));
+                    Some(dashboard::plugin_entries(kind, &id, userid, take).unwrap_or_else(bad))
                 })
                 .collect();
             let first = next_row;
@@ -886,7 +897,10 @@ fn plugin_tables(zoho: &ZohoSeed, user_of: &FxHashMap<String, i64>, settings: &S
                 .enumerate()
                 .map(|(i, row)| stored_row_text(kind, row, first + i as i64, SYNCED_AT))
                 .collect();
-            table.extend(stored);
+            // Kept as copies made on this thread: the rows live as long as the college, and this thread's
+            // allocations reuse the space the people's write-backs freed, where the workers' would grow their
+            // own heaps (and leave them holding this block's garbage).
+            table.extend(stored.iter().cloned());
         }
     }
     tables
@@ -966,14 +980,16 @@ pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified
     Value::Object(out)
 }
 
-/// [`stored_row`] written straight to its compact text (the same bytes), without building the row's map.
-fn stored_row_text(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified: i64) -> JsonObject {
+/// [`stored_row`] of a row's entries (`dashboard::plugin_entries`), written straight to its compact text (the
+/// same bytes), without building the row's map.
+fn stored_row_text<K: AsRef<str>>(kind: Kind, mut row: Vec<(K, Value)>, id: i64, timemodified: i64) -> JsonObject {
     use std::io::Write;
     let mut buf = Vec::with_capacity(320);
     write!(buf, "{{\"id\":{id}").expect("writing to memory cannot fail");
     for (key, absent) in layout(kind) {
         write!(buf, ",\"{key}\":").expect("writing to memory cannot fail");
-        let v = stored_value(key, *absent, row.remove(*key));
+        let given = row.iter_mut().find(|(k, _)| k.as_ref() == *key).map(|(_, v)| v.take());
+        let v = stored_value(key, *absent, given);
         serde_json::to_writer(&mut buf, &v).expect("writing JSON to memory cannot fail");
     }
     write!(buf, ",\"timemodified\":{timemodified}}}").expect("writing to memory cannot fail");

@@ -449,6 +449,6 @@ fn generator_stored_row_text_is_the_stored_row_json() {
     for (kind, row) in rows {
         let Value::Object(row) = row else { unreachable!() };
         let want = serde_json::to_string(&stored_row(kind, row.clone(), 42, SYNCED_AT)).unwrap();
-        assert_eq!(stored_row_text(kind, row, 42, SYNCED_AT).as_str(), want);
+        assert_eq!(stored_row_text(kind, row.into_iter().collect(), 42, SYNCED_AT).as_str(), want);
     }
 }
