@@ -1,9 +1,11 @@
 //! Enrolments (Zoho BTEC_Enrollments, bidirectional) ⇄ Moodle manual enrolments with the student role.
 //! Identity: (student, class) ⇄ (user, course); the link step pairs them.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
-use super::{canon, id_of, object, read_zoho, FieldSpec, MapError, Norm, ZohoNames};
+use super::{canon, id_of, object, read_zoho_with, FieldSpec, MapError, Norm, ZohoNames};
 use crate::model::{Fields, Kind, Record};
 
 pub const FIELDS: &[&str] = &["active", "end_date", "start_date"];
@@ -11,18 +13,35 @@ pub const FIELDS: &[&str] = &["active", "end_date", "start_date"];
 const ZOHO_ENROLLMENT: &[FieldSpec] =
     &[FieldSpec { canonical: "start_date", norm: Norm::Date }, FieldSpec { canonical: "end_date", norm: Norm::Date }];
 
+/// What [`from_zoho`] reads of an enrolment: its canonical fields, its Zoho status and its two lookups.
+pub struct ZohoParts {
+    pub fields: Fields,
+    pub status: Value,
+    pub student: Value,
+    pub class: Value,
+}
+
+/// [`from_zoho`]'s reading of an enrolment through `raw` (a Zoho field's raw value by API name; `None` when
+/// absent), without building the record: for callers that map many and keep little (the generator).
+pub fn zoho_parts<'r>(raw: impl Fn(&str) -> Option<Cow<'r, Value>>, names: &ZohoNames) -> Result<ZohoParts, MapError> {
+    let mut fields = read_zoho_with(&raw, names, ZOHO_ENROLLMENT)?;
+    let status = canon::text(raw(names.get("status")).as_deref());
+    fields.insert("active".into(), Value::Bool(status.as_str() == Some("Active")));
+    let student = canon::lookup_id(raw(names.get("student")).as_deref());
+    let class = canon::lookup_id(raw(names.get("class")).as_deref());
+    Ok(ZohoParts { fields, status, student, class })
+}
+
 pub fn from_zoho(raw: &Value, names: &ZohoNames) -> Result<Record, MapError> {
     let rec = object(raw)?;
     let id = id_of(rec, "id")?;
-    let mut fields = read_zoho(rec, names, ZOHO_ENROLLMENT)?;
-    let status = canon::text(rec.get(names.get("status")));
-    fields.insert("active".into(), Value::Bool(status.as_str() == Some("Active")));
+    let p = zoho_parts(|name| rec.get(name).map(Cow::Borrowed), names)?;
     let mut refs = Fields::new();
-    refs.insert("student_id".into(), canon::lookup_id(rec.get(names.get("student"))));
-    refs.insert("class_id".into(), canon::lookup_id(rec.get(names.get("class"))));
-    refs.insert("status".into(), status);
+    refs.insert("student_id".into(), p.student);
+    refs.insert("class_id".into(), p.class);
+    refs.insert("status".into(), p.status);
     refs.insert("modified_time".into(), canon::text(rec.get("Modified_Time")));
-    Ok(Record::new(Kind::Enrollment, id, fields, refs))
+    Ok(Record::new(Kind::Enrollment, id, p.fields, refs))
 }
 
 /// A row of `local_student_dashboard_get_enrolments` (any role: teachers come through here too).

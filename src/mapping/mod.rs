@@ -12,6 +12,7 @@ pub mod enrollment;
 pub mod grade;
 pub mod person;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -99,10 +100,20 @@ pub(crate) fn normalise(norm: Norm, raw: Option<&Value>, field: &str) -> Result<
 
 /// Reads `specs` from a Zoho record through the configured names.
 pub(crate) fn read_zoho(rec: &Map<String, Value>, names: &ZohoNames, specs: &[FieldSpec]) -> Result<Fields, MapError> {
+    read_zoho_with(|name| rec.get(name).map(Cow::Borrowed), names, specs)
+}
+
+/// [`read_zoho`] through `raw` (a field's raw value by API name; `None` when absent): for readers that do not
+/// hold the record as a map.
+pub(crate) fn read_zoho_with<'r>(
+    raw: impl Fn(&str) -> Option<Cow<'r, Value>>,
+    names: &ZohoNames,
+    specs: &[FieldSpec],
+) -> Result<Fields, MapError> {
     let mut out = Fields::new();
     for spec in specs {
         let name = names.get(spec.canonical);
-        out.insert(spec.canonical.to_string(), normalise(spec.norm, rec.get(name), name)?);
+        out.insert(spec.canonical.to_string(), normalise(spec.norm, raw(name).as_deref(), name)?);
     }
     Ok(out)
 }

@@ -62,6 +62,13 @@ impl JsonObject {
         value_range(&self.0, key).map(|r| &self.0[r])
     }
 
+    /// Every top-level entry in one scan, in the text's order: each key as written (seed keys hold no escapes)
+    /// and its value's text. For readers that need most fields of many records, where a [`JsonObject::raw`]
+    /// per field would scan the text once each.
+    pub fn raw_entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        entries(&self.0)
+    }
+
     /// Whether the string `id` is `id`, without allocating (see [`JsonObject::id`]).
     pub fn has_id(&self, id: &str) -> bool {
         match self.raw("id") {
@@ -151,7 +158,7 @@ pub fn json_lookup_id(raw: &str) -> Option<Cow<'_, str>> {
 }
 
 /// A value's text parsed: a plain string or `null` without running the parser.
-fn parse_value(raw: &str) -> Value {
+pub(crate) fn parse_value(raw: &str) -> Value {
     match raw {
         "null" => Value::Null,
         _ => match json_str(raw) {

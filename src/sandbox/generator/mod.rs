@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use self::record::RecordWriter;
 use super::drift;
 use super::seed::{
-    Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
+    parse_value, Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
     PluginTables, ZohoSeed, ZOHO_MODULES,
 };
 use crate::mapping::{self, class, dashboard, enrollment, grade, person, MapError, ZohoNames};
@@ -183,24 +183,48 @@ fn civil(days: i64) -> NaiveDate {
 
 /// `YYYY-MM-DD` of a day number (days since 1970-01-01).
 pub fn date_str(days: i64) -> String {
-    let d = civil(days);
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    let mut out = String::with_capacity(10);
+    push_date(&mut out, days);
+    out
 }
 
 /// A Zoho datetime to the second: UTC as `+00:00`, or India time as `+05:30` (the org's zone).
 pub fn zoho_time(t: i64, ist: bool) -> String {
     let (local, suffix) = if ist { (t + 19_800, "+05:30") } else { (t, "+00:00") };
-    let d = civil(local.div_euclid(DAY));
+    let mut out = String::with_capacity(25);
+    push_date(&mut out, local.div_euclid(DAY));
     let s = local.rem_euclid(DAY);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{suffix}",
-        d.year(),
-        d.month(),
-        d.day(),
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    out.push('T');
+    push_padded(&mut out, s / 3600, 2);
+    out.push(':');
+    push_padded(&mut out, s % 3600 / 60, 2);
+    out.push(':');
+    push_padded(&mut out, s % 60, 2);
+    out.push_str(suffix);
+    out
+}
+
+// Dates and times are written digit by digit: the generator writes about two million of them, and
+// `format!` was a tenth of its serial part.
+fn push_date(out: &mut String, days: i64) {
+    let d = civil(days);
+    push_padded(out, i64::from(d.year()), 4);
+    out.push('-');
+    push_padded(out, i64::from(d.month()), 2);
+    out.push('-');
+    push_padded(out, i64::from(d.day()), 2);
+}
+
+/// `n` in decimal, zero-padded to `width` digits (as `{:0width$}` does).
+fn push_padded(out: &mut String, n: i64, width: usize) {
+    match u32::try_from(n) {
+        Ok(n) if n < 10u32.pow(width as u32) => {
+            for place in (0..width as u32).rev() {
+                out.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+            }
+        }
+        _ => out.push_str(&format!("{n:0width$}")),
+    }
 }
 
 /// Per-module id prefixes: ids are 19-digit strings, increasing in creation order within a module.
@@ -666,6 +690,28 @@ impl<'s> Mapper<'s> {
     }
 }
 
+/// A seed record's fields as a sync reads them, from one scan of its text: for the many records of which
+/// the Moodle side needs a few fields and no [`Record`] (enrolments, dashboard rows).
+struct RawFields<'t> {
+    rec: &'t JsonObject,
+    fields: Vec<(&'t str, &'t str)>,
+}
+
+impl<'t> RawFields<'t> {
+    fn new(rec: &'t JsonObject) -> RawFields<'t> {
+        RawFields { rec, fields: rec.raw_entries().collect() }
+    }
+
+    /// A field's value by API name (`None` when absent), for `mapping`'s `raw` readers.
+    fn get(&self, name: &str) -> Option<Cow<'static, Value>> {
+        self.fields.iter().find(|(k, _)| *k == name).map(|(_, text)| Cow::Owned(parse_value(text)))
+    }
+
+    fn bug(&self, e: MapError) -> ! {
+        panic!("a generated record does not map ({e}): a generator bug\n{}", self.rec)
+    }
+}
+
 /// Records are mapped on all cores a block at a time: what is built for one block (a few MB) is all that is
 /// held, and all the garbage it leaves in the workers' heaps.
 const BLOCK: usize = 2048;
@@ -821,15 +867,16 @@ fn synced_moodle(
     }
 
     phase("courses");
-    let mapper = Mapper::new(Kind::Enrollment, settings);
+    let names = ZohoNames::for_kind(settings, Kind::Enrollment);
     for block in zoho.modules["BTEC_Enrollments"].chunks(BLOCK) {
         let enrolled: Vec<MoodleEnrolment> = block
             .par_iter()
             .filter_map(|rec| {
-                let r = mapper.map(rec);
-                let u = r.ref_str("student_id").and_then(|s| user_of.get(s))?;
-                let c = r.ref_str("class_id").and_then(|c| course_of.get(c))?;
-                Some(enrolment_from_item(&enrollment::moodle_enrol(settings.roles.student, *u, *c, &r.fields)))
+                let text = RawFields::new(rec);
+                let e = enrollment::zoho_parts(|name| text.get(name), &names).unwrap_or_else(|e| text.bug(e));
+                let u = e.student.as_str().and_then(|s| user_of.get(s))?;
+                let c = e.class.as_str().and_then(|c| course_of.get(c))?;
+                Some(enrolment_from_item(&enrollment::moodle_enrol(settings.roles.student, *u, *c, &e.fields)))
             })
             .collect();
         moodle.enrolments.extend(enrolled);
@@ -873,10 +920,9 @@ fn plugin_tables(zoho: &ZohoSeed, user_of: &FxHashMap<String, i64>, settings: &S
                 .par_iter()
                 .filter_map(|rec| {
                     // The row `plugin_row` makes of the mapped record, read field by field from its text.
-                    let bad =
-                        |e: MapError| panic!("generated {kind} record does not map ({e}): a generator bug\n{rec}");
-                    let raw = |name: &str| rec.raw(name).map(|t| Cow::Owned(serde_json::from_str(t).expect("JSON")));
-                    let mut values = dashboard::zoho_values(kind, raw, &names).unwrap_or_else(bad);
+                    let text = RawFields::new(rec);
+                    let bad = |e| text.bug(e);
+                    let mut values = dashboard::zoho_values(kind, |name| text.get(name), &names).unwrap_or_else(bad);
                     let id = rec.id().expect("generated records have ids");
                     let userid = match dashboard::personal(kind) {
                         // No Moodle user for the student: the sync skips their rows.
