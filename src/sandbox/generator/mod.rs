@@ -110,8 +110,10 @@ impl College {
         let settings = Settings::defaults();
         let start = std::time::Instant::now();
         let phase = |what: &str| {
-            let (rss_mib, peak_mib) = memory_mib();
-            tracing::debug!(ms = start.elapsed().as_millis() as u64, rss_mib, peak_mib, "generator: {what} done")
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let (rss_mib, peak_mib) = memory_mib();
+                tracing::debug!(ms = start.elapsed().as_millis() as u64, rss_mib, peak_mib, "generator: {what} done")
+            }
         };
         let mut g = Gen::new(&opts, &settings);
         g.zoho_side();

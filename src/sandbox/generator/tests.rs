@@ -422,6 +422,27 @@ fn drift_is_planned_away_from_excluded_students() {
 }
 
 #[test]
+fn drift_plan_does_not_depend_on_the_order_of_the_moodle_lists() {
+    // The plan finds users, enrolments, grades and payment rows by halving in sorted lists; a running
+    // sandbox's lists (new rows appended) need not be in the generator's order.
+    let c = college(300, 5, State::Synced);
+    let s = Settings::defaults();
+    let want = drift::plan(&c.zoho, &c.moodle, 22, 3, &HashSet::new(), &s);
+    assert_eq!(want.len(), 22);
+    let mut shuffled = c.moodle.clone();
+    shuffled.users.reverse();
+    shuffled.enrolments.reverse();
+    shuffled.grades.reverse();
+    shuffled.plugin.payments.reverse();
+    assert_eq!(drift::plan(&c.zoho, &shuffled, 22, 3, &HashSet::new(), &s), want);
+    // Without the payments' dashboard rows, no payment drift can be planned.
+    shuffled.plugin.payments.clear();
+    let without = drift::plan(&c.zoho, &shuffled, 22, 3, &HashSet::new(), &s);
+    assert!(without.iter().all(|p| p.drift.kind != DriftKind::ZohoPaymentChanged));
+    assert!(want.iter().any(|p| p.drift.kind == DriftKind::ZohoPaymentChanged));
+}
+
+#[test]
 fn generator_stored_row_text_is_the_stored_row_json() {
     let rows = [
         (
