@@ -22,11 +22,9 @@ use zmsync::sandbox::{Sandbox, SandboxOptions};
 
 /// Peak resident memory (VmHWM) in MiB and in MB (10^6 bytes: issue #4's "under 500 MB"), e.g. `466 MiB = 489 MB`.
 fn peak() -> String {
-    let kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
-        line.split_whitespace().nth(1)?.parse::<u64>().ok()
-    });
-    kib.map(|k| format!("{:>4} MiB = {:>3} MB", k / 1024, k * 1024 / 1_000_000)).unwrap_or_else(|| "?".into())
+    zmsync::memory::resident_kib()
+        .map(|(_, k)| format!("{:>4} MiB = {:>3} MB", k / 1024, k * 1024 / 1_000_000))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// CPU time (user + system) this process has used, in seconds: on a loaded machine, steadier than wall time.

@@ -19,12 +19,6 @@ use zmsync::snapshot::{self, Options};
 
 const LATENCY_MS: u64 = 100;
 
-fn peak_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set by the parent"))
 }
@@ -59,7 +53,7 @@ fn child() {
     println!(
         "{:.2} {} {} {} {}",
         took.as_secs_f64(),
-        peak_kib().unwrap_or(0),
+        zmsync::memory::resident_kib().map_or(0, |(_, peak)| peak),
         records,
         summary.zoho.as_ref().map(|z| z.api_calls).unwrap_or(0),
         summary.moodle.as_ref().map(|m| m.api_calls).unwrap_or(0),

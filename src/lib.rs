@@ -10,6 +10,7 @@ pub mod config;
 pub mod doctor;
 pub mod exit;
 pub mod mapping;
+pub mod memory;
 pub mod model;
 pub mod moodle;
 pub mod reconcile;

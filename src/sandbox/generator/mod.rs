@@ -111,7 +111,8 @@ impl College {
         let start = std::time::Instant::now();
         let phase = |what: &str| {
             if tracing::enabled!(tracing::Level::DEBUG) {
-                let (rss_mib, peak_mib) = memory_mib();
+                let (rss_kib, peak_kib) = crate::memory::resident_kib().unwrap_or_default();
+                let (rss_mib, peak_mib) = (rss_kib / 1024, peak_kib / 1024);
                 tracing::debug!(ms = start.elapsed().as_millis() as u64, rss_mib, peak_mib, "generator: {what} done")
             }
         };
@@ -160,17 +161,6 @@ impl College {
             self.drift.len(),
         )
     }
-}
-
-/// This process's resident memory and its peak so far (`VmRSS`, `VmHWM`), in MiB, for the phase log (0 where
-/// /proc is not there).
-fn memory_mib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
-        let line = status.lines().find(|l| l.starts_with(key));
-        line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap_or(0)
-    };
-    (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024)
 }
 
 fn default_category() -> MoodleCategory {
@@ -1030,13 +1020,13 @@ pub fn stored_row(kind: Kind, mut row: Map<String, Value>, id: i64, timemodified
 
 /// [`stored_row`] of a row's entries (`dashboard::plugin_entries`), written straight to its compact text (the
 /// same bytes), without building the row's map.
-fn stored_row_text<K: AsRef<str>>(kind: Kind, mut row: Vec<(K, Value)>, id: i64, timemodified: i64) -> JsonObject {
+fn stored_row_text(kind: Kind, mut row: Vec<(&str, Value)>, id: i64, timemodified: i64) -> JsonObject {
     use std::io::Write;
     let mut buf = Vec::with_capacity(320);
     write!(buf, "{{\"id\":{id}").expect("writing to memory cannot fail");
     for (key, absent) in layout(kind) {
         write!(buf, ",\"{key}\":").expect("writing to memory cannot fail");
-        let given = row.iter_mut().find(|(k, _)| k.as_ref() == *key).map(|(_, v)| v.take());
+        let given = row.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v.take());
         let v = stored_value(key, *absent, given);
         serde_json::to_writer(&mut buf, &v).expect("writing JSON to memory cannot fail");
     }
