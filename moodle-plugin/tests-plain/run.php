@@ -41,9 +41,14 @@ set_error_handler(function (int $severity, string $message, string $file, int $l
 
 $plugindir = dirname(__DIR__) . '/local/student_dashboard';
 $fixturesdir = getenv('ZMSYNC_FIXTURES') ?: dirname(__DIR__, 2) . '/fixtures';
-foreach (['grade_converter', 'signer', 'money', 'finance_summary', 'row_types', 'row_validator', 'event_payload'] as $class) {
+foreach (['grade_converter', 'signer', 'money', 'finance_summary', 'row_types', 'row_validator', 'event_payload',
+        'formatter'] as $class) {
     require_once($plugindir . '/classes/local/' . $class . '.php');
 }
+// The dashboard page's classes, with stand-ins for the Moodle functions they call.
+require_once(__DIR__ . '/moodle_stubs.php');
+require_once(__DIR__ . '/mustache_lite.php');
+require_once($plugindir . '/classes/output/dashboard.php');
 
 $passed = 0;
 $failed = 0;
@@ -367,6 +372,9 @@ check(count($used) > 60, 'found the lang keys in use', '> 60', count($used));
 foreach ($used as $key) {
     check(isset($string[$key]), 'lang string exists: ' . $key);
 }
+
+// The dashboard page rendered through its template.
+require(__DIR__ . '/dashboard_test.php');
 
 echo $passed . ' passed, ' . $failed . " failed\n";
 exit($failed === 0 ? 0 : 1);
