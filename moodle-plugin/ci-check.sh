@@ -21,3 +21,6 @@ echo "php -l: $count files, no syntax errors"
 
 echo "== plain-PHP tests"
 php "$here/tests-plain/run.php"
+
+echo "== plain-PHP tests again without any extension loaded (php -n: no intl, the fallbacks)"
+php -n "$here/tests-plain/run.php"

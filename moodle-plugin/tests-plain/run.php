@@ -375,6 +375,7 @@ foreach ($used as $key) {
 
 // The dashboard page rendered through its template.
 require(__DIR__ . '/dashboard_test.php');
+require(__DIR__ . '/currency_test.php');
 
 echo $passed . ' passed, ' . $failed . " failed\n";
 exit($failed === 0 ? 0 : 1);

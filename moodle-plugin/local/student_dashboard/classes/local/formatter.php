@@ -28,17 +28,40 @@ class formatter {
     /** @var string How currencies are shown: symbol or code. */
     private string $currencyformat;
 
+    /** @var bool Whether PHP's intl (ICU) may be used. */
+    private bool $useintl;
+
+    /** @var string[] The symbols looked up so far, by currency. */
+    private array $symbols = [];
+
+    /**
+     * Symbols of common currencies as their own countries write them in English (ICU 72's data for the locale
+     * "en_" + the first two letters of the code), used when PHP has no intl. Others are shown by their code.
+     */
+    public const SYMBOLS = [
+        'AUD' => '$', 'BRL' => 'R$', 'CAD' => '$', 'CNY' => 'CN¥', 'DKK' => 'kr.', 'EUR' => '€', 'GBP' => '£',
+        'GHS' => 'GH₵', 'HKD' => 'HK$', 'INR' => '₹', 'JPY' => '¥', 'KES' => 'Ksh', 'MXN' => 'MX$', 'MYR' => 'RM',
+        'NGN' => '₦', 'NZD' => '$', 'PKR' => 'Rs', 'SEK' => 'kr', 'SGD' => '$', 'USD' => '$', 'ZAR' => 'R',
+    ];
+
     /**
      * Create a formatter.
      *
-     * @param string $currencyformat "symbol" ($10,000.00 where the locale knows the symbol) or "code" (USD 10,000.00).
+     * @param string $currencyformat "symbol" (£15,000.00: the currency's own symbol, whatever the user's language)
+     *     or "code" (GBP 15,000.00).
+     * @param bool $useintl Whether to use PHP's intl when it is installed (tests turn it off).
      */
-    public function __construct(string $currencyformat = 'symbol') {
+    public function __construct(string $currencyformat = 'symbol', bool $useintl = true) {
         $this->currencyformat = $currencyformat;
+        $this->useintl = $useintl && class_exists('\NumberFormatter');
     }
 
     /**
      * Format an amount.
+     *
+     * With "symbol", the currency's own symbol (£ for GBP, € for EUR, $ for USD) in the number format of the
+     * user's language: ICU alone would print "GBP 15,000.00" under Moodle's English locale (en_AU), where only
+     * the Australian dollar has a symbol.
      *
      * @param int $cents The amount in cents.
      * @param string|null $currency The ISO 4217 code, null when unknown.
@@ -46,16 +69,45 @@ class formatter {
      */
     public function money(int $cents, ?string $currency): string {
         $amount = $cents / 100;
-        if ($currency !== null && $this->currencyformat === 'symbol' && class_exists('\NumberFormatter')) {
+        $symbol = ($currency !== null && $this->currencyformat === 'symbol') ? $this->symbol($currency) : null;
+        if ($symbol !== null && $this->useintl) {
             $numberformatter = new \NumberFormatter(self::locale(), \NumberFormatter::CURRENCY);
-            $formatted = $numberformatter->formatCurrency($amount, $currency);
+            $numberformatter->setTextAttribute(\NumberFormatter::CURRENCY_CODE, $currency);
+            $numberformatter->setSymbol(\NumberFormatter::CURRENCY_SYMBOL, $symbol);
+            $formatted = $numberformatter->format($amount);
             if ($formatted !== false) {
                 return $formatted;
             }
         }
         $number = number_format(abs($amount), 2, get_string('decsep', 'langconfig'), get_string('thousandssep', 'langconfig'));
-        $number = ($cents < 0 ? '-' : '') . $number;
-        return $currency === null ? $number : $currency . ' ' . $number;
+        $sign = $cents < 0 ? '-' : '';
+        if ($symbol !== null) {
+            // As ICU does: a no-break space between a symbol that ends in a letter and the number ("R 15.00").
+            return $sign . $symbol . (preg_match('/\p{Sc}$/u', $symbol) ? '' : "\u{00A0}") . $number;
+        }
+        return $currency === null ? $sign . $number : $currency . ' ' . $sign . $number;
+    }
+
+    /**
+     * The symbol a currency's own country writes in English, or the code when it has none.
+     *
+     * @param string $currency The ISO 4217 code.
+     * @return string
+     */
+    public function symbol(string $currency): string {
+        if (isset($this->symbols[$currency])) {
+            return $this->symbols[$currency];
+        }
+        $symbol = self::SYMBOLS[$currency] ?? $currency;
+        if ($this->useintl && preg_match('/^[A-Z]{3}$/', $currency)) {
+            $home = new \NumberFormatter('en_' . substr($currency, 0, 2) . '@currency=' . $currency,
+                \NumberFormatter::CURRENCY);
+            $icu = $home->getSymbol(\NumberFormatter::CURRENCY_SYMBOL);
+            if ($icu !== false && $icu !== '') {
+                $symbol = $icu;
+            }
+        }
+        return $this->symbols[$currency] = $symbol;
     }
 
     /**
