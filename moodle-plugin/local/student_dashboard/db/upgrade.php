@@ -25,9 +25,7 @@
 /**
  * Upgrade the plugin's database from an older version.
  *
- * Version 2026040100 is the first release: its tables come from install.xml, so there is no step yet.
- * Add each future step below as
- * if ($oldversion < YYYYMMDDXX) { ...; upgrade_plugin_savepoint(true, YYYYMMDDXX, 'local', 'student_dashboard'); }
+ * Version 2026040100 is the first release: its tables come from install.xml.
  *
  * @param int $oldversion The version we are upgrading from.
  * @return bool Always true.
@@ -39,6 +37,37 @@ function xmldb_local_student_dashboard_upgrade($oldversion) {
 
     // Automatically generated Moodle v4.5.0 release upgrade line.
     // Put any upgrade step following this.
+
+    if ($oldversion < 2026120700) {
+        // Six CHAR NOT NULL columns were declared with DEFAULT "", which XMLDB rejects with a notice on every
+        // install and schema check. They have no default now; the web services always write them. Two of them
+        // are indexed, and Moodle changes an indexed column only with its index dropped.
+        $fields = [
+            ['local_student_dashboard_reg', 'status', '50', 'currency', false],
+            ['local_student_dashboard_pay', 'registrationzohoid', '100', 'studentzohoid', true],
+            ['local_student_dashboard_pay', 'paymentmethod', '50', 'status', false],
+            ['local_student_dashboard_unit', 'unitlevel', '50', 'unitname', false],
+            ['local_student_dashboard_grade', 'unitzohoid', '100', 'studentzohoid', true],
+            ['local_student_dashboard_grade', 'classzohoid', '100', 'unitzohoid', false],
+        ];
+        foreach ($fields as [$tablename, $name, $length, $previous, $indexed]) {
+            $table = new xmldb_table($tablename);
+            $field = new xmldb_field($name, XMLDB_TYPE_CHAR, $length, null, XMLDB_NOTNULL, null, null, $previous);
+            if (!$dbman->field_exists($table, $field)) {
+                continue;
+            }
+            $index = new xmldb_index($name, XMLDB_INDEX_NOTUNIQUE, [$name]);
+            if ($indexed && $dbman->index_exists($table, $index)) {
+                $dbman->drop_index($table, $index);
+            }
+            $dbman->change_field_default($table, $field);
+            if ($indexed && !$dbman->index_exists($table, $index)) {
+                $dbman->add_index($table, $index);
+            }
+        }
+
+        upgrade_plugin_savepoint(true, 2026120700, 'local', 'student_dashboard');
+    }
 
     return true;
 }
