@@ -78,5 +78,8 @@ if ($hassiteconfig) {
         $settings->add(new admin_setting_configpasswordunmask('local_student_dashboard/hmacsecret',
             new lang_string('settings:hmacsecret', 'local_student_dashboard'),
             new lang_string('settings:hmacsecret_desc', 'local_student_dashboard'), ''));
+        $settings->add(new admin_setting_configcheckbox('local_student_dashboard/skipsyncchanges',
+            new lang_string('settings:skipsyncchanges', 'local_student_dashboard'),
+            new lang_string('settings:skipsyncchanges_desc', 'local_student_dashboard'), 1));
     }
 }

@@ -186,4 +186,78 @@ final class observer_test extends \advanced_testcase {
         $this->assertSame((int) $course->id, $body['course_id']);
         $this->assertEqualsWithDelta(85.5, $body['grade'], 0.00001);
     }
+    /**
+     * A user holding local/student_dashboard:manage by a role at system level, as the docs set up the sync user.
+     *
+     * @return \stdClass
+     */
+    protected function create_sync_user(): \stdClass {
+        $user = $this->getDataGenerator()->create_user();
+        $roleid = $this->getDataGenerator()->create_role(['shortname' => 'zmsynctest']);
+        $system = \context_system::instance();
+        assign_capability('local/student_dashboard:manage', CAP_ALLOW, $roleid, $system->id);
+        role_assign($roleid, $user->id, $system->id);
+        accesslib_clear_all_caches_for_unit_testing();
+        return $user;
+    }
+
+    /**
+     * The enrolment events triggered while enrolling one user as the given acting user.
+     *
+     * @param \stdClass $actor Who makes the change.
+     * @return \core\event\base The user_enrolment_created event.
+     */
+    protected function enrolment_event_by(\stdClass $actor): \core\event\base {
+        $course = $this->getDataGenerator()->create_course();
+        $student = $this->getDataGenerator()->create_user();
+        $this->setUser($actor);
+        $sink = $this->redirectEvents();
+        $this->getDataGenerator()->enrol_user($student->id, $course->id, 'student');
+        $events = array_values(array_filter($sink->get_events(),
+            fn($event) => $event instanceof \core\event\user_enrolment_created));
+        $sink->close();
+        $this->assertCount(1, $events);
+        return $events[0];
+    }
+
+    /**
+     * The sync user's web-service change is its own; a teacher's, an admin's or a non-web-service change is not.
+     */
+    public function test_is_sync_change(): void {
+        $this->resetAfterTest();
+        $sync = $this->create_sync_user();
+        $teacher = $this->getDataGenerator()->create_user();
+
+        $event = $this->enrolment_event_by($sync);
+        $this->assertTrue(observer::is_sync_change($event, true), 'the sync user through a web service');
+        $this->assertFalse(observer::is_sync_change($event, false), 'the sync user outside a web service');
+
+        $this->assertFalse(observer::is_sync_change($this->enrolment_event_by($teacher), true), 'another user');
+        $this->assertFalse(observer::is_sync_change($this->enrolment_event_by(get_admin()), true), 'a site admin');
+
+        set_config('skipsyncchanges', 0, 'local_student_dashboard');
+        $this->assertFalse(observer::is_sync_change($event, true), 'the setting is off');
+    }
+
+    /**
+     * In a web-service request, the sync user's enrolment queues nothing; another user's still does.
+     *
+     * @runInSeparateProcess
+     */
+    public function test_sync_user_enrolment_is_not_queued(): void {
+        define('WS_SERVER', true);
+        $this->resetAfterTest();
+        $this->configure();
+        $sync = $this->create_sync_user();
+        $course = $this->getDataGenerator()->create_course();
+        $students = [$this->getDataGenerator()->create_user(), $this->getDataGenerator()->create_user()];
+
+        $this->setUser($sync);
+        $this->getDataGenerator()->enrol_user($students[0]->id, $course->id, 'student');
+        $this->assertSame([], $this->queued());
+
+        $this->setUser($this->getDataGenerator()->create_user());
+        $this->getDataGenerator()->enrol_user($students[1]->id, $course->id, 'student');
+        $this->assertCount(1, $this->queued());
+    }
 }
