@@ -140,3 +140,107 @@ $example = json_decode($m[1] ?? 'null', true);
 check(is_array($example), 'the template has a JSON example context');
 $html = (new mustache_lite('get_string'))->render($template, $example ?? []);
 check(str_contains($html, 'BTEC Level 5 Diploma in IT'), 'the example context renders');
+
+// BTEC grades: each level recorded in Zoho, with its date, beside the current grade of its class's course.
+$grades = [
+    (object) ['unitzohoid' => 'U1', 'classzohoid' => 'C1', 'unitcode' => 'Unit 1', 'unitname' => 'Programming', 'grade' => 'Merit',
+        'gradeddate' => '2026-01-22', 'timemodified' => 0],
+    (object) ['unitzohoid' => 'U2', 'classzohoid' => 'C2', 'unitcode' => 'Unit 2', 'unitname' => 'Networking', 'grade' => 'Refer',
+        'gradeddate' => '2025-12-01', 'timemodified' => 0],
+    (object) ['unitzohoid' => 'U2', 'classzohoid' => 'C2', 'unitcode' => 'Unit 2', 'unitname' => 'Networking', 'grade' => 'Pass',
+        'gradeddate' => '2026-02-10', 'timemodified' => 0],
+];
+$coursegrades = [
+    (object) ['courseid' => 11, 'fullname' => 'Programming (Sept 2025)', 'idnumber' => 'C1', 'grademin' => 0, 'grademax' => 100,
+        'finalgrade' => 75, 'scaleitem' => null],
+    (object) ['courseid' => 13, 'fullname' => 'Professional Practice', 'idnumber' => 'C3', 'grademin' => 0, 'grademax' => 100,
+        'finalgrade' => 45, 'scaleitem' => null],
+];
+[$html, $context] = render_dashboard($student, ['grades' => $grades, 'coursegrades' => $coursegrades]);
+$text = visible_text($html);
+foreach (['Unit 1 Programming Merit 22 January 2026 Distinction Programming (Sept 2025)',
+        'Unit 2 Networking Refer 01 December 2025 No grade yet',
+        'Unit 2 Networking Pass 10 February 2026 No grade yet',
+        'Professional Practice Not recorded yet Pass'] as $expected) {
+    check(str_contains($text, $expected), 'grades row: ' . $expected, $expected, $text);
+}
+same(4, count($context['grades']), 'three recorded grades and one course with nothing recorded');
+
+// Any mix: every recorded grade is one row with its level and date; a course total shows beside the recorded
+// grades of its class, and on a row of its own only when nothing is recorded for its class.
+$converter = new grade_converter();
+mt_srand(18004);
+for ($round = 0; $round < 200; $round++) {
+    $classes = ['C1', 'C2', 'C3', 'C4', ''];
+    $recorded = [];
+    for ($i = mt_rand(0, 6); $i > 0; $i--) {
+        $recorded[] = (object) ['unitzohoid' => 'U' . mt_rand(1, 4), 'classzohoid' => $classes[mt_rand(0, 4)],
+            'unitcode' => 'Unit ' . mt_rand(1, 9), 'unitname' => 'Name ' . mt_rand(1, 9),
+            'grade' => grade_converter::levels()[mt_rand(0, 3)],
+            'gradeddate' => mt_rand(0, 3) ? sprintf('2026-%02d-%02d', mt_rand(1, 12), mt_rand(1, 28)) : null, 'timemodified' => 0];
+    }
+    $totals = [];
+    foreach (array_slice($classes, 0, mt_rand(0, 4)) as $k => $class) {
+        $totals[] = (object) ['courseid' => 100 + $k, 'fullname' => 'Course ' . $class, 'idnumber' => mt_rand(0, 4) ? $class : '',
+            'grademin' => 0, 'grademax' => 100, 'finalgrade' => mt_rand(0, 100), 'scaleitem' => null];
+    }
+    [, $context] = render_dashboard($student, ['grades' => $recorded, 'coursegrades' => $totals]);
+    $rows = $context['grades'] ?? [];
+    $recordedclasses = array_filter(array_map(fn($g) => $g->classzohoid, $recorded));
+    $own = array_values(array_filter($totals, fn($t) => $t->idnumber === '' || !in_array($t->idnumber, $recordedclasses, true)));
+    same(count($recorded) + count($own), count($rows), "round $round: one row per recorded grade and per unrecorded course");
+    foreach ($recorded as $i => $g) {
+        $row = $rows[$i] ?? [];
+        same(true, $row['hasrecorded'] ?? null, "round $round row $i is recorded");
+        same(get_string('level:' . strtolower($g->grade), 'local_student_dashboard'), $row['level'] ?? null, "round $round row $i level");
+        same($g->gradeddate === null ? '' : (new formatter())->date($g->gradeddate), $row['date'] ?? null, "round $round row $i date");
+        $match = null;
+        foreach ($totals as $t) {
+            if ($g->classzohoid !== '' && $t->idnumber === $g->classzohoid) {
+                $match = $t;
+                break;
+            }
+        }
+        same($match !== null, $row['hascurrent'] ?? null, "round $round row $i has the current grade of its class");
+        if ($match !== null) {
+            $level = $converter->convert((float) $match->finalgrade, 0.0, 100.0, null);
+            same(get_string('level:' . strtolower($level), 'local_student_dashboard'), $row['currentlevel'], "round $round row $i current");
+        }
+    }
+    foreach ($own as $j => $t) {
+        $row = $rows[count($recorded) + $j] ?? [];
+        same([false, format_string($t->fullname), true], [$row['hasrecorded'] ?? null, $row['unit'] ?? null,
+            $row['hascurrent'] ?? null], "round $round: course row $j (nothing recorded for its class)");
+    }
+}
+
+// Nothing yet: the message alone, for the student and for staff; and when the data was last synced.
+$headings = ['Profile', 'Academics', 'Finance summary', 'Payment history', 'BTEC grades'];
+foreach ([true => 'nodata', false => 'nodatastaff'] as $isown => $key) {
+    [$html] = render_dashboard($student, [], ['isown' => (bool) $isown]);
+    $text = visible_text($html);
+    check(str_contains($text, get_string($key, 'local_student_dashboard')), "no data: the $key message");
+    foreach ($headings as $heading) {
+        check(!str_contains($text, $heading), "no data ($key): no $heading section", 'absent', $text);
+    }
+}
+[$html] = render_dashboard($student, ['registrations' => [(object) ['zohoid' => 'R1', 'program' => 'P', 'registrationdate' => null,
+    'totalfee' => '1.00', 'scholarshippercent' => '0.00', 'currency' => 'GBP', 'status' => '', 'timemodified' => 0]]]);
+foreach ($headings as $heading) {
+    check(str_contains(visible_text($html), $heading), "with data: the $heading section");
+}
+check(!str_contains($html, 'lastsync'), 'never synced: no "last updated" line');
+[$html] = render_dashboard($student, ['lastsync' => gmmktime(2, 45, 0, 12, 7, 2026)], ['isown' => false]);
+check(str_contains(visible_text($html), 'Last updated from the college records: 07 December 2026, 02:45 AM'),
+    'the last sync is shown, even with no data', 'Last updated … 07 December 2026, 02:45 AM', visible_text($html));
+
+// The sync clock: written at most once a minute.
+global $zmsynctestconfigwrites;
+local_student_dashboard\local\sync_clock::touch(1000000);
+$writes = $zmsynctestconfigwrites;
+same(1000000, local_student_dashboard\local\sync_clock::last(), 'the clock records the first call');
+local_student_dashboard\local\sync_clock::touch(1000059);
+same(1000000, local_student_dashboard\local\sync_clock::last(), 'a call within the minute is not written');
+same($writes, $zmsynctestconfigwrites, 'no config write within the minute');
+local_student_dashboard\local\sync_clock::touch(1000060);
+same(1000060, local_student_dashboard\local\sync_clock::last(), 'a call a minute later is');

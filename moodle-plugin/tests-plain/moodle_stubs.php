@@ -176,3 +176,32 @@ function format_float($float, $decimalpoints = 1, $localized = true) {
 function debugging($message = '', $level = 0) {
     throw new RuntimeException('debugging: ' . $message);
 }
+
+/**
+ * Moodle's plugin settings, in memory.
+ *
+ * @param string $plugin
+ * @param string|null $name
+ * @return mixed The value (string), false when unset, or all of the plugin's as an object when $name is null.
+ */
+function get_config($plugin, $name = null) {
+    global $zmsynctestconfig;
+    $values = $zmsynctestconfig[$plugin] ?? [];
+    if ($name === null) {
+        return (object) $values;
+    }
+    return array_key_exists($name, $values) ? $values[$name] : false;
+}
+
+/**
+ * Moodle's set_config, in memory (values are stored as strings, as Moodle does).
+ *
+ * @param string $name
+ * @param mixed $value
+ * @param string $plugin
+ */
+function set_config($name, $value, $plugin = null) {
+    global $zmsynctestconfig, $zmsynctestconfigwrites;
+    $zmsynctestconfig[$plugin][$name] = (string) $value;
+    $zmsynctestconfigwrites = ($zmsynctestconfigwrites ?? 0) + 1;
+}

@@ -42,7 +42,7 @@ set_error_handler(function (int $severity, string $message, string $file, int $l
 $plugindir = dirname(__DIR__) . '/local/student_dashboard';
 $fixturesdir = getenv('ZMSYNC_FIXTURES') ?: dirname(__DIR__, 2) . '/fixtures';
 foreach (['grade_converter', 'signer', 'money', 'finance_summary', 'row_types', 'row_validator', 'event_payload',
-        'formatter'] as $class) {
+        'formatter', 'sync_clock'] as $class) {
     require_once($plugindir . '/classes/local/' . $class . '.php');
 }
 // The dashboard page's classes, with stand-ins for the Moodle functions they call.

@@ -24,6 +24,7 @@ use core_external\external_value;
 use core_external\external_warnings;
 use local_student_dashboard\local\repository;
 use local_student_dashboard\local\row_types;
+use local_student_dashboard\local\sync_clock;
 
 /**
  * Base of the delete_* functions: delete rows of one type by Zoho id; unknown ids are a no-op.
@@ -66,6 +67,7 @@ abstract class delete_rows extends external_api {
         $context = \context_system::instance();
         self::validate_context($context);
         require_capability('local/student_dashboard:manage', $context);
+        sync_clock::touch();
         structures::require_batch_size(count($params['zoho_ids']));
 
         return [

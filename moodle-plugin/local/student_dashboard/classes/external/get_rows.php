@@ -23,6 +23,7 @@ use core_external\external_single_structure;
 use core_external\external_value;
 use local_student_dashboard\local\repository;
 use local_student_dashboard\local\row_types;
+use local_student_dashboard\local\sync_clock;
 
 /**
  * Base of the get_* functions: one page of the rows of one type, ordered by id, for the sync's snapshot.
@@ -71,6 +72,7 @@ abstract class get_rows extends external_api {
         $context = \context_system::instance();
         self::validate_context($context);
         require_capability('local/student_dashboard:manage', $context);
+        sync_clock::touch();
 
         return repository::get(static::row_type(), $params['limitfrom'], $params['limitnumber']);
     }

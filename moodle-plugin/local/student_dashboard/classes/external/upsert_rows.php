@@ -24,6 +24,7 @@ use core_external\external_value;
 use core_external\external_warnings;
 use local_student_dashboard\local\repository;
 use local_student_dashboard\local\row_types;
+use local_student_dashboard\local\sync_clock;
 
 /**
  * Base of the upsert_* functions: create or update rows of one type, keyed by Zoho id.
@@ -72,6 +73,7 @@ abstract class upsert_rows extends external_api {
         $context = \context_system::instance();
         self::validate_context($context);
         require_capability('local/student_dashboard:manage', $context);
+        sync_clock::touch();
         structures::require_batch_size(count($params[$type]));
 
         $result = repository::upsert($type, $params[$type]);

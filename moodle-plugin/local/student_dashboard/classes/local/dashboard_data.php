@@ -29,8 +29,8 @@ class dashboard_data {
      * Load the data of one user.
      *
      * @param int $userid The student.
-     * @return array With registrations, payments, grades (each an array of records, grades joined with their unit)
-     *     and coursegrades (visible course totals with a grade).
+     * @return array With registrations, payments, grades (each an array of records, grades joined with their unit),
+     *     coursegrades (visible course totals with a grade) and lastsync (sync_clock::last()).
      */
     public static function load(int $userid): array {
         global $DB;
@@ -43,7 +43,7 @@ class dashboard_data {
                   FROM {local_student_dashboard_grade} g
              LEFT JOIN {local_student_dashboard_unit} u ON u.zohoid = g.unitzohoid
                  WHERE g.userid = :userid
-              ORDER BY u.unitcode ASC, g.id ASC";
+              ORDER BY u.unitcode ASC, g.gradeddate ASC, g.id ASC";
         $grades = $DB->get_records_sql($sql, ['userid' => $userid]);
 
         return [
@@ -51,6 +51,7 @@ class dashboard_data {
             'payments' => array_values($payments),
             'grades' => array_values($grades),
             'coursegrades' => self::course_grades($userid),
+            'lastsync' => sync_clock::last(),
         ];
     }
 

@@ -79,10 +79,12 @@ class dashboard implements \renderable, \templatable {
         $payments = $this->data['payments'];
         $fullname = fullname($this->user);
 
+        $lastsync = (int) ($this->data['lastsync'] ?? 0);
         $context = [
             'fullname' => $fullname,
             'isown' => $this->isown,
             'hasdata' => $registrations || $payments || $this->data['grades'] || $this->data['coursegrades'],
+            'lastsync' => $lastsync > 0 ? userdate($lastsync, get_string('strftimedatetime', 'langconfig')) : '',
             'showprofile' => $this->visibility['showprofile'],
             'showacademics' => $this->visibility['showacademics'],
             'showfinance' => $this->visibility['showfinance'],
@@ -150,41 +152,73 @@ class dashboard implements \renderable, \templatable {
         }
         $context['haspayments'] = !empty($context['payments']);
 
+        // BTEC grades: each level recorded in Zoho (with its date) beside the current grade of its class's course,
+        // then the courses with a current grade and nothing recorded yet.
+        $current = [];
+        foreach ($this->data['coursegrades'] as $coursegrade) {
+            $level = $this->converter->convert((float) $coursegrade->finalgrade, (float) $coursegrade->grademin,
+                (float) $coursegrade->grademax, $coursegrade->scaleitem);
+            if ($level !== null) {
+                $current[] = ['record' => $coursegrade, 'level' => $level];
+            }
+        }
+        $currentbyclass = [];
+        foreach ($current as $entry) {
+            if ($entry['record']->idnumber !== '' && !isset($currentbyclass[$entry['record']->idnumber])) {
+                $currentbyclass[$entry['record']->idnumber] = $entry;
+            }
+        }
         $context['grades'] = [];
         $recordedclasses = [];
         foreach ($this->data['grades'] as $grade) {
-            if ($grade->classzohoid !== '') {
-                $recordedclasses[$grade->classzohoid] = true;
-            }
             $unit = trim(($grade->unitcode ?? '') . ' ' . ($grade->unitname ?? ''));
-            $context['grades'][] = [
+            $row = [
                 'unit' => $unit === '' ? get_string('unknownunit', 'local_student_dashboard') : format_string($unit),
+                'hasrecorded' => true,
                 'level' => get_string('level:' . strtolower($grade->grade), 'local_student_dashboard'),
                 'badgeclass' => self::level_badge($grade->grade),
                 'date' => $this->formatter->date($grade->gradeddate),
-                'source' => get_string('source:recorded', 'local_student_dashboard'),
-            ];
-        }
-        foreach ($this->data['coursegrades'] as $coursegrade) {
-            if ($coursegrade->idnumber !== '' && isset($recordedclasses[$coursegrade->idnumber])) {
-                continue;
+            ] + self::current_columns($currentbyclass[$grade->classzohoid] ?? null, true);
+            if ($grade->classzohoid !== '') {
+                $recordedclasses[$grade->classzohoid] = true;
             }
-            $level = $this->converter->convert((float) $coursegrade->finalgrade, (float) $coursegrade->grademin,
-                (float) $coursegrade->grademax, $coursegrade->scaleitem);
-            if ($level === null) {
+            $context['grades'][] = $row;
+        }
+        foreach ($current as $entry) {
+            $idnumber = $entry['record']->idnumber;
+            if ($idnumber !== '' && isset($recordedclasses[$idnumber])) {
                 continue;
             }
             $context['grades'][] = [
-                'unit' => format_string($coursegrade->fullname),
-                'level' => get_string('level:' . strtolower($level), 'local_student_dashboard'),
-                'badgeclass' => self::level_badge($level),
+                'unit' => format_string($entry['record']->fullname),
+                'hasrecorded' => false,
+                'level' => '',
+                'badgeclass' => '',
                 'date' => '',
-                'source' => get_string('source:gradebook', 'local_student_dashboard'),
-            ];
+            ] + self::current_columns($entry, false);
         }
         $context['hasgrades'] = !empty($context['grades']);
 
         return $context;
+    }
+
+    /**
+     * The "current course grade" cells of a grades row.
+     *
+     * @param array|null $entry The course total (record, level), null when there is none.
+     * @param bool $withcourse Whether to name the course (on a recorded unit's row).
+     * @return array With hascurrent, currentlevel, currentbadgeclass, currentcourse.
+     */
+    protected static function current_columns(?array $entry, bool $withcourse): array {
+        if ($entry === null) {
+            return ['hascurrent' => false, 'currentlevel' => '', 'currentbadgeclass' => '', 'currentcourse' => ''];
+        }
+        return [
+            'hascurrent' => true,
+            'currentlevel' => get_string('level:' . strtolower($entry['level']), 'local_student_dashboard'),
+            'currentbadgeclass' => self::level_badge($entry['level']),
+            'currentcourse' => $withcourse ? format_string($entry['record']->fullname) : '',
+        ];
     }
 
     /**

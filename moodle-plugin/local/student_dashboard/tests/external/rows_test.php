@@ -30,6 +30,7 @@ use core_external\external_api;
  * @covers     \local_student_dashboard\external\get_rows
  * @covers     \local_student_dashboard\external\get_info
  * @covers     \local_student_dashboard\local\repository
+ * @covers     \local_student_dashboard\local\sync_clock
  */
 final class rows_test extends \advanced_testcase {
 
@@ -211,5 +212,22 @@ final class rows_test extends \advanced_testcase {
         $this->assertSame('local_student_dashboard', $info['component']);
         $this->assertSame(1, $info['contract_version']);
         $this->assertSame((int) get_config('local_student_dashboard', 'version'), $info['version']);
+    }
+    /**
+     * The sync's calls record when it last read or wrote the dashboard data; other callers are refused first.
+     */
+    public function test_calls_record_the_last_sync(): void {
+        $this->resetAfterTest();
+        $this->assertSame(0, \local_student_dashboard\local\sync_clock::last());
+        $this->set_sync_user();
+        $before = time();
+        get_registrations::execute(0, 10);
+        $last = \local_student_dashboard\local\sync_clock::last();
+        $this->assertGreaterThanOrEqual($before, $last);
+        $this->assertLessThanOrEqual(time(), $last);
+
+        set_config('lastsync', 1, 'local_student_dashboard');
+        delete_payments::execute(['5847596000099999']);
+        $this->assertGreaterThanOrEqual($before, \local_student_dashboard\local\sync_clock::last());
     }
 }
