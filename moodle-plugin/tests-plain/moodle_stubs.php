@@ -151,7 +151,8 @@ function fullname($user) {
 function userdate($timestamp, $format = '', $timezone = 99) {
     $zone = new DateTimeZone(($timezone === 99 || $timezone === '99') ? 'Europe/London' : (string) $timezone);
     $date = (new DateTimeImmutable('@' . (int) $timestamp))->setTimezone($zone);
-    $map = ['%d' => 'd', '%B' => 'F', '%Y' => 'Y', '%I' => 'h', '%M' => 'i', '%p' => 'A', '%H' => 'H', '%A' => 'l'];
+    // Moodle's userdate() drops the leading zero of %d and %I (fixday, fixhour): "1 December 2025, 2:45 AM".
+    $map = ['%d' => 'j', '%B' => 'F', '%Y' => 'Y', '%I' => 'g', '%M' => 'i', '%p' => 'A', '%H' => 'H', '%A' => 'l'];
     return strtr($format, array_map(fn(string $code): string => $date->format($code), $map));
 }
 
