@@ -272,7 +272,7 @@ impl Client {
             match self.users_by_field("id", &batch).await {
                 Ok(users) => out.extend(users),
                 Err(e @ MoodleError::Exception { .. }) if !access_error(&e) => match batch.as_slice() {
-                    [_] if matches!(e.errorcode(), Some("invaliduser" | "invalidrecord")) => {}
+                    [_] if matches!(e.errorcode(), Some("invaliduser" | "invalidrecord" | "invalidrecordunknown")) => {}
                     [one] => refused.push((one.clone(), e)),
                     _ => {
                         let (a, b) = batch.split_at(batch.len() / 2);
