@@ -667,6 +667,11 @@ fn refresh(mode: &Mode, done: &[Done], ops: &Spill) -> std::io::Result<Option<(B
             Side::Moodle => {
                 kinds.insert(mk);
                 if let Some(k) = target.or_else(|| op.moodle_id.clone()) {
+                    // Moodle drops the course grade with the enrolment: re-read it too, or the store keeps it.
+                    if op.action == reconcile::Action::Unenrol {
+                        kinds.insert(Kind::MoodleGrade);
+                        inc.moodle_keys.entry(Kind::MoodleGrade).or_default().push(k.clone());
+                    }
                     inc.moodle_keys.entry(mk).or_default().push(k);
                 }
             }

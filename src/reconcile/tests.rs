@@ -789,3 +789,26 @@ fn reconcile_the_younger_of_two_sharing_an_email_takes_the_user_over_when_the_ol
     );
     assert!(p.issues.is_empty(), "{:#?}", p.issues);
 }
+
+/// Issue #19: a grade or enrolment new in Moodle for a student deleted in Zoho has nothing to be created under:
+/// it is not planned (apply would skip it, and every run would plan it again).
+#[test]
+fn reconcile_nothing_is_created_in_zoho_for_a_student_deleted_there() {
+    let mut fx = Fx::synced();
+    fx.remove(Kind::Student, "102");
+    fx.set(Kind::MoodleGrade, "31:12", mgrade(31, 12, 40.0));
+    let p = fx.plan();
+    assert!(
+        !p.ops.iter().any(|o| o.target == Side::Zoho && o.action == Action::Create),
+        "nothing is created in Zoho for the deleted student: {:#?}",
+        p.ops
+    );
+    // The same grade for a student still in Zoho is created.
+    let mut fx = Fx::synced();
+    fx.set(Kind::MoodleGrade, "31:12", mgrade(31, 12, 40.0));
+    assert!(fx
+        .plan()
+        .ops
+        .iter()
+        .any(|o| o.entity == Entity::Grade && o.action == Action::Create && o.target == Side::Zoho));
+}

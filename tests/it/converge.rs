@@ -98,7 +98,7 @@ fn text(v: &Value) -> String {
 }
 
 /// The truth after a run that converged: every linked record's Moodle id field in Zoho equals its link; every
-/// link points at a Moodle object that exists (a live user, a course); no Moodle user, course or enrolment
+/// link points at a Moodle object that exists (a live user, a course; an inactive student's may be gone); no Moodle user, course or enrolment
 /// exists twice; every active student and class with a link has exactly one Moodle object with its identity.
 #[track_caller]
 pub fn assert_truth(sb: &Sandbox, db_url: &str) {
@@ -116,6 +116,10 @@ pub fn assert_truth(sb: &Sandbox, db_url: &str) {
                 "{module} {}: {field} in Zoho must equal the stored link",
                 l.zoho_id
             );
+            // A student who is not active gets no account: a user deleted in Moodle is not made again for one.
+            if entity == Entity::Student && rec["Status"] != "Active" {
+                continue;
+            }
             if entity == Entity::Class {
                 assert!(
                     courses.contains(&l.moodle_id),
@@ -596,11 +600,18 @@ fn converge_incremental_equals_full_on_postgres() {
     incremental_equals_full(5, 8, Some(&pg.url));
 }
 
-/// More seeds, longer sequences: `cargo nextest run --run-ignored only -E 'test(/incremental_equals_full_many/)'`.
+/// More seeds, longer sequences: `cargo nextest run --run-ignored only -E 'test(/incremental_equals_full_many/)'`
+/// (seeds 100–139; `ZMSYNC_CONVERGE_SEEDS=FROM-TO` for others, TO excluded).
 #[test]
 #[ignore]
 fn converge_incremental_equals_full_many_seeds() {
-    for seed in 100..140 {
+    let range = std::env::var("ZMSYNC_CONVERGE_SEEDS").ok();
+    let (from, to) = range
+        .as_deref()
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .unwrap_or((100u64, 140u64));
+    for seed in from..to {
         incremental_equals_full(seed, 16, None);
     }
 }
