@@ -114,6 +114,9 @@ pub struct RunReport {
     /// Dirty keys taken (incremental) and how many stayed dirty with an error.
     pub dirty_taken: usize,
     pub dirty_failed: usize,
+    /// Runs this one found killed (still `running` when it took the lock, now `interrupted`): it finishes
+    /// their work. Newest first.
+    pub resumes: Vec<i64>,
 }
 
 /// API calls per side in one phase of a run.
@@ -133,7 +136,7 @@ pub struct PhaseCalls {
 
 impl RunReport {
     pub fn exit(&self) -> Exit {
-        if self.rejected + self.failed > 0 {
+        if self.rejected + self.failed > 0 || self.dirty_failed > 0 {
             Exit::Partial
         } else {
             Exit::Done
@@ -145,7 +148,15 @@ impl RunReport {
         use std::fmt::Write as _;
         let mut out = String::new();
         let what = if self.dry_run { " (dry run: nothing was written)" } else { "" };
-        let _ = writeln!(out, "run {} ({}): {}{what}", self.run_id, self.kind, self.status);
+        let resumes = match self.resumes.as_slice() {
+            [] => String::new(),
+            [one] => format!("; finishing the work of run {one} (interrupted)"),
+            many => format!(
+                "; finishing the work of runs {} (interrupted)",
+                many.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let _ = writeln!(out, "run {} ({}): {}{what}{resumes}", self.run_id, self.kind, self.status);
         let _ = writeln!(
             out,
             "{:<13} {:>8} {:>8} {:>10} {:>10} {:>8} {:>7}",
@@ -241,8 +252,17 @@ pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOp
     let run_id =
         store.create_run(&NewRun { kind, module, dry_run: opts.dry_run, allow_mass_change: opts.allow_mass_change })?;
     tracing::info!(run_id, kind, "run started");
+    // A run still marked running cannot be alive now that this one holds the lock: it was killed. Say so, and
+    // that this run finishes its work (the journal and the store's state make that safe).
+    let resumes: Vec<i64> = store.interrupt_runs(run_id)?.iter().map(|r| r.id).collect();
+    for id in &resumes {
+        tracing::warn!("run {run_id} ({kind}): finishing the work of run {id}, which was interrupted (marked so now)");
+    }
     let mut claimed = Vec::new();
-    let result = body(store, settings, config, opts, run_id, kind, &mut claimed);
+    let result = body(store, settings, config, opts, run_id, kind, &mut claimed).map(|mut r| {
+        r.resumes = resumes;
+        r
+    });
     match &result {
         Ok(r) => {
             store.finish_run(run_id, &r.status, &serde_json::to_value(r).unwrap_or_default(), None)?;
@@ -252,7 +272,7 @@ pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOp
             store.finish_run(run_id, status, &json!({}), Some(&e.to_string()))?;
             // The marks taken stay dirty, with the error, for a later run once due.
             for m in &claimed {
-                store.fail_dirty(m, &e.to_string(), retry_delay(&settings.retry, m.attempts + 1))?;
+                fail_mark(store, settings, m, &e.to_string())?;
             }
         }
     }
@@ -300,6 +320,9 @@ fn body(
     let snap_opts = snapshot::Options { only, mode: mode.clone(), progress: opts.progress, ..Default::default() };
     let snap = snapshot::run(store, settings, config, &snap_opts)?;
     let (mut zoho_calls, mut zoho_credits, mut moodle_calls) = calls(&snap);
+    // Keys an API refused alone in the snapshot (the rest of their read was kept): they fail, the rest syncs.
+    let refused: HashMap<String, String> =
+        snap.kinds.iter().flat_map(|k| k.rejected.iter().map(|r| (r.key.clone(), r.reason.clone()))).collect();
     let mut phase_calls =
         PhaseCalls { snapshot: Calls { zoho: zoho_calls, moodle: moodle_calls }, ..PhaseCalls::default() };
     // An incremental run reconciles (and records the base of) only the entities it read records of or was
@@ -433,16 +456,21 @@ fn body(
     if !claimed.is_empty() {
         let failed_keys: HashSet<&str> =
             done.iter().filter(|d| d.outcome.is_failure()).flat_map(|d| d.key.split('|')).collect();
-        let (bad, good): (Vec<DirtyMark>, Vec<DirtyMark>) =
-            std::mem::take(claimed).into_iter().partition(|m| failed_keys.contains(m.key.key.as_str()));
+        let (bad, good): (Vec<DirtyMark>, Vec<DirtyMark>) = std::mem::take(claimed)
+            .into_iter()
+            .partition(|m| failed_keys.contains(m.key.key.as_str()) || refused.contains_key(m.key.key.as_str()));
         store.complete_dirty(&good)?;
         for m in &bad {
-            let msg = done
-                .iter()
-                .find(|d| d.outcome.is_failure() && d.key.split('|').any(|k| k == m.key.key))
-                .and_then(|d| d.outcome.message())
+            let msg = refused
+                .get(m.key.key.as_str())
+                .cloned()
+                .or_else(|| {
+                    done.iter()
+                        .find(|d| d.outcome.is_failure() && d.key.split('|').any(|k| k == m.key.key))
+                        .and_then(|d| d.outcome.message())
+                })
                 .unwrap_or_else(|| "sync failed".into());
-            store.fail_dirty(m, &msg, retry_delay(&settings.retry, m.attempts + 1))?;
+            fail_mark(store, settings, m, &msg)?;
         }
         dirty_failed = bad.len();
     }
@@ -451,7 +479,7 @@ fn body(
     let rejected = done.iter().filter(|d| matches!(d.outcome, Outcome::Rejected { .. })).count() as u64;
     let failed = done.iter().filter(|d| matches!(d.outcome, Outcome::Failed { .. })).count() as u64;
     let applied = done.iter().filter(|d| matches!(d.outcome, Outcome::Applied { .. })).count() as u64;
-    let status = if rejected + failed > 0 { "partial" } else { "completed" };
+    let status = if rejected + failed > 0 || dirty_failed > 0 { "partial" } else { "completed" };
     Ok(RunReport {
         run_id,
         kind: kind.to_string(),
@@ -475,7 +503,29 @@ fn body(
         plan_out: opts.plan_out.clone(),
         dirty_taken,
         dirty_failed,
+        resumes: Vec::new(),
     })
+}
+
+/// How long a parked dirty key waits: in effect, until a new event for its record arrives (that makes it due
+/// at once) or someone runs `zmsync events retry`.
+const PARKED: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+/// Settles a dirty mark whose sync failed: retried once due (`retry.policy` back-off), or, once it has used
+/// `retry.policy.max_retries` attempts, parked with its error so it is no longer retried run after run; `zmsync
+/// events status` lists it either way.
+fn fail_mark(store: &dyn Store, settings: &Settings, m: &DirtyMark, error: &str) -> Result<(), StoreError> {
+    let attempts = m.attempts + 1;
+    let max = settings.retry.max_retries as i32;
+    if attempts >= max.max(1) {
+        let msg = format!(
+            "parked after {attempts} failed attempts (retry.policy.max_retries = {max}): {error}; a new event for \
+             the record tries it again"
+        );
+        store.fail_dirty(m, &msg, PARKED)
+    } else {
+        store.fail_dirty(m, error, retry_delay(&settings.retry, attempts))
+    }
 }
 
 /// Keeps the threads a run starts (planning's rayon pool, the fetch runtime) on the one heap arena: with one
@@ -545,7 +595,8 @@ fn record_base(
 
 /// The entities an incremental snapshot read records of, or that a dirty mark names.
 fn touched(entities: &[Entity], snap: &snapshot::SnapshotSummary, marks: &[DirtyMark]) -> Vec<Entity> {
-    let kinds: HashSet<Kind> = snap.kinds.iter().filter(|k| k.records > 0).map(|k| k.kind).collect();
+    let kinds: HashSet<Kind> =
+        snap.kinds.iter().filter(|k| k.records > 0 || !k.removed.is_empty()).map(|k| k.kind).collect();
     let marked: HashSet<Entity> = marks.iter().filter_map(|m| mark_entity(&m.key.entity)).collect();
     entities
         .iter()
@@ -585,6 +636,11 @@ fn incremental_keys(marks: &[DirtyMark]) -> Incremental {
         let (zk, mk) = e.kinds();
         if k.source == "moodle" {
             inc.moodle_keys.entry(mk).or_default().push(k.key.clone());
+            // An enrolment or grade event names its user: read the user too, so a user deleted in Moodle
+            // (which unenrols it everywhere: these events) is seen gone by this run, not only the next full one.
+            if let (Kind::MoodleEnrolment | Kind::MoodleGrade, Some((_, user))) = (mk, k.key.split_once(':')) {
+                inc.moodle_keys.entry(Kind::MoodleUser).or_default().push(user.to_string());
+            }
         } else {
             inc.zoho_ids.entry(zk).or_default().push(k.key.clone());
         }
@@ -611,6 +667,11 @@ fn refresh(mode: &Mode, done: &[Done], ops: &Spill) -> std::io::Result<Option<(B
             Side::Moodle => {
                 kinds.insert(mk);
                 if let Some(k) = target.or_else(|| op.moodle_id.clone()) {
+                    // Moodle drops the course grade with the enrolment: re-read it too, or the store keeps it.
+                    if op.action == reconcile::Action::Unenrol {
+                        kinds.insert(Kind::MoodleGrade);
+                        inc.moodle_keys.entry(Kind::MoodleGrade).or_default().push(k.clone());
+                    }
                     inc.moodle_keys.entry(mk).or_default().push(k);
                 }
             }

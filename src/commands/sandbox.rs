@@ -43,6 +43,7 @@ pub fn run(args: SandboxArgs) -> Result<Exit> {
         zoho_port: args.zoho_port,
         moodle_port: args.moodle_port,
         webhook_url: args.webhook_url,
+        webhook_hmac_secret: None,
     };
     let sandbox = Sandbox::start(opts).context("starting the sandbox servers (is the port free?)")?;
     {

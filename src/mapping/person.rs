@@ -78,24 +78,40 @@ pub fn user_from_moodle(raw: &Value) -> Result<Record, MapError> {
 /// The Moodle username for a new user: the lower-cased id number (else the email), reduced to the characters
 /// Moodle's PARAM_USERNAME keeps.
 pub fn username_for(fields: &Fields) -> Option<String> {
-    let base = fields
-        .get("id_number")
-        .and_then(Value::as_str)
-        .or_else(|| fields.get("email").and_then(Value::as_str))?
-        .to_lowercase();
-    let cleaned: String =
-        base.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')).collect();
-    (!cleaned.is_empty()).then_some(cleaned)
+    username_of(fields).ok()
+}
+
+/// [`username_for`], or what is wrong: no id number nor email, or one that keeps no character Moodle accepts in
+/// a username (学生号, `!!!///`).
+pub fn username_of(fields: &Fields) -> Result<String, MapError> {
+    let (field, base) =
+        match (fields.get("id_number").and_then(Value::as_str), fields.get("email").and_then(Value::as_str)) {
+            (Some(idn), _) => ("id number", idn),
+            (None, Some(email)) => ("email", email),
+            (None, None) => return Err(MapError::Missing { what: "an id number or email for the username".into() }),
+        };
+    let cleaned: String = base
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
+        .collect();
+    if cleaned.is_empty() {
+        return Err(MapError::BadValue {
+            field: field.into(),
+            value: base.into(),
+            expected: "usable as a Moodle username: it has no letter a–z, digit 0–9 or _ - . @ in it (the username \
+                       is made of those only); give the person an id number with letters or digits in Zoho"
+                .into(),
+        });
+    }
+    Ok(cleaned)
 }
 
 /// `core_user_create_users` fields for a new user from a Zoho person's canonical fields. Never a password:
 /// `manual` users get `createpassword=1` (Moodle mails them a link); SSO users need none.
 pub fn moodle_user_create(fields: &Fields, accounts: &MoodleAccounts) -> Result<Map<String, Value>, MapError> {
     let mut out = Map::new();
-    out.insert(
-        "username".into(),
-        json!(username_for(fields).ok_or(MapError::Missing { what: "an id number or email for the username".into() })?),
-    );
+    out.insert("username".into(), json!(username_of(fields)?));
     for (canonical, moodle, _) in MOODLE_USER {
         if *canonical == "suspended" {
             continue; // not accepted on create; applied by an update right after
@@ -182,6 +198,16 @@ mod tests {
         f.insert("id_number".into(), json!("T 1/Ü"));
         assert!(matches!(moodle_user_create(&f, &accounts), Err(MapError::Missing { .. })));
         f.insert("email".into(), json!("a@b.c"));
+        // An id number with nothing a username can keep says so, naming it (not "missing").
+        for bad in ["学生号", "!!!///"] {
+            let mut g = f.clone();
+            g.insert("id_number".into(), json!(bad));
+            let e = moodle_user_create(&g, &accounts).unwrap_err().to_string();
+            assert!(
+                e.contains("id number") && e.contains(bad) && e.contains("username") && !e.contains("missing"),
+                "{e}"
+            );
+        }
         let c = moodle_user_create(&f, &accounts).unwrap();
         assert_eq!(c["username"], json!("t1"));
         assert!(!c.contains_key("createpassword") && c["auth"] == json!("oauth2"));

@@ -257,6 +257,35 @@ impl Client {
         Ok(out)
     }
 
+    /// The users with these ids, where one id does not sink the others: Moodle refuses a whole read for one
+    /// id it cannot take (a deleted user, an id that is no user: `invaliduser`), so a refused read is split in
+    /// halves down to that id. An id Moodle says is no (live) user is simply absent from the answer (the caller
+    /// sees it gone); any other error on one id comes back with it; a transport or access error fails the read.
+    pub async fn users_by_id_each(
+        &self,
+        ids: &[String],
+    ) -> Result<(Vec<Value>, Vec<(String, MoodleError)>), MoodleError> {
+        let mut out = Vec::new();
+        let mut refused = Vec::new();
+        let mut todo: Vec<Vec<String>> = if ids.is_empty() { Vec::new() } else { vec![ids.to_vec()] };
+        while let Some(batch) = todo.pop() {
+            match self.users_by_field("id", &batch).await {
+                Ok(users) => out.extend(users),
+                Err(e @ MoodleError::Exception { .. }) if !access_error(&e) => match batch.as_slice() {
+                    [_] if matches!(e.errorcode(), Some("invaliduser" | "invalidrecord" | "invalidrecordunknown")) => {}
+                    [one] => refused.push((one.clone(), e)),
+                    _ => {
+                        let (a, b) = batch.split_at(batch.len() / 2);
+                        todo.push(a.to_vec());
+                        todo.push(b.to_vec());
+                    }
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((out, refused))
+    }
+
     /// Every course but the site course, with stored (not HTML-escaped) names (`moodlewssettingraw=1`).
     pub async fn courses(&self) -> Result<Vec<Value>, MoodleError> {
         let f = "core_course_get_courses";
@@ -469,4 +498,20 @@ mod tests {
             serde_json::from_value(json!({"item":"x","itemid":2,"warningcode":"invaliduserid","message":"m"})).unwrap();
         assert_eq!(w.itemid, Some(2));
     }
+}
+
+/// An error about the token, the service or the site, which no split of the request cures.
+fn access_error(e: &MoodleError) -> bool {
+    matches!(
+        e.errorcode(),
+        Some(
+            "invalidtoken"
+                | "accessexception"
+                | "nopermissions"
+                | "required_capability_exception"
+                | "webservicesnotenabled"
+                | "sitemaintenance"
+                | "servicerequireslogin"
+        )
+    )
 }

@@ -433,6 +433,15 @@ fn natural_key(rec: &Record, people: &IdMap, classes: &IdMap) -> Option<(String,
     Some((people.zoho(&user)?.to_string(), classes.zoho(&course)?.to_string()))
 }
 
+/// Whether a student and a class both still exist in Zoho. A link outlives its Zoho record (that is how a
+/// deletion is seen), so a Moodle enrolment or grade can resolve to a student deleted in Zoho: creating its
+/// Zoho record would be planned every run and skipped by apply every run (issue #19).
+fn in_zoho<'w>(w: &World<'w>) -> impl Fn(&str, &str) -> bool + 'w {
+    let students: FxHashSet<&'w str> = w.records(Kind::Student).iter().map(|r| r.key.as_str()).collect();
+    let classes: FxHashSet<&'w str> = w.records(Kind::Class).iter().map(|r| r.key.as_str()).collect();
+    move |s, c| students.contains(s) && classes.contains(c)
+}
+
 fn ref_id(rec: &Record, name: &str) -> Option<String> {
     match rec.refs.get(name)? {
         Value::String(s) => Some(s.clone()),
@@ -668,6 +677,7 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, d: &mut Differ, pre: &mut super::diff
     }
     extra.sort_by(|a, b| a.key.cmp(&b.key));
     let linked_zoho = w.linked_zoho(Entity::Enrollment);
+    let in_zoho = in_zoho(w);
     for e in extra {
         // An enrolment of a user or in a course that is not linked is not ours.
         let Some((s, c)) = natural_key(e, &w.students.map, &w.classes.map) else { continue };
@@ -676,6 +686,9 @@ pub fn enrollment_pairs<'a>(w: &World<'a>, d: &mut Differ, pre: &mut super::diff
         p.refs = link_refs("student", &s, &c, ref_id(e, "userid").as_deref(), ref_id(e, "courseid").as_deref(), role);
         p.zoho_id = linked_zoho.get(e.key.as_str()).map(|z| z.to_string());
         p.base = base.get(&key);
+        if p.base.is_none() && !in_zoho(&s, &c) {
+            continue; // new in Moodle for a student or class deleted in Zoho: nothing to create it under
+        }
         d.pair(&p);
     }
 }
@@ -752,6 +765,7 @@ pub fn grade_pairs<'a>(w: &World<'a>, d: &mut Differ, pre: &mut super::diff::Ent
     let classes: FxHashMap<&str, &Record> = w.records(Kind::Class).iter().map(|r| (r.key.as_str(), r)).collect();
     let unit_of = |c: &str| classes.get(c).and_then(|r| r.refs.get("unit_id")).cloned().unwrap_or(Value::Null);
     let linked_zoho = w.linked_zoho(Entity::Grade);
+    let in_zoho = in_zoho(w);
     for g in extra {
         let Some((s, c)) = natural_key(g, &w.students.map, &w.classes.map) else { continue };
         let key = format!("{s}|{c}");
@@ -762,6 +776,9 @@ pub fn grade_pairs<'a>(w: &World<'a>, d: &mut Differ, pre: &mut super::diff::Ent
         p.refs.insert("unit_id".into(), unit_of(&c));
         p.refs.insert("graded_date".into(), g.refs.get("graded_date").cloned().unwrap_or(Value::Null));
         p.base = base.get(&key);
+        if p.base.is_none() && !in_zoho(&s, &c) {
+            continue; // new in Moodle for a student or class deleted in Zoho: nothing to create it under
+        }
         d.pair(&p);
     }
 }

@@ -27,6 +27,14 @@ impl<'a> IdMap<'a> {
         self.z2m.insert(zoho, moodle);
         self.m2z.insert(moodle, zoho);
     }
+    /// Forgets the pairing of `zoho` (its Moodle id is about to be paired with another Zoho id).
+    pub fn remove_zoho(&mut self, zoho: &str) {
+        if let Some(m) = self.z2m.remove(zoho) {
+            if self.m2z.get(m).is_some_and(|z| *z == zoho) {
+                self.m2z.remove(m);
+            }
+        }
+    }
     pub fn moodle(&self, zoho: &str) -> Option<&'a str> {
         self.z2m.get(zoho).copied()
     }
@@ -35,9 +43,11 @@ impl<'a> IdMap<'a> {
     }
 }
 
-/// How a pairing was found after the stored links (a stored pairing plans nothing).
+/// How a pairing was found. A stored pairing plans nothing but the write-back of a Moodle id Zoho lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
+    /// The stored link (kept only when Zoho's Moodle id field differs from it).
+    Stored,
     /// Zoho's own Moodle id field pointed at it.
     ZohoField,
     IdNumber,
@@ -78,11 +88,18 @@ pub fn link<'a>(
     let mut how: BTreeMap<&'a str, (How, &'a Record)> = BTreeMap::new();
 
     // 1. Stored links whose Moodle record still exists. One whose Zoho record is gone is kept: it is how a
-    //    deletion in Zoho is recognised.
+    //    deletion in Zoho is recognised. The Moodle id field in Zoho must say the same: a run killed between
+    //    the create and the write-back, a person clearing or mistyping the field, all leave it empty or wrong,
+    //    and every run writes the link back until it agrees (issue #19).
+    let by_key: FxHashMap<&'a str, &'a Record> =
+        if stored.is_empty() { FxHashMap::default() } else { zoho.iter().map(|r| (r.key.as_str(), r)).collect() };
     for l in stored {
         if moodle.contains_key(l.moodle_id.as_str()) && out.map.zoho(&l.moodle_id).is_none() {
             out.map.insert(&l.zoho_id, &l.moodle_id);
             claimed.insert(&l.moodle_id);
+            if let Some(r) = by_key.get(l.zoho_id.as_str()).filter(|r| r.ref_str("moodle_id") != Some(&l.moodle_id)) {
+                how.insert(&l.zoho_id, (How::Stored, r));
+            }
         }
     }
 
@@ -186,6 +203,18 @@ pub fn link<'a>(
                 }
             }
             let by_email = unclaimed(&|r: &'a Record| r.field_str("email"), claimed);
+            // Moodle users whose linked Zoho record is gone (deleted in Zoho), by email: when the older of two
+            // records sharing an email is deleted, the other now owns the email and takes its user over, rather
+            // than being planned as a create Moodle refuses every night (issue #19).
+            let mut orphans: FxHashMap<&'a str, Vec<(&'a str, &'a str)>> = FxHashMap::default();
+            for l in stored {
+                if by_key.contains_key(l.zoho_id.as_str()) || out.map.moodle(&l.zoho_id) != Some(l.moodle_id.as_str()) {
+                    continue;
+                }
+                if let Some(e) = moodle.get(l.moodle_id.as_str()).and_then(|u| u.field_str("email")) {
+                    orphans.entry(e).or_default().push((l.zoho_id.as_str(), l.moodle_id.as_str()));
+                }
+            }
             for r in rest {
                 if out.blocked.contains(r.key.as_str()) {
                     continue;
@@ -235,7 +264,13 @@ pub fn link<'a>(
                             ),
                         ));
                     }
-                    _ => {}
+                    _ => {
+                        if let Some(&[(gone, mid)]) = orphans.get(email).map(Vec::as_slice) {
+                            out.map.remove_zoho(gone);
+                            out.map.insert(&r.key, mid);
+                            how.insert(&r.key, (How::Email, r));
+                        }
+                    }
                 }
             }
         }
@@ -299,6 +334,7 @@ fn finish<'a>(
 
 fn how_name(h: How) -> &'static str {
     match h {
+        How::Stored => "the stored link",
         How::ZohoField => "the Moodle id in Zoho",
         How::IdNumber => "idnumber",
         How::Email => "email",

@@ -727,3 +727,88 @@ fn reconcile_module_selection() {
     let p = analyse(&fx.inputs, &fx.settings, &Options { entities: vec![Entity::Payment], ..Options::default() }).plan;
     assert_eq!(only(&p).entity, Entity::Payment);
 }
+
+/// Issue #19: a stored link is compared with the Moodle id field Zoho holds on every run; empty, cleared or
+/// wrong, the link is written back (a run killed between the create and the write-back left it empty for good).
+#[test]
+fn reconcile_stored_links_are_written_back_where_zoho_lost_them() {
+    let mut fx = Fx::synced();
+    assert!(fx.plan().ops.is_empty());
+    fx.set(Kind::Student, "101", student("101", "S-1", "a@x.edu", "Ann", "Active", None));
+    fx.set(Kind::Student, "102", student("102", "S-2", "b@x.edu", "Bob", "Active", Some("999")));
+    fx.set(Kind::Teacher, "201", teacher("201", "T-1", "t@x.edu", Some("")));
+    fx.set(Kind::Class, "301", class("301", Some("201"), Some("11")));
+    let p = fx.plan();
+    let mut wb: Vec<(Entity, &str, Option<&str>, Value)> = p
+        .ops
+        .iter()
+        .map(|o| (o.entity, o.key.as_str(), o.moodle_id.as_deref(), o.before["moodle_id"].clone()))
+        .collect();
+    wb.sort_by(|a, b| a.1.cmp(b.1));
+    assert!(p.ops.iter().all(|o| o.action == Action::WriteBack && o.target == Side::Zoho), "{:#?}", p.ops);
+    assert_eq!(
+        wb,
+        vec![
+            (Entity::Student, "101", Some("11"), Value::Null),
+            (Entity::Student, "102", Some("12"), json!("999")),
+            (Entity::Teacher, "201", Some("21"), Value::Null),
+            (Entity::Class, "301", Some("31"), json!("11")),
+        ]
+    );
+    assert!(p.ops.iter().all(|o| o.reason.contains("stored link")), "{:#?}", p.ops);
+}
+
+/// Issue #19: when the older of two students sharing an email is deleted in Zoho, the other takes its Moodle
+/// user over (a create would be refused by Moodle every night); the deleted one's user is not suspended.
+#[test]
+fn reconcile_the_younger_of_two_sharing_an_email_takes_the_user_over_when_the_older_is_deleted() {
+    let mut fx = Fx::synced();
+    fx.set(Kind::Student, "105", student("105", "S-5", "e@x.edu", "Ed", "Active", Some("15")));
+    fx.set(Kind::MoodleUser, "15", user(15, "S-5", "e@x.edu", "Ed", false));
+    fx.set(Kind::Student, "1000", student("1000", "S-6", "E@x.edu", "Eddie", "Active", None));
+    fx.baseline();
+    let p = fx.plan();
+    assert!(p.ops.is_empty(), "{:#?}", p.ops);
+    assert_eq!(p.issues.iter().map(|i| (i.kind, i.key.as_str())).collect::<Vec<_>>(), [(IssueKind::Duplicate, "1000")]);
+
+    fx.remove(Kind::Student, "105");
+    let p = fx.plan();
+    assert!(p.ops.iter().all(|o| o.action != Action::Create && o.action != Action::Suspend), "{:#?}", p.ops);
+    let wb: Vec<(Action, &str, Option<&str>)> = p
+        .ops
+        .iter()
+        .filter(|o| o.action == Action::WriteBack)
+        .map(|o| (o.action, o.key.as_str(), o.moodle_id.as_deref()))
+        .collect();
+    assert_eq!(wb, vec![(Action::WriteBack, "1000", Some("15"))]);
+    // The user now follows 1000's fields.
+    assert!(
+        p.ops.iter().any(|o| o.key == "1000" && o.action == Action::Update && o.target == Side::Moodle),
+        "{:#?}",
+        p.ops
+    );
+    assert!(p.issues.is_empty(), "{:#?}", p.issues);
+}
+
+/// Issue #19: a grade or enrolment new in Moodle for a student deleted in Zoho has nothing to be created under:
+/// it is not planned (apply would skip it, and every run would plan it again).
+#[test]
+fn reconcile_nothing_is_created_in_zoho_for_a_student_deleted_there() {
+    let mut fx = Fx::synced();
+    fx.remove(Kind::Student, "102");
+    fx.set(Kind::MoodleGrade, "31:12", mgrade(31, 12, 40.0));
+    let p = fx.plan();
+    assert!(
+        !p.ops.iter().any(|o| o.target == Side::Zoho && o.action == Action::Create),
+        "nothing is created in Zoho for the deleted student: {:#?}",
+        p.ops
+    );
+    // The same grade for a student still in Zoho is created.
+    let mut fx = Fx::synced();
+    fx.set(Kind::MoodleGrade, "31:12", mgrade(31, 12, 40.0));
+    assert!(fx
+        .plan()
+        .ops
+        .iter()
+        .any(|o| o.entity == Entity::Grade && o.action == Action::Create && o.target == Side::Zoho));
+}

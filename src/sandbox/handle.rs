@@ -34,6 +34,9 @@ pub struct SandboxOptions {
     /// The webhook receiver's base URL, e.g. `http://127.0.0.1:8080`: the fake Zoho's workflow rules post to
     /// `{base}/v1/events/zoho/{entity}`, the fake Moodle plugin to `{base}/v1/events/moodle/{enrollment|grade}`.
     pub webhook_url: Option<String>,
+    /// The secret both fakes sign their webhook posts with (the receiver's `ZOHO_WEBHOOK_HMAC_SECRET` and
+    /// `MOODLE_WEBHOOK_HMAC_SECRET`); `None`: unsigned.
+    pub webhook_hmac_secret: Option<crate::secret::Secret>,
 }
 
 /// A running sandbox. Dropping it stops both servers.
@@ -63,6 +66,7 @@ impl Sandbox {
             fault_rate: opts.fault_rate,
             fault_seed: seed,
             webhook_url: base.as_ref().map(|b| format!("{b}/v1/events/zoho/{{entity}}")),
+            webhook_hmac_secret: opts.webhook_hmac_secret.clone(),
             ..ZohoOptions::default()
         };
         let moodle_opts = MoodleOptions {
@@ -72,6 +76,7 @@ impl Sandbox {
             fault_rate: opts.fault_rate,
             fault_seed: seed,
             webhook_url: base.as_ref().map(|b| format!("{b}/v1/events/moodle")),
+            webhook_hmac_secret: opts.webhook_hmac_secret.clone(),
             ..MoodleOptions::default()
         };
         let t = std::time::Instant::now();

@@ -67,6 +67,11 @@ pub struct Staged {
     pub unmappable: Vec<Unmappable>,
     /// The incremental cursor to store on commit (Zoho kinds).
     pub cursor: Option<String>,
+    /// Incremental: keys asked about that are gone from their side (deleted, unenrolled, or no longer a record
+    /// of the kind): removed from the store on commit, as a full snapshot would (issue #19).
+    pub removed: Vec<String>,
+    /// Incremental: keys the API refused (alone, the rest of their read was kept), with its error.
+    pub rejected: Vec<Unmappable>,
 }
 
 /// Where one kind's pages go: mapped, counted, staged.
@@ -80,6 +85,8 @@ struct Sink {
     records: u64,
     skipped: u64,
     unmappable: Vec<Unmappable>,
+    /// Incremental: the keys staged (to tell the keys asked about that are gone).
+    staged: Option<HashSet<String>>,
 }
 
 impl Sink {
@@ -99,6 +106,9 @@ impl Sink {
             }
             self.records += recs.len() as u64;
             self.bar.inc(chunk.len() as u64);
+            if let Some(staged) = &mut self.staged {
+                staged.extend(recs.iter().map(|r| r.key.clone()));
+            }
             if recs.is_empty() {
                 continue;
             }
@@ -118,7 +128,28 @@ impl Sink {
             skipped: self.skipped,
             unmappable: self.unmappable,
             cursor,
+            removed: Vec::new(),
+            rejected: Vec::new(),
         }
+    }
+
+    /// [`Sink::finish`] for an incremental read of `asked`: those neither staged nor `rejected` are gone.
+    fn finish_asked<'k>(
+        self,
+        cursor: Option<String>,
+        asked: impl IntoIterator<Item = &'k String>,
+        rejected: Vec<Unmappable>,
+    ) -> Staged {
+        let staged = self.staged.clone().unwrap_or_default();
+        let refused: HashSet<&str> = rejected.iter().map(|r| r.key.as_str()).collect();
+        let mut removed: Vec<String> = asked
+            .into_iter()
+            .filter(|k| !staged.contains(k.as_str()) && !refused.contains(k.as_str()))
+            .cloned()
+            .collect();
+        removed.sort();
+        removed.dedup();
+        Staged { removed, rejected, ..self.finish(cursor) }
     }
 }
 
@@ -163,6 +194,7 @@ impl Ctx {
             records: 0,
             skipped: 0,
             unmappable: Vec::new(),
+            staged: self.incremental().map(|_| HashSet::new()),
         }
     }
 
@@ -388,10 +420,11 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
         return Ok(sink.finish(cursor));
     };
     // Incremental: the dirty ids by id, beside the catch-up since the cursor (one round trip, not two).
+    let asked: &[String] = inc.zoho_ids.get(&kind).map(Vec::as_slice).unwrap_or(&[]);
     let by_ids = async {
-        match inc.zoho_ids.get(&kind).filter(|ids| !ids.is_empty()) {
-            Some(ids) => client.get_by_ids(&module, &fields, ids).await,
-            None => Ok(Vec::new()),
+        match asked {
+            [] => Ok((Vec::new(), Vec::new())),
+            ids => client.get_by_ids_each(&module, &fields, ids).await,
         }
     };
     let catch_up = async {
@@ -418,12 +451,19 @@ async fn zoho_kind(client: &zoho::Client, kind: Kind, ctx: &Ctx) -> Result<Stage
         Ok(true)
     };
     let (recs, listed) = tokio::join!(by_ids, catch_up);
-    let (recs, listed) = (recs?, listed?);
+    let ((recs, refused), listed) = (recs?, listed?);
     // The records read by id do not move the cursor: one modified after the catch-up began would put it past
     // changes the catch-up did not see. The next catch-up reads it again instead.
     sink.page(recs).await?;
     let cursor = (listed && cursor.time.is_some()).then(|| json!(cursor).to_string());
-    Ok(sink.finish(cursor))
+    let rejected = refused
+        .into_iter()
+        .map(|(key, e)| {
+            tracing::warn!(kind = %kind, key = %key, "Zoho refused this id (the other ids were read): {e}");
+            Unmappable { key, reason: format!("Zoho refused the id: {e}") }
+        })
+        .collect();
+    Ok(sink.finish_asked(cursor, asked, rejected))
 }
 
 /// Reads a listing (whole, or since `query.modified_since`) into `sink`, moving `cursor` along; returns the
@@ -487,16 +527,28 @@ impl Listing {
 
 async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Result<Staged, SnapshotError> {
     let mut sink = ctx.sink(Kind::MoodleUser, "core_user_get_users");
-    let users = match ctx.keys(Kind::MoodleUser) {
-        None => m.users(ws_user).await?,
-        Some(keys) if keys.is_empty() => Vec::new(),
-        Some(keys) => {
-            sink.source = "core_user_get_users_by_field".into();
-            m.users_by_field("id", &keys.into_iter().collect::<Vec<_>>()).await?
-        }
+    let Some(keys) = ctx.keys(Kind::MoodleUser) else {
+        sink.page(m.users(ws_user).await?).await?;
+        return Ok(sink.finish(None));
     };
-    sink.page(users).await?;
-    Ok(sink.finish(None))
+    // Moodle validates the ids of a read as integers and refuses the whole call for one that is not: such a
+    // key fails alone, before the call. A deleted user makes Moodle refuse the whole read too: the read is
+    // split down to it, and it is gone (a removal); the others are read.
+    let (mut ids, bad): (Vec<String>, Vec<String>) = keys.iter().cloned().partition(|k| k.parse::<i64>().is_ok());
+    ids.sort();
+    let mut rejected: Vec<Unmappable> = bad
+        .into_iter()
+        .map(|key| Unmappable { reason: format!("`{key}` is not a Moodle user id (a whole number)"), key })
+        .collect();
+    if !ids.is_empty() {
+        sink.source = "core_user_get_users_by_field".into();
+        let (users, refused) = m.users_by_id_each(&ids).await?;
+        sink.page(users).await?;
+        rejected.extend(
+            refused.into_iter().map(|(key, e)| Unmappable { key, reason: format!("Moodle refused the id: {e}") }),
+        );
+    }
+    Ok(sink.finish_asked(None, &keys, rejected))
 }
 
 fn keep(keys: &Option<HashSet<String>>, raw: &Value) -> bool {
@@ -516,7 +568,10 @@ async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
         let mut sink = ctx.sink(Kind::MoodleCourse, "core_course_get_courses");
         let keys = ctx.keys(Kind::MoodleCourse);
         sink.page(courses.into_iter().filter(|c| keep(&keys, c)).collect()).await?;
-        out.push(sink.finish(None));
+        out.push(match &keys {
+            Some(k) => sink.finish_asked(None, k, Vec::new()),
+            None => sink.finish(None),
+        });
     } else {
         drop(courses);
     }
@@ -543,7 +598,10 @@ async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
             }
             sink.page(rows.into_iter().filter(|r| keep(&keys, r)).collect()).await?;
         }
-        out.push(sink.finish(None));
+        out.push(match &keys {
+            Some(k) => sink.finish_asked(None, k, Vec::new()),
+            None => sink.finish(None),
+        });
     }
     Ok(out)
 }
@@ -568,7 +626,10 @@ async fn dashboard(m: &moodle::Client, kind: Kind, ctx: &Ctx) -> Result<Staged, 
             break;
         }
     }
-    Ok(sink.finish(None))
+    Ok(match &keys {
+        Some(k) => sink.finish_asked(None, k, Vec::new()),
+        None => sink.finish(None),
+    })
 }
 
 // ---- guard and clean-up -----------------------------------------------------------------------------------

@@ -123,8 +123,14 @@ pub fn run(
         let mut kinds = Vec::new();
         for s in staged {
             let (sid, kind, cursor) = (s.snapshot_id.clone(), s.kind, s.cursor.clone());
+            let removed = s.removed.clone();
             let stored = bridge
                 .run(move |st| {
+                    // Keys asked about and gone from their side leave the store, as a full snapshot would
+                    // drop them: reconcile then sees the removal (an unenrolment, a deletion).
+                    if !removed.is_empty() {
+                        st.delete_records(kind, &removed)?;
+                    }
                     let n = st.commit_snapshot(&sid, kind, full)?;
                     if let Some(c) = cursor {
                         st.put_cursor(kind, &c)?;

@@ -29,6 +29,12 @@ pub struct KindSummary {
     /// Records the store holds for the kind after the commit.
     pub stored: u64,
     pub api_calls: u64,
+    /// Incremental: keys asked about that are gone from their side, removed from the store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// Incremental: keys the API refused alone (the rest of the read was kept), with the error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Unmappable>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -73,6 +79,8 @@ impl Staged {
             unmappable: self.unmappable,
             stored,
             api_calls,
+            removed: self.removed,
+            rejected: self.rejected,
         }
     }
 }

@@ -14,7 +14,8 @@ pub struct RunRow {
     pub id: i64,
     pub kind: String,
     pub module: Option<String>,
-    /// running, completed, partial (some records failed), failed, refused.
+    /// running, completed, partial (some records failed), failed, refused, interrupted (killed: found still
+    /// `running` by a later run; `finished_at` is when it was found, `error` says by which run).
     pub status: String,
     pub dry_run: bool,
     pub allow_mass_change: bool,
@@ -60,6 +61,11 @@ pub trait RunStore {
     fn recent_runs(&self, limit: i64) -> Result<Vec<RunRow>>;
     /// Runs still marked running (one is live if it holds the lock; others died).
     fn running_runs(&self) -> Result<Vec<RunRow>>;
+    /// Marks every run still `running` other than `by` as `interrupted`, found now: called by run `by` once it
+    /// holds the run lock, so none of them can be alive. Returns them, newest first.
+    fn interrupt_runs(&self, by: i64) -> Result<Vec<RunRow>>;
+    /// Runs found interrupted, newest first.
+    fn interrupted_runs(&self, limit: i64) -> Result<Vec<RunRow>>;
     /// The newest run of `kind` (any kind when `None`) that completed without failures.
     fn last_good_run(&self, kind: Option<&str>) -> Result<Option<RunRow>>;
 
@@ -68,6 +74,11 @@ pub trait RunStore {
     /// Records outcomes as ops complete: `(seq, outcome, target_id, message)`.
     fn journal_outcomes(&self, run_id: i64, outcomes: &[(i64, &str, Option<&str>, Option<&str>)]) -> Result<()>;
     fn journal(&self, run_id: i64) -> Result<Vec<JournalEntry>>;
+}
+
+/// The `error` of a run found interrupted by run `by`.
+pub fn interrupted_note(by: i64) -> String {
+    format!("interrupted: still marked running when run {by} took the run lock (the process was killed or the machine stopped); run {by} took over its work")
 }
 
 fn host() -> Option<String> {
@@ -152,6 +163,28 @@ impl RunStore for SqliteStore {
 
     fn running_runs(&self) -> Result<Vec<RunRow>> {
         self.query_runs("WHERE status = 'running' ORDER BY id DESC", &[])
+    }
+
+    fn interrupt_runs(&self, by: i64) -> Result<Vec<RunRow>> {
+        let ids: Vec<i64> =
+            self.query_runs("WHERE status = 'running' AND id <> ?1", &[&by])?.iter().map(|r| r.id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn().execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?2, error = ?3 WHERE status = 'running' AND id <> ?1",
+            params![by, ts(now()), interrupted_note(by)],
+        )?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.run(id)?);
+        }
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+
+    fn interrupted_runs(&self, limit: i64) -> Result<Vec<RunRow>> {
+        self.query_runs("WHERE status = 'interrupted' ORDER BY id DESC LIMIT ?1", &[&limit])
     }
 
     fn last_good_run(&self, kind: Option<&str>) -> Result<Option<RunRow>> {
@@ -304,6 +337,24 @@ impl RunStore for PgStore {
 
     fn running_runs(&self) -> Result<Vec<RunRow>> {
         self.query_runs("WHERE status = 'running' ORDER BY id DESC", &[])
+    }
+
+    fn interrupt_runs(&self, by: i64) -> Result<Vec<RunRow>> {
+        let note = interrupted_note(by);
+        let rows = self.conn()?.query(
+            &format!(
+                "UPDATE runs SET status = 'interrupted', finished_at = $2, error = $3 WHERE status = 'running' AND id <> $1
+                 RETURNING {RUN_COLS}"
+            ),
+            &[&by, &now(), &note],
+        )?;
+        let mut out: Vec<RunRow> = rows.iter().map(pg_run).collect();
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+
+    fn interrupted_runs(&self, limit: i64) -> Result<Vec<RunRow>> {
+        self.query_runs("WHERE status = 'interrupted' ORDER BY id DESC LIMIT $1", &[&limit])
     }
 
     fn last_good_run(&self, kind: Option<&str>) -> Result<Option<RunRow>> {

@@ -97,6 +97,59 @@ impl Client {
         Ok(out)
     }
 
+    /// [`Client::get_by_ids`] where one bad id does not sink the others: Zoho answers 400 for a whole by-ids
+    /// read when one id in it is malformed (reference §3.4), so a rejected batch is split in halves, read again
+    /// (the halves of a level side by side), down to the id it rejects. Returns the records and each rejected
+    /// id with Zoho's error; any other error (network, auth, permission) fails the whole read. With one bad id
+    /// in a batch of 100 that is 14 more calls, 7 round trips (issue #19).
+    pub async fn get_by_ids_each(
+        &self,
+        module: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<(Vec<Value>, Vec<(String, ZohoError)>), ZohoError> {
+        let chunks = std::sync::Arc::new(field_chunks(fields));
+        let mut out = Vec::with_capacity(ids.len());
+        let mut rejected = Vec::new();
+        let mut level: Vec<Vec<String>> = ids.chunks(MAX_IDS).map(<[String]>::to_vec).collect();
+        while !level.is_empty() {
+            let mut set = tokio::task::JoinSet::new();
+            for batch in level.drain(..) {
+                let (client, module, chunks) = (self.clone(), module.to_string(), chunks.clone());
+                set.spawn(async move {
+                    let read = async {
+                        let mut page = client.ids_call(&module, &chunks[0], &batch).await?;
+                        merge_extra(&client, &module, &chunks[1..], &mut page).await?;
+                        Ok::<_, ZohoError>(page)
+                    }
+                    .await;
+                    (batch, read)
+                });
+            }
+            while let Some(joined) = set.join_next().await {
+                let (batch, read) = joined.map_err(|e| ZohoError::Transport {
+                    module: module.to_string(),
+                    attempts: 1,
+                    message: format!("a by-ids read stopped: {e}"),
+                })?;
+                match read {
+                    Ok(page) => out.extend(page),
+                    Err(e) if rejects_request(&e) => {
+                        if let [one] = batch.as_slice() {
+                            rejected.push((one.clone(), e));
+                        } else {
+                            let (a, b) = batch.split_at(batch.len() / 2);
+                            level.push(a.to_vec());
+                            level.push(b.to_vec());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok((out, rejected))
+    }
+
     async fn ids_call(&self, module: &str, fields: &[String], ids: &[String]) -> Result<Vec<Value>, ZohoError> {
         let path = format!("/crm/v8/{module}");
         let query = [("fields", fields.join(",")), ("ids", ids.join(","))];
@@ -174,6 +227,14 @@ fn id_of(v: &Value) -> Option<&str> {
 }
 
 /// Fetches the fields of the extra chunks for the records of `page` (by ids) and merges them in by id.
+/// Zoho refused something in the request (HTTP 400, e.g. `INVALID_DATA` for a malformed id), not the network,
+/// the token, the module or the request's form, which splitting would not cure.
+fn rejects_request(e: &ZohoError) -> bool {
+    const WHOLE: [&str; 5] =
+        ["INVALID_MODULE", "REQUIRED_PARAM_MISSING", "LIMIT_EXCEEDED", "INVALID_REQUEST_METHOD", "INVALID_HOST"];
+    matches!(e, ZohoError::Api { status: 400, code, .. } if !WHOLE.contains(&code.as_str()))
+}
+
 async fn merge_extra(
     client: &Client,
     module: &str,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod converge;
 mod deletions;
 mod docs;
 mod doctor;

@@ -9,7 +9,7 @@
 //! println!("{} {}", fake.url(), fake.token());
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -546,6 +546,61 @@ impl FakeMoodle {
             })
             .flatten();
         self.fire(ev)
+    }
+
+    /// An admin deletes a user: as Moodle does, the user is unenrolled from every course (each firing
+    /// `user_enrolment_deleted`, which the plugin posts) and soft-deleted (username and email mangled, id number
+    /// cleared). Returns false for an unknown or already deleted user.
+    pub fn delete_user(&self, id: i64) -> bool {
+        use md5::Digest;
+        let now = chrono::Utc::now().timestamp();
+        let events = self
+            .with_state(|s| {
+                s.live_user(id)?;
+                let courses: Vec<i64> = s.enrolments.keys().filter(|(_, u)| *u == id).map(|(c, _)| *c).collect();
+                let events: Vec<Event> = courses
+                    .into_iter()
+                    .filter_map(|c| s.unenrol(c, id).map(|_| c))
+                    .map(|courseid| Event {
+                        eventname: functions::enrol::DELETED.into(),
+                        courseid,
+                        userid: id,
+                        timecreated: now,
+                        grade_id: None,
+                        grade: None,
+                    })
+                    .collect();
+                let taken: HashSet<String> = s.users.values().map(|u| u.username.clone()).collect();
+                let u = s.users.get_mut(&id)?;
+                let mut name = format!("{}.{now}", u.email.to_lowercase());
+                while taken.contains(&name) {
+                    name.push('1');
+                }
+                u.email = format!("{:x}", md5::Md5::digest(u.username.as_bytes()));
+                u.username = name;
+                u.idnumber.clear();
+                u.deleted = true;
+                u.timemodified = now;
+                Some(events)
+            })
+            .flatten();
+        let Some(events) = events else { return false };
+        for e in events {
+            self.fire(Some(e));
+        }
+        true
+    }
+
+    /// Someone removes a row of a plugin table (`payments`, `registrations`, `units`) by its Zoho id, outside
+    /// zmsync and without an event (a database clean-up). Returns false when there is no such row.
+    pub fn delete_plugin_row(&self, table: &str, zoho_id: &str) -> bool {
+        self.with_state(|s| {
+            let Some((_, t)) = s.plugin.iter_mut().find(|(k, _)| **k == table) else { return false };
+            let Some(id) = t.find(zoho_id) else { return false };
+            t.remove(id);
+            true
+        })
+        .unwrap_or(false)
     }
 
     /// An admin edits a user. The plugin observes only enrolments and grades (contract §9), so user edits
