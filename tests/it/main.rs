@@ -18,3 +18,4 @@ mod store;
 mod support;
 mod sync;
 mod webhook;
+mod webhook_attack;
