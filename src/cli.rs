@@ -28,7 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More log output from zmsync (-v info, -vv debug, -vvv trace; libraries stay at warn). RUST_LOG
+    /// overrides, and may reveal what libraries log (docs/configuration.md "Logging").
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors.

@@ -13,6 +13,7 @@ mod reconcile_e2e;
 mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;
+mod secrets;
 mod snapshot;
 mod store;
 mod support;
