@@ -50,8 +50,9 @@ impl Conn {
     /// Sends one signed event and waits for the answer; returns the status.
     fn post(&mut self, addr: &str, id: &str) -> u16 {
         let body = format!(
-            r#"{{"event_id":"{id}","event_type":"updated","module":"BTEC_Students","record_id":"58475960{:08}","timestamp":"2026-01-25T10:00:00Z"}}"#,
-            id.len() * 7919 % 100_000_000
+            r#"{{"event_id":"{id}","event_type":"updated","module":"BTEC_Students","record_id":"58475960{:08}","timestamp":"{}"}}"#,
+            id.len() * 7919 % 100_000_000,
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         let sig = sign(SECRET, body.as_bytes());
         let req = format!(
@@ -119,6 +120,7 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
         database_url: database_url.to_string(),
         workers: std::env::var("BENCH_WORKERS").ok().and_then(|s| s.parse().ok()).unwrap_or(64),
         secrets: Secrets { zoho: Some(Secret::new(SECRET)), zoho_notify: None, moodle: None },
+        replay_window: zmsync::webhook::payloads::DEFAULT_WINDOW,
         reload: Arc::default(),
     };
     let server = {

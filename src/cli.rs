@@ -28,7 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More log output from zmsync (-v info, -vv debug, -vvv trace; libraries stay at warn). RUST_LOG
+    /// overrides, and may reveal what libraries log (docs/configuration.md "Logging").
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors.
@@ -217,10 +218,15 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
     pub bind: String,
-    /// Worker threads parsing and verifying requests. Each waits for its commit, so accepted events/s is
-    /// at most workers / commit latency: on PostgreSQL (a commit of several ms) use more.
+    /// Store slots: requests verified, committed and waited for at once (each on a thread of its own; a
+    /// request takes one only once its whole body is in, so slow clients never hold one). Accepted events/s
+    /// is at most workers / commit latency: on PostgreSQL (a commit of several ms) use more.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Refuse (422) an event whose own timestamp (`timestamp`, `server_time`, `timecreated`) is more than
+    /// this many hours old, or more than 5 minutes ahead: a captured signed body cannot be replayed later.
+    #[arg(long, default_value_t = 24, value_name = "HOURS", value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub replay_window: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,7 +38,18 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("zmsync={level},{}", if verbose >= 3 { "trace" } else { "warn" })));
+    // -v… raise zmsync's own level only: dependencies stay at warn (tokio-postgres logs every statement's
+    // parameters at debug, the cached Zoho access token among them). RUST_LOG is the explicit override; even
+    // then tokio-postgres stays at info unless RUST_LOG names it (docs/configuration.md "Logging").
+    let filter = match std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()) {
+        Some(spec) => {
+            let spec = if spec.contains("tokio_postgres") { spec } else { format!("{spec},tokio_postgres=info") };
+            EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+                eprintln!("warning: RUST_LOG is not a valid filter ({e}); using zmsync={level}");
+                EnvFilter::new(format!("zmsync={level},warn"))
+            })
+        }
+        None => EnvFilter::new(format!("zmsync={level},warn")),
+    };
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

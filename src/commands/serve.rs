@@ -38,6 +38,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<Exit> {
         database_url: ctx.config.database_url.clone(),
         workers: usize::from(args.workers),
         secrets: Secrets::from_config(&ctx.config),
+        replay_window: std::time::Duration::from_secs(u64::from(args.replay_window) * 3600),
         reload,
     };
     receiver.run(opts, stop)?;

@@ -125,19 +125,74 @@ pub fn open(url: &str) -> Result<Box<dyn Store>> {
     Err(StoreError::InvalidUrl { url: redact_url(url), reason: "the scheme must be sqlite:// or postgres://".into() })
 }
 
-/// A URL safe to print: the password (if any) replaced.
+/// A URL safe to print: the password (if any) replaced by `***`, whether or not the URL parses.
+///
+/// Not parsed on purpose: the PostgreSQL driver accepts a raw `#` or `/` in a password, which a URL parser
+/// reads as the start of a fragment or a path (and then sees no password at all, or a bad port). So: after
+/// the scheme, everything from the first `:` up to the last `@` is the password (a password may hold `@`
+/// too; a `:` in the host part before an `@` in the query hides a little more than needed, never less), and
+/// so is every `password=` value (the query parameter, or a key=value connection string).
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+    let mut out = match url.find("://") {
+        Some(i) => {
+            let (scheme, rest) = url.split_at(i + 3);
+            match rest.rfind('@') {
+                Some(at) => match rest[..at].find(':') {
+                    Some(colon) => format!("{scheme}{}:***{}", &rest[..colon], &rest[at..]),
+                    None => url.to_string(),
+                },
+                None => url.to_string(),
+            }
         }
-        _ => url.to_string(),
+        None => url.to_string(),
+    };
+    let mut from = 0;
+    while let Some(found) = out[from..].to_ascii_lowercase().find("password=") {
+        let start = from + found + "password=".len();
+        let tail = &out[start..];
+        let len = match tail.strip_prefix('\'') {
+            Some(quoted) => quoted.find('\'').map_or(tail.len(), |q| q + 2),
+            None => tail.find(['&', ' ', '\t', '\n']).unwrap_or(tail.len()),
+        };
+        out.replace_range(start..start + len, "***");
+        from = start + 3;
     }
+    out
 }
 
 pub(crate) fn now() -> DateTime<Utc> {
     // Whole microseconds: both dialects keep them exactly.
     let t = Utc::now();
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn no_password_survives_whether_or_not_the_url_parses() {
+        let secret = "p#ss/w@rd:x";
+        for url in [
+            "postgres://zmsync:p#ss/w@rd:x@db.example.edu:5432/zmsync".to_string(),
+            "postgres://zmsync:p#ss/w%40rd:x@db.example.edu/zmsync?sslmode=disable".to_string(),
+            "postgresql://zmsync:p#ss/w@rd:x@db.example.edu:notaport/zmsync".to_string(),
+            "postgres://zmsync@db.example.edu/zmsync?password=p#ss/w@rd:x".to_string(),
+            "postgres://db.example.edu/zmsync?user=z&password=p#ss/w@rd:x&sslmode=require".to_string(),
+            "host=db.example.edu user=zmsync password=p#ss/w@rd:x dbname=zmsync".to_string(),
+            "host=db.example.edu password='p#ss/w@rd:x' dbname=zmsync".to_string(),
+            "postgres://zmsync:p#ss/w@rd:x@[::1/zmsync".to_string(),
+        ] {
+            let shown = redact_url(&url);
+            for piece in [secret, "p#ss", "w@rd", "w%40rd", "ss/w"] {
+                assert!(!shown.contains(piece), "{url} → {shown}");
+            }
+            assert!(shown.contains("***"), "{url} → {shown}");
+            assert!(shown.contains("db.example.edu") || shown.contains("::1"), "the host stays: {shown}");
+        }
+        for plain in ["sqlite:///var/lib/zmsync/zmsync.db", "postgres://zmsync@db/zmsync", "postgres://db:5432/z"] {
+            assert_eq!(redact_url(plain), plain);
+        }
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+    }
 }

@@ -7,8 +7,11 @@
 //! - [`payloads`]: every accepted payload shape → events;
 //! - [`ratelimit`]: per-source token buckets;
 //! - [`writer`]: group commit, led by whichever worker finds the store idle;
-//! - [`server`]: tiny_http workers, answers, draining on shutdown.
+//! - [`server`]: hyper on tokio: limits, timeouts, answers, draining on shutdown;
+//! - [`legacy`]: the previous tiny_http server, for the webhook benchmark's side-by-side figures only.
 
+#[doc(hidden)]
+pub mod legacy;
 pub mod payloads;
 pub mod ratelimit;
 pub mod routes;
@@ -45,6 +48,8 @@ pub struct ServeOptions {
     pub database_url: String,
     pub workers: usize,
     pub secrets: Secrets,
+    /// How old an event's timestamp may be ([`payloads::DEFAULT_WINDOW`] by default).
+    pub replay_window: std::time::Duration,
     /// Set (by SIGHUP) to make the receiver re-read its settings now rather than within [`server::RELOAD_EVERY`].
     pub reload: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }

@@ -1,17 +1,32 @@
-//! The HTTP side: tiny_http worker threads, one request at a time each, answering JSON.
+//! The HTTP side: hyper 1.x (HTTP/1.1) on a tokio runtime, answering JSON.
 //!
-//! Per request: route (404/405) → source enabled (503 naming the variable) → body capped (413) → content
-//! type (415) → signature or token (401) → rate limit (429) → payload (400/422) → group commit (202/200, or
-//! 503 with Retry-After when the store is unavailable). A client's input never causes a 5xx.
+//! Per request: route (404/405) → source enabled (503 naming the variable) → body: its declared length
+//! checked before reading (413), read within [`BODY_TIMEOUT`] (408) and capped while reading (413, chunked
+//! too) → content type (415) → signature or token (401) → rate limit (429) → payload (400/422) → group commit
+//! (202/200, or 503 with Retry-After when the store is unavailable). A client's input never causes a 5xx.
+//!
+//! Limits that no request can pass (docs/webhooks.md "Limits"): a request head (request line and headers)
+//! of at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers (431), sent within [`HEAD_TIMEOUT`] of the
+//! connection's opening or of its previous answer (an idle keep-alive connection is closed then too); a body
+//! of at most [`MAX_BODY`] within [`BODY_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections open (more are
+//! answered 503 and closed at once). A slow client holds only its own connection: reading and waiting are
+//! async, and only a request whose body has fully arrived takes one of the `--workers` store slots, the
+//! blocking threads that verify, commit and wait for the commit (the store is blocking; it never runs on the
+//! async threads).
 
-use std::io::Read;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderMap, CONTENT_TYPE};
+use hyper::{Request, Response};
 use serde_json::{json, Map, Value};
-use tiny_http::{Header, Request, Response};
+use tokio::sync::Semaphore;
 
 use super::payloads::{self, PayloadError};
 use super::ratelimit::RateLimiter;
@@ -19,18 +34,32 @@ use super::routes::{self, Route, RouteError};
 use super::signature;
 use super::writer::{self, WriterHandle};
 use super::{Secrets, ServeError, ServeOptions};
+use crate::secret::Secret;
 use crate::store::events::{InsertOutcome, NewEvent};
 use crate::store::{self, Store};
 
-/// The largest body accepted.
+/// The largest body accepted (413 above it, checked on the declared length before reading and while reading).
 pub const MAX_BODY: usize = 64 * 1024;
+/// The largest request head (request line and headers) accepted, in bytes (431 above it).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The most headers a request may carry (431 above it).
+pub const MAX_HEADERS: usize = 64;
+/// How long a client has to send a request's head, from the connection's opening or its previous answer: a
+/// slowloris client, or a keep-alive connection idle for this long, is closed.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's body once its head is in (408 after it, and the connection is
+/// closed).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at most; one more is answered 503 and closed at once.
+pub const MAX_CONNECTIONS: usize = 1024;
 
-struct Shared {
+pub(super) struct Shared {
     secrets: Secrets,
+    replay_window: Duration,
     limiter: RateLimiter,
     writer: WriterHandle,
     reader: Box<dyn Store>,
-    breakdown: Option<Breakdown>,
+    pub(super) breakdown: Option<Breakdown>,
 }
 
 /// The environment variable that turns on the per-request breakdown: set (to anything but `0`), the receiver
@@ -43,20 +72,20 @@ pub const TIMING_TARGET: &str = "zmsync::webhook::timing";
 /// The stages of [`Breakdown`], in order.
 const STAGES: [&str; 7] = ["body", "check", "queued", "commit", "wake", "respond", "total"];
 
-/// Where one request's time went, from the worker taking it from tiny_http: reading the body; content type,
-/// signature, payload and rate limit; waiting for the commit before its own; its batch's commit; from the
-/// commit to its worker running again; writing the answer; and all of it. What it does not see: the time
-/// from the request's arrival to a worker taking it (tiny_http's connection thread and queue).
+/// Where one request's time went, from its head being read: reading the body; content type, signature,
+/// payload and rate limit; waiting for the commit before its own; its batch's commit; from the commit to its
+/// thread running again; writing the answer (the legacy server only: hyper writes after the handler returns);
+/// and all of it. What it does not see: the time from the request's arrival to its head being read.
 #[derive(Default)]
-struct Stages {
-    body: Duration,
-    check: Duration,
-    write: writer::WriteTiming,
+pub(super) struct Stages {
+    pub(super) body: Duration,
+    pub(super) check: Duration,
+    pub(super) write: writer::WriteTiming,
 }
 
 /// The per-request breakdown of accepted events, kept when [`TIMING_VAR`] is set.
 #[derive(Default)]
-struct Breakdown {
+pub(super) struct Breakdown {
     rows: std::sync::Mutex<Vec<[Duration; STAGES.len()]>>,
 }
 
@@ -65,13 +94,13 @@ impl Breakdown {
         std::env::var(TIMING_VAR).ok().filter(|v| !v.is_empty() && v != "0").map(|_| Breakdown::default())
     }
 
-    fn record(&self, s: &Stages, respond: Duration, total: Duration) {
+    pub(super) fn record(&self, s: &Stages, respond: Duration, total: Duration) {
         let row = [s.body, s.check, s.write.queued, s.write.commit, s.write.wake, respond, total];
         self.rows.lock().unwrap_or_else(|p| p.into_inner()).push(row);
     }
 
     /// Logs p50 / p99 / max of each stage.
-    fn log(&self) {
+    pub(super) fn log(&self) {
         let rows = std::mem::take(&mut *self.rows.lock().unwrap_or_else(|p| p.into_inner()));
         for (i, stage) in STAGES.iter().enumerate() {
             let mut v: Vec<Duration> = rows.iter().map(|r| r[i]).collect();
@@ -92,22 +121,22 @@ impl Breakdown {
 }
 
 /// An answer: status, JSON body, extra headers.
-struct Answer {
-    status: u16,
-    body: Value,
-    headers: Vec<(&'static str, String)>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Value,
+    pub(super) headers: Vec<(&'static str, String)>,
 }
 
 impl Answer {
-    fn new(status: u16, body: Value) -> Answer {
+    pub(super) fn new(status: u16, body: Value) -> Answer {
         Answer { status, body, headers: Vec::new() }
     }
 
-    fn error(status: u16, message: impl Into<String>) -> Answer {
+    pub(super) fn error(status: u16, message: impl Into<String>) -> Answer {
         Answer::new(status, json!({"success": false, "status": status, "error": message.into()}))
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+    pub(super) fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
         self.headers.push((name, value.into()));
         self
     }
@@ -115,13 +144,9 @@ impl Answer {
 
 /// A bound receiver, not yet serving.
 pub struct Receiver {
-    listener: std::net::TcpListener,
-    addr: SocketAddr,
+    pub(super) listener: std::net::TcpListener,
+    pub(super) addr: SocketAddr,
 }
-
-/// How many tiny_http servers share the listening socket at most (each with its own accept thread, connection
-/// pool and request queue; the workers are spread over them). See [`nudge_connections`] for why.
-const SERVERS: usize = 4;
 
 impl Receiver {
     pub fn bind(bind: &str) -> Result<Receiver, ServeError> {
@@ -138,65 +163,382 @@ impl Receiver {
     /// Serves until `stop` is set, then drains: requests already received are answered (each after its
     /// commit), and the call returns.
     pub fn run(self, opts: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
-        let (writer_store, retry_for) = open_writer_store(&opts.database_url, &stop)?;
-        let reader = open_store(&opts.database_url)?;
-        let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
-        warn_disabled(&opts.secrets);
-        let writer = writer::new(writer_store, retry_for);
-        let shared = Arc::new(Shared {
-            secrets: opts.secrets,
-            limiter: RateLimiter::new(&settings.webhook_limits),
-            writer,
-            reader,
-            breakdown: Breakdown::from_env(),
-        });
-        tracing::info!(addr = %self.addr, workers = opts.workers, store = shared.reader.dialect().name(), "webhook receiver listening");
-        let mut servers = Vec::new();
-        for _ in 0..opts.workers.clamp(1, SERVERS) {
-            let bind_err = |message: String| ServeError::Bind { bind: self.addr.to_string(), message };
-            let listener = self.listener.try_clone().map_err(|e| bind_err(e.to_string()))?;
-            let server = tiny_http::Server::from_listener(listener, None).map_err(|e| bind_err(e.to_string()))?;
-            servers.push(Arc::new(server));
-        }
-        let mut workers = Vec::new();
-        for i in 0..opts.workers.max(1) {
-            let server = Arc::clone(&servers[i % servers.len()]);
-            let shared = Arc::clone(&shared);
-            let stop = Arc::clone(&stop);
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("webhook-{i}"))
-                    .spawn(move || worker(&server, &shared, &stop))
-                    .expect("spawn a webhook worker"),
-            );
-        }
-        let nudger = {
-            let (addr, stop, n) = (self.addr, Arc::clone(&stop), servers.len());
-            std::thread::Builder::new()
-                .name("accept-nudge".into())
-                .spawn(move || nudge_connections(addr, n, &stop))
-                .expect("spawn the connection nudge thread")
+        let shared = start(&opts, &stop)?;
+        let slots = usize::from(opts.workers.clamp(1, 1024) as u16);
+        tracing::info!(addr = %self.addr, workers = slots, store = shared.reader.dialect().name(), "webhook receiver listening");
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let bind_err = |message: String| ServeError::Bind { bind: self.addr.to_string(), message };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .max_blocking_threads(slots + 4)
+            .thread_name("webhook")
+            .enable_all()
+            .build()
+            .map_err(|e| bind_err(format!("cannot start the receiver's runtime: {e}")))?;
+        self.listener.set_nonblocking(true).map_err(|e| bind_err(e.to_string()))?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(self.listener).map_err(|e| bind_err(e.to_string()))?
         };
         let reloader = {
-            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            let (shared, stop, reload) = (Arc::clone(&shared), Arc::clone(&stop), Arc::clone(&opts.reload));
             std::thread::Builder::new()
                 .name("settings-reload".into())
-                .spawn(move || reload_settings(&shared, &stop, &opts.reload))
-                .expect("spawn the settings reload thread")
+                .spawn(move || reload_settings(&shared, &stop, &reload))
+                .map_err(|e| bind_err(format!("cannot start the settings reload thread: {e}")))?
         };
-        for w in workers {
-            let _ = w.join();
-        }
+        runtime.block_on(serve(listener, Arc::clone(&shared), slots, Arc::clone(&stop)));
+        runtime.shutdown_timeout(Duration::from_secs(1));
         let _ = reloader.join();
-        let _ = nudger.join();
-        tracing::info!("webhook receiver draining");
-        if let Some(b) = &shared.breakdown {
-            b.log();
-        }
-        drop(shared);
-        tracing::info!("webhook receiver stopped");
+        finish(shared);
         Ok(())
     }
+}
+
+/// The state every request shares, from the options: both store connections, the limiter, the breakdown.
+pub(super) fn start(opts: &ServeOptions, stop: &Arc<AtomicBool>) -> Result<Arc<Shared>, ServeError> {
+    let (writer_store, retry_for) = open_writer_store(&opts.database_url, stop)?;
+    let reader = open_store(&opts.database_url)?;
+    let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
+    warn_disabled(&opts.secrets);
+    let writer = writer::new(writer_store, retry_for);
+    Ok(Arc::new(Shared {
+        secrets: opts.secrets.clone(),
+        replay_window: opts.replay_window,
+        limiter: RateLimiter::new(&settings.webhook_limits),
+        writer,
+        reader,
+        breakdown: Breakdown::from_env(),
+    }))
+}
+
+/// After the last request: the breakdown, if kept, and the closing line.
+pub(super) fn finish(shared: Arc<Shared>) {
+    tracing::info!("webhook receiver draining");
+    if let Some(b) = &shared.breakdown {
+        b.log();
+    }
+    drop(shared);
+    tracing::info!("webhook receiver stopped");
+}
+
+/// How long a stopping receiver waits for its connections to finish their requests.
+const DRAIN_FOR: Duration = Duration::from_secs(15);
+
+/// Accepts connections until `stop`, each served on a task of its own; then stops accepting, lets every
+/// connection finish the request it is in (idle ones close at once), and returns.
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, slots: usize, stop: Arc<AtomicBool>) {
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(slots));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD.max(8192))
+        .max_header_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS);
+    let mut refused_logged = Instant::now() - Duration::from_secs(60);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&stop) => break,
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            // Full: tell the client (if its socket takes the bytes now) and close; never wait on it.
+            let _ = stream.try_write(BUSY.as_bytes());
+            if refused_logged.elapsed() > Duration::from_secs(10) {
+                tracing::warn!(limit = MAX_CONNECTIONS, "too many open connections; refusing new ones");
+                refused_logged = Instant::now();
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (shared, slots) = (Arc::clone(&shared), Arc::clone(&slots));
+        let service = hyper::service::service_fn(move |req| respond(Arc::clone(&shared), Arc::clone(&slots), req));
+        let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_FOR, graceful.shutdown()).await.is_err() {
+        tracing::warn!(seconds = DRAIN_FOR.as_secs(), "some connections were still open after draining; closing them");
+    }
+}
+
+/// The answer to a connection beyond [`MAX_CONNECTIONS`].
+const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 83\r\n\r\n{\"success\":false,\"status\":503,\"error\":\"too many open connections; retry in a second\"}";
+
+/// Resolves once `stop` is set (checked every 50 ms).
+async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One request: its answer, the body read here (async), the checks and the commit on a store slot.
+async fn respond(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let start = Instant::now();
+    let mut stages = Stages::default();
+    let url = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let answer = match step(&shared, req.method().as_str(), &url) {
+        Step::Answer(a) => a,
+        Step::Health => on_slot(&slots, Arc::clone(&shared), health).await,
+        Step::Stats => on_slot(&slots, Arc::clone(&shared), stats).await,
+        Step::Event(route) => {
+            let headers = EventHeaders::of(req.headers(), route);
+            let reading = Instant::now();
+            match read_body(req.into_body()).await {
+                Err(a) => a,
+                Ok(body) => {
+                    stages.body = reading.elapsed();
+                    let done: Result<(Answer, Stages), Answer> = on_slot(&slots, Arc::clone(&shared), move |sh| {
+                        let a = handle_event(sh, route, &headers, &body, &mut stages);
+                        (a, stages)
+                    })
+                    .await;
+                    let (a, s) = done.unwrap_or_else(|a| (a, Stages::default()));
+                    stages = s;
+                    a
+                }
+            }
+        }
+    };
+    let accepted = matches!(answer.status, 200 | 202) && stages.write.commit > Duration::ZERO;
+    if let (Some(b), true) = (&shared.breakdown, accepted) {
+        b.record(&stages, Duration::ZERO, start.elapsed());
+    }
+    Ok(answer.into_response())
+}
+
+/// Runs `f` on a blocking thread once one of the store slots (`--workers`) is free.
+async fn on_slot<T: Send + 'static, R: OnSlot<T>>(
+    slots: &Arc<Semaphore>,
+    shared: Arc<Shared>,
+    f: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> R {
+    let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
+        return R::failed();
+    };
+    match tokio::task::spawn_blocking(move || {
+        let out = f(&shared);
+        drop(permit);
+        out
+    })
+    .await
+    {
+        Ok(out) => R::done(out),
+        Err(_) => {
+            tracing::error!("a webhook request handler panicked; the receiver goes on");
+            R::failed()
+        }
+    }
+}
+
+/// What [`on_slot`] gives back: the closure's value, or an answer when it could not run (a 500).
+trait OnSlot<T> {
+    fn done(t: T) -> Self;
+    fn failed() -> Self;
+}
+
+impl OnSlot<Answer> for Answer {
+    fn done(t: Answer) -> Answer {
+        t
+    }
+    fn failed() -> Answer {
+        Answer::error(500, "internal error: the request was not handled (nothing was recorded); retry")
+    }
+}
+
+impl<T> OnSlot<T> for Result<T, Answer> {
+    fn done(t: T) -> Self {
+        Ok(t)
+    }
+    fn failed() -> Self {
+        Err(Answer::failed())
+    }
+}
+
+/// The body, whole: refused (413) when its declared length is over [`MAX_BODY`] before anything is read, or
+/// as soon as what arrives (chunked included) passes it; 408 when it is not all in within [`BODY_TIMEOUT`].
+/// Every refusal closes the connection (what is left of the body is never read).
+async fn read_body(body: Incoming) -> Result<Bytes, Answer> {
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => {
+            Err(Answer::error(400, format!("cannot read the request body: {e}")).header("Connection", "close"))
+        }
+        Err(_) => Err(Answer::error(
+            408,
+            format!("the body did not arrive within {} s; send the whole request at once", BODY_TIMEOUT.as_secs()),
+        )
+        .header("Connection", "close")),
+    }
+}
+
+/// The headers an event route reads, copied out of the request.
+pub(super) struct EventHeaders {
+    content_type: Option<String>,
+    signature: Option<String>,
+}
+
+impl EventHeaders {
+    fn of(headers: &HeaderMap, route: Route) -> EventHeaders {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        EventHeaders {
+            content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+            signature: signature_header(route).and_then(get),
+        }
+    }
+
+    /// From any header lookup (the legacy server's).
+    pub(super) fn from_lookup<'a>(route: Route, get: impl Fn(&str) -> Option<&'a str>) -> EventHeaders {
+        EventHeaders {
+            content_type: get("Content-Type").map(str::to_string),
+            signature: signature_header(route).and_then(&get).map(str::to_string),
+        }
+    }
+}
+
+/// The header that carries a route's signature (none on the Notification API route: its token is in the body).
+fn signature_header(route: Route) -> Option<&'static str> {
+    match route {
+        Route::Zoho { .. } => Some("X-Zoho-Signature"),
+        Route::Moodle { .. } => Some("X-Moodle-Signature"),
+        _ => None,
+    }
+}
+
+/// What a request's method and URL lead to, before its body is read.
+pub(super) enum Step {
+    Answer(Answer),
+    Health,
+    Stats,
+    Event(Route),
+}
+
+/// The route's secret and the variable that sets it.
+fn secret_of(secrets: &Secrets, route: Route) -> (Option<&Secret>, &'static str) {
+    match route {
+        Route::ZohoNotify => (secrets.zoho_notify.as_ref(), "ZOHO_NOTIFY_TOKEN"),
+        Route::Zoho { .. } => (secrets.zoho.as_ref(), "ZOHO_WEBHOOK_HMAC_SECRET"),
+        _ => (secrets.moodle.as_ref(), "MOODLE_WEBHOOK_HMAC_SECRET"),
+    }
+}
+
+/// Route (404/405) and source enabled (503): everything decided before the body is read.
+pub(super) fn step(shared: &Shared, method: &str, url: &str) -> Step {
+    let route = match routes::resolve(method, url) {
+        Ok(r) => r,
+        Err(RouteError::NotFound) => {
+            let path: String = url.split('?').next().unwrap_or("").chars().take(200).collect();
+            return Step::Answer(Answer::error(404, format!("no such route: {path}")));
+        }
+        Err(RouteError::MethodNotAllowed { allow }) => {
+            let method: String = method.chars().take(20).collect();
+            return Step::Answer(
+                Answer::error(405, format!("method {method} is not allowed here; use {allow}")).header("Allow", allow),
+            );
+        }
+    };
+    match route {
+        Route::Health => return Step::Health,
+        Route::Stats => return Step::Stats,
+        _ => {}
+    }
+    // A route whose secret is not set is disabled.
+    if let (None, var) = secret_of(&shared.secrets, route) {
+        return Step::Answer(
+            Answer::error(503, format!("this route is disabled: {var} is not set"))
+                .header("Retry-After", "3600")
+                .with_hint(format!("set {var} in the receiver's environment (or .env) and restart zmsync serve")),
+        );
+    }
+    Step::Event(route)
+}
+
+/// An event route's request with its whole body: content type, signature, payload, rate limit, commit.
+/// Blocking (it waits for the commit).
+pub(super) fn handle_event(
+    shared: &Shared,
+    route: Route,
+    headers: &EventHeaders,
+    body: &[u8],
+    stages: &mut Stages,
+) -> Answer {
+    let checking = Instant::now();
+    let (Some(secret), _) = secret_of(&shared.secrets, route) else {
+        return Answer::error(503, "this route is disabled");
+    };
+    let Some(source) = route.source() else {
+        return Answer::error(404, "no such route");
+    };
+    let format = match payloads::body_format(headers.content_type.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return payload_error(&e),
+    };
+    let signature = headers.signature.as_deref();
+    let receipt =
+        payloads::Receipt { body, now_ms: chrono::Utc::now().timestamp_millis(), window: shared.replay_window };
+    let events = match route {
+        Route::ZohoNotify => {
+            // Zoho signs nothing here: the channel's token is the check, compared in constant time.
+            let map = match payloads::object(format, body) {
+                Ok(m) => m,
+                Err(e) => return payload_error(&e),
+            };
+            match payloads::notification_token(&map) {
+                Some(t) if signature::token_matches(secret, t) => {}
+                Some(_) => return Answer::error(401, "the channel token does not match ZOHO_NOTIFY_TOKEN"),
+                None => return Answer::error(401, "the callback carries no channel `token`"),
+            }
+            payloads::zoho_notification(map, &receipt)
+        }
+        Route::Zoho { entity, module } => {
+            if let Err(e) = signature::verify(secret, body, signature) {
+                return signature_error(e, "X-Zoho-Signature");
+            }
+            payloads::object(format, body).and_then(|m| payloads::zoho_workflow(entity, module, m, &receipt))
+        }
+        Route::Moodle { entity } => {
+            if let Err(e) = signature::verify(secret, body, signature) {
+                return signature_error(e, "X-Moodle-Signature");
+            }
+            payloads::object(format, body).and_then(|m| payloads::moodle(entity, m, &receipt).map(|e| vec![e]))
+        }
+        Route::Health | Route::Stats => return Answer::error(404, "no such route"),
+    };
+    let events = match events {
+        Ok(e) => e,
+        Err(e) => return payload_error(&e),
+    };
+
+    if let Err(wait) = shared.limiter.take(source, events.len()) {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        return Answer::error(429, format!("too many {} events; retry after {secs} s", source.name()))
+            .header("Retry-After", secs.to_string());
+    }
+    stages.check = checking.elapsed();
+    accept(shared, events, stages)
 }
 
 /// How long one SQLite write attempt waits for another process's write lock.
@@ -208,7 +550,7 @@ const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// On PostgreSQL a connection is waited for at most [`PG_WAIT`], and a failing batch retried for as long: a
 /// server that is gone is answered 503 within about a second, not after the pool's usual 10 s. Returns the
 /// store and how long the writer retries a failing batch.
-fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<(Box<dyn Store>, Duration), ServeError> {
+pub(super) fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<(Box<dyn Store>, Duration), ServeError> {
     let Some(path) = url.strip_prefix("sqlite://") else {
         let retry_for = if is_postgres(url) { PG_WAIT } else { writer::RETRY_FOR };
         return Ok((open_store(url)?, retry_for));
@@ -251,42 +593,12 @@ fn open_store(url: &str) -> Result<Box<dyn Store>, store::StoreError> {
     store::open(url)
 }
 
-/// tiny_http hands each new connection to a thread of its pool (which keeps it for the connection's life),
-/// but the pool counts a thread that was just woken for one connection as still idle until it runs, so a
-/// second connection accepted at that moment is queued with no thread to take it; it waits until some pool
-/// thread finishes a connection. Behind a proxy that keeps its upstream connections open, that can be seconds
-/// (the webhook benchmark saw one wait 9.9 s). Two things bound it: [`SERVERS`] servers share the listening
-/// socket, so a burst of connections is spread over as many pools (each starts with 4 idle threads) and rarely
-/// exhausts one; and `servers` empty connections to ourselves every [`NUDGE_EVERY`] (each starting a pool
-/// thread where none is idle, which then takes the queued connection) end a wait that happens anyway.
-fn nudge_connections(addr: SocketAddr, servers: usize, stop: &AtomicBool) {
-    let target = if addr.ip().is_unspecified() {
-        SocketAddr::new(
-            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() },
-            addr.port(),
-        )
-    } else {
-        addr
-    };
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(NUDGE_EVERY);
-        for _ in 0..servers {
-            if let Ok(c) = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
-                let _ = c.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    }
-}
-
-/// How often [`nudge_connections`] connects.
-const NUDGE_EVERY: Duration = Duration::from_millis(100);
-
 /// How often the receiver re-reads its settings (`webhook.rate_limit`) without being asked.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// Re-reads `webhook.rate_limit` every [`RELOAD_EVERY`], and at once when `reload` is set (SIGHUP), until
 /// `stop`. A value that cannot be read leaves the limits as they are.
-fn reload_settings(shared: &Shared, stop: &AtomicBool, reload: &AtomicBool) {
+pub(super) fn reload_settings(shared: &Shared, stop: &AtomicBool, reload: &AtomicBool) {
     let mut last = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
@@ -340,150 +652,7 @@ fn warn_disabled(secrets: &Secrets) {
     }
 }
 
-fn worker(server: &tiny_http::Server, shared: &Shared, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(req)) => serve_one(shared, req),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "webhook receiver cannot accept requests");
-                return;
-            }
-        }
-    }
-    // Drain what was already received.
-    while let Ok(Some(req)) = server.try_recv() {
-        serve_one(shared, req);
-    }
-}
-
-fn serve_one(shared: &Shared, req: Request) {
-    // A bug must not take a worker down with it: the request is answered 500 by tiny_http when dropped
-    // unanswered, and the worker goes on.
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer_one(shared, req))).is_err() {
-        tracing::error!("a webhook request handler panicked; the worker goes on");
-    }
-}
-
-fn answer_one(shared: &Shared, mut req: Request) {
-    let start = std::time::Instant::now();
-    let mut stages = Stages::default();
-    let answer = handle(shared, &mut req, &mut stages);
-    let accepted = matches!(answer.status, 200 | 202) && stages.write.commit > Duration::ZERO;
-    let mut resp = Response::from_data(serde_json::to_vec(&answer.body).unwrap_or_default())
-        .with_status_code(answer.status)
-        .with_header(Header::from_bytes("Content-Type", "application/json").expect("static header"));
-    for (name, value) in answer.headers {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            resp.add_header(h);
-        }
-    }
-    let responding = std::time::Instant::now();
-    if let Err(e) = req.respond(resp) {
-        tracing::debug!(error = %e, "client went away before the answer");
-    }
-    if let (Some(b), true) = (&shared.breakdown, accepted) {
-        b.record(&stages, responding.elapsed(), start.elapsed());
-    }
-}
-
-fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
-}
-
-fn handle(shared: &Shared, req: &mut Request, stages: &mut Stages) -> Answer {
-    let route = match routes::resolve(req.method().as_str(), req.url()) {
-        Ok(r) => r,
-        Err(RouteError::NotFound) => {
-            return Answer::error(404, format!("no such route: {}", req.url().split('?').next().unwrap_or("")))
-        }
-        Err(RouteError::MethodNotAllowed { allow }) => {
-            return Answer::error(405, format!("method {} is not allowed here; use {allow}", req.method()))
-                .header("Allow", allow)
-        }
-    };
-    match route {
-        Route::Health => return health(shared),
-        Route::Stats => return stats(shared),
-        _ => {}
-    }
-    let source = route.source().expect("event routes have a source");
-    // Which secret authenticates this route; a route whose secret is not set is disabled.
-    let (secret, var) = match route {
-        Route::ZohoNotify => (shared.secrets.zoho_notify.as_ref(), "ZOHO_NOTIFY_TOKEN"),
-        Route::Zoho { .. } => (shared.secrets.zoho.as_ref(), "ZOHO_WEBHOOK_HMAC_SECRET"),
-        _ => (shared.secrets.moodle.as_ref(), "MOODLE_WEBHOOK_HMAC_SECRET"),
-    };
-    let Some(secret) = secret else {
-        return Answer::error(503, format!("this route is disabled: {var} is not set"))
-            .header("Retry-After", "3600")
-            .with_hint(format!("set {var} in the receiver's environment (or .env) and restart zmsync serve"));
-    };
-
-    // Body, capped.
-    let reading = std::time::Instant::now();
-    if req.body_length().is_some_and(|n| n > MAX_BODY) {
-        return too_large(req);
-    }
-    let mut body = Vec::with_capacity(req.body_length().unwrap_or(1024).min(MAX_BODY));
-    if let Err(e) = req.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut body) {
-        return Answer::error(400, format!("cannot read the request body: {e}"));
-    }
-    if body.len() > MAX_BODY {
-        return too_large(req);
-    }
-    stages.body = reading.elapsed();
-    let checking = std::time::Instant::now();
-
-    let format = match payloads::body_format(header(req, "Content-Type")) {
-        Ok(f) => f,
-        Err(e) => return payload_error(&e),
-    };
-
-    let received_ms = chrono::Utc::now().timestamp_millis();
-    let events = match route {
-        Route::ZohoNotify => {
-            // Zoho signs nothing here: the channel's token is the check, compared in constant time.
-            let map = match payloads::object(format, &body) {
-                Ok(m) => m,
-                Err(e) => return payload_error(&e),
-            };
-            match payloads::notification_token(&map) {
-                Some(t) if signature::token_matches(secret, t) => {}
-                Some(_) => return Answer::error(401, "the channel token does not match ZOHO_NOTIFY_TOKEN"),
-                None => return Answer::error(401, "the callback carries no channel `token`"),
-            }
-            payloads::zoho_notification(map)
-        }
-        Route::Zoho { entity, module } => {
-            if let Err(e) = signature::verify(secret, &body, header(req, "X-Zoho-Signature")) {
-                return signature_error(e, "X-Zoho-Signature");
-            }
-            payloads::object(format, &body).and_then(|m| payloads::zoho_workflow(entity, module, m, received_ms))
-        }
-        Route::Moodle { entity } => {
-            if let Err(e) = signature::verify(secret, &body, header(req, "X-Moodle-Signature")) {
-                return signature_error(e, "X-Moodle-Signature");
-            }
-            payloads::object(format, &body).and_then(|m| payloads::moodle(entity, m).map(|e| vec![e]))
-        }
-        Route::Health | Route::Stats => unreachable!("answered above"),
-    };
-    let events = match events {
-        Ok(e) => e,
-        Err(e) => return payload_error(&e),
-    };
-
-    if let Err(wait) = shared.limiter.take(source, events.len()) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return Answer::error(429, format!("too many {} events; retry after {secs} s", source.name()))
-            .header("Retry-After", secs.to_string());
-    }
-    stages.check = checking.elapsed();
-    accept(shared, events, stages)
-}
-
-fn accept(shared: &Shared, events: Vec<NewEvent>, stages: &mut Stages) -> Answer {
+pub(super) fn accept(shared: &Shared, events: Vec<NewEvent>, stages: &mut Stages) -> Answer {
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let keys: Vec<(String, String, String)> =
         events.iter().map(|e| (e.source.clone(), e.entity_type.clone(), e.record_id.clone())).collect();
@@ -518,10 +687,27 @@ fn accept(shared: &Shared, events: Vec<NewEvent>, stages: &mut Stages) -> Answer
     Answer::new(status, body)
 }
 
-fn too_large(req: &mut Request) -> Answer {
-    // Read (and drop) a bounded amount of what the client is still sending, so it sees the answer rather
-    // than a reset connection; then close.
-    let _ = std::io::copy(&mut req.as_reader().take(1 << 20), &mut std::io::sink());
+impl Answer {
+    /// The hyper response: the JSON body, its headers.
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let body = Bytes::from(serde_json::to_vec(&self.body).unwrap_or_default());
+        let mut builder = Response::builder().status(self.status).header(CONTENT_TYPE, "application/json");
+        for (name, value) in &self.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        builder.body(Full::new(body.clone())).unwrap_or_else(|_| {
+            let mut r = Response::new(Full::new(body));
+            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+    }
+
+    fn failed() -> Answer {
+        <Answer as OnSlot<Answer>>::failed()
+    }
+}
+
+pub(super) fn too_large() -> Answer {
     Answer::error(
         413,
         format!("the body is larger than {} KiB; webhook payloads are tiny: send the record id only", MAX_BODY / 1024),
@@ -537,7 +723,7 @@ fn signature_error(e: signature::SignatureError, header: &str) -> Answer {
     Answer::error(401, format!("{e} ({header}: HMAC-SHA256 of the exact body with the shared secret, hex)"))
 }
 
-fn health(shared: &Shared) -> Answer {
+pub(super) fn health(shared: &Shared) -> Answer {
     match shared.reader.schema_version() {
         Ok(v) => Answer::new(
             200,
@@ -552,7 +738,7 @@ fn health(shared: &Shared) -> Answer {
     }
 }
 
-fn stats(shared: &Shared) -> Answer {
+pub(super) fn stats(shared: &Shared) -> Answer {
     match shared.reader.event_counts() {
         Ok(counts) => {
             let mut by_source = Map::new();

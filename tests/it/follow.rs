@@ -147,7 +147,7 @@ fn follow_incremental_sync_picks_up_a_webhook_marked_edit() {
     let addr = serve(&s, &mut kids);
     sb.zoho().update_record("BTEC_Students", &id, json!({"Academic_Email": NEW_EMAIL})).unwrap();
     let body = json!({"event_id":"evt_1","event_type":"updated","module":"BTEC_Students","record_id":id,
-                      "changed_fields":["Academic_Email"],"timestamp":"2026-01-25T10:00:00Z"})
+                      "changed_fields":["Academic_Email"],"timestamp":chrono::Utc::now().to_rfc3339()})
     .to_string();
     let (status, raw) = post(&addr, "/v1/events/zoho/student", body.as_bytes());
     assert_eq!(status, 202, "{raw}");
@@ -155,7 +155,7 @@ fn follow_incremental_sync_picks_up_a_webhook_marked_edit() {
     // Accepted means stored: the event is pending and the student's key is marked dirty.
     let v = json_of(&s.run(&["--json", "events", "status"]).ok());
     assert_eq!(v["counts"], json!([{"source": "zoho", "status": "pending", "count": 1}]), "{v}");
-    assert_eq!(v["oldest_pending"]["event_id"], "evt_1", "{v}");
+    assert_eq!(v["oldest_pending"]["event_id"], "zoho:evt_1", "{v}");
     assert_eq!(v["oldest_pending"]["record_id"], id.as_str(), "{v}");
     assert_eq!(v["dirty"]["marked"], 1, "{v}");
 

@@ -13,18 +13,18 @@ use zmsync::webhook::signature::sign;
 
 use crate::support::{PgSchema, Scratch};
 
-const ZS: &str = "zoho-test-secret";
-const MS: &str = "moodle-test-secret";
-const NT: &str = "notify-test-token";
+pub(crate) const ZS: &str = "zoho-test-secret";
+pub(crate) const MS: &str = "moodle-test-secret";
+pub(crate) const NT: &str = "notify-test-token";
 
-struct Server {
-    child: Child,
-    addr: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     stderr_path: std::path::PathBuf,
 }
 
 impl Server {
-    fn start(s: &Scratch, db_url: &str) -> Server {
+    pub(crate) fn start(s: &Scratch, db_url: &str) -> Server {
         let stderr_path = s.path().join(format!("serve-{}.log", rand_id()));
         let mut child = s
             .cmd(&["--database-url", db_url, "-v", "serve", "--bind", "127.0.0.1:0", "--workers", "4"])
@@ -43,11 +43,11 @@ impl Server {
         Server { child, addr, stderr_path }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    fn post(&self, path: &str, ctype: Option<&str>, headers: &[(&str, String)], body: &[u8]) -> Reply {
+    pub(crate) fn post(&self, path: &str, ctype: Option<&str>, headers: &[(&str, String)], body: &[u8]) -> Reply {
         let mut h: Vec<(&str, String)> = headers.to_vec();
         if let Some(c) = ctype {
             h.push(("Content-Type", c.into()));
@@ -55,7 +55,7 @@ impl Server {
         request(&self.addr, "POST", path, &h, body)
     }
 
-    fn zoho(&self, route: &str, body: &Value) -> Reply {
+    pub(crate) fn zoho(&self, route: &str, body: &Value) -> Reply {
         let raw = body.to_string();
         self.post(
             route,
@@ -65,7 +65,7 @@ impl Server {
         )
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         request(&self.addr, "GET", path, &[], b"")
     }
 }
@@ -77,7 +77,7 @@ impl Drop for Server {
     }
 }
 
-fn full_env(s: Scratch) -> Scratch {
+pub(crate) fn full_env(s: Scratch) -> Scratch {
     s.env("ZOHO_WEBHOOK_HMAC_SECRET", ZS).env("MOODLE_WEBHOOK_HMAC_SECRET", MS).env("ZOHO_NOTIFY_TOKEN", NT)
 }
 
@@ -87,14 +87,14 @@ fn rand_id() -> u64 {
 }
 
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: String,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: String,
+    pub(crate) body: Value,
 }
 
 /// One HTTP/1.1 request on a fresh connection (Connection: close).
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
+pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head =
@@ -111,16 +111,22 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], bod
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = serde_json::from_str(body).unwrap_or_else(|_| json!({"raw": body}));
-    Reply { status, headers: head.to_string(), body }
+    // Header names are case-insensitive: compared in lower case.
+    Reply { status, headers: head.to_ascii_lowercase(), body }
 }
 
-fn event_total(s: &dyn Store) -> i64 {
+pub(crate) fn event_total(s: &dyn Store) -> i64 {
     s.event_counts().unwrap().iter().map(|c| c.count).sum()
 }
 
-fn student(id: &str, record: &str) -> Value {
+/// Now, in RFC 3339 (an event's timestamp must be within the replay window).
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub(crate) fn student(id: &str, record: &str) -> Value {
     json!({"event_id": id, "event_type": "created", "module": "BTEC_Students", "record_id": record,
-           "changed_fields": ["all"], "timestamp": "2026-01-25T10:00:00Z"})
+           "changed_fields": ["all"], "timestamp": now_rfc3339()})
 }
 
 #[test]
@@ -133,10 +139,10 @@ fn webhook_every_shape_is_accepted_and_duplicates_change_nothing() {
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(
         r.body,
-        json!({"success":true,"message":"Event accepted for processing","event_id":"evt_1","status":"queued"})
+        json!({"success":true,"message":"Event accepted for processing","event_id":"zoho:evt_1","status":"queued"})
     );
     // Zoho, second shape, bare hex, /api prefix.
-    let body = json!({"notification_id":"event_12345","timestamp":"2026-01-25T10:00:00Z","module":"BTEC_Students",
+    let body = json!({"notification_id":"event_12345","timestamp":now_rfc3339(),"module":"BTEC_Students",
                       "operation":"update","record_id":"5398830000123893227","data":{"Name":"John Doe"}})
     .to_string();
     let r = srv.post(
@@ -145,7 +151,7 @@ fn webhook_every_shape_is_accepted_and_duplicates_change_nothing() {
         &[("X-Zoho-Signature", sign(ZS, body.as_bytes()))],
         body.as_bytes(),
     );
-    assert_eq!((r.status, r.body["event_id"].as_str()), (202, Some("event_12345")), "{r:?}");
+    assert_eq!((r.status, r.body["event_id"].as_str()), (202, Some("zoho:event_12345")), "{r:?}");
     // Zoho, form-encoded.
     let form = "event_id=evt_form&event_type=edited&module=BTEC_Classes&record_id=777";
     let r = srv.post(
@@ -154,19 +160,20 @@ fn webhook_every_shape_is_accepted_and_duplicates_change_nothing() {
         &[("X-Zoho-Signature", format!("sha256={}", sign(ZS, form.as_bytes())))],
         form.as_bytes(),
     );
-    assert_eq!((r.status, r.body["event_id"].as_str()), (202, Some("evt_form")), "{r:?}");
+    assert_eq!((r.status, r.body["event_id"].as_str()), (202, Some("zoho:evt_form")), "{r:?}");
     // Zoho Notification API: one event per id, the token checked and never stored.
-    let notify = json!({"server_time":1769335200473u64,"query_params":{"src":"watch"},"module":"BTEC_Students",
+    let server_time = chrono::Utc::now().timestamp_millis();
+    let notify = json!({"server_time":server_time,"query_params":{"src":"watch"},"module":"BTEC_Students",
         "resource_uri":"https://www.zohoapis.eu/crm/v8/BTEC_Students","ids":["501","502"],"affected_fields":[],
         "operation":"update","channel_id":"1000000068001","token":NT})
     .to_string();
     let r = srv.post("/v1/events/zoho/notify?src=watch", Some("application/json"), &[], notify.as_bytes());
     assert_eq!(r.status, 202, "{r:?}");
-    assert_eq!(r.body["event_id"], "1000000068001:501:update:1769335200473");
+    assert_eq!(r.body["event_id"], format!("zoho:1000000068001:501:update:{server_time}"));
     assert_eq!(r.body["events"].as_array().unwrap().len(), 2);
     // Moodle, first shape, bare hex; second shape, `sha256=`.
     let m1 =
-        json!({"eventname":"\\core\\event\\user_enrolment_created","courseid":12,"userid":34,"timecreated":1767261600})
+        json!({"eventname":"\\core\\event\\user_enrolment_created","courseid":12,"userid":34,"timecreated":chrono::Utc::now().timestamp()})
             .to_string();
     let r = srv.post(
         "/v1/events/moodle/enrollment",
@@ -186,7 +193,7 @@ fn webhook_every_shape_is_accepted_and_duplicates_change_nothing() {
         &[("X-Moodle-Signature", format!("sha256={}", sign(MS, m2.as_bytes())))],
         m2.as_bytes(),
     );
-    assert_eq!((r.status, r.body["event_id"].as_str()), (202, Some("moodle_evt_789")), "{r:?}");
+    assert_eq!((r.status, r.body["event_id"].as_str()), (202, Some("moodle:moodle_evt_789")), "{r:?}");
 
     // Duplicates: answered as accepted-duplicate, nothing changes.
     let store = store::open(&url).unwrap();
@@ -210,12 +217,12 @@ fn webhook_every_shape_is_accepted_and_duplicates_change_nothing() {
     assert_eq!((event_total(store.as_ref()), store.dirty_marks().unwrap().len()), before);
 
     // What was stored.
-    let e = store.event("1000000068001:502:update:1769335200473").unwrap().unwrap();
+    let e = store.event(&format!("zoho:1000000068001:502:update:{server_time}")).unwrap().unwrap();
     assert_eq!(
         (e.source.as_str(), e.module.as_deref(), e.record_id.as_deref()),
         ("zoho", Some("BTEC_Students"), Some("502"))
     );
-    let g = store.event("moodle_evt_789").unwrap().unwrap();
+    let g = store.event("moodle:moodle_evt_789").unwrap().unwrap();
     assert_eq!(
         (g.entity_type.as_deref(), g.record_id.as_deref(), g.status.as_str()),
         (Some("grade"), Some("567:1234"), "pending")
@@ -328,9 +335,9 @@ fn webhook_bad_input_gets_a_clear_4xx_and_stores_nothing() {
         assert_eq!(r.status, *want, "{what}: {r:?}");
         assert_eq!(r.body["success"], false, "{what}: {r:?}");
         assert!(r.body["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: a clear error message: {r:?}");
-        assert!(r.headers.to_ascii_lowercase().contains("content-type: application/json"), "{what}: {}", r.headers);
+        assert!(r.headers.contains("content-type: application/json"), "{what}: {}", r.headers);
     }
-    assert!(cases.iter().any(|(w, _, r)| *w == "wrong method" && r.headers.contains("Allow: POST")));
+    assert!(cases.iter().any(|(w, _, r)| *w == "wrong method" && r.headers.contains("allow: post")));
     let store = store::open(&url).unwrap();
     assert_eq!(event_total(store.as_ref()), 0, "nothing is stored for a rejected request");
     assert!(store.dirty_marks().unwrap().is_empty());
@@ -353,7 +360,7 @@ fn webhook_missing_secret_disables_routes_loudly() {
     );
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body["error"].as_str().unwrap().contains("MOODLE_WEBHOOK_HMAC_SECRET"), "{r:?}");
-    assert!(r.headers.contains("Retry-After"), "{}", r.headers);
+    assert!(r.headers.contains("retry-after"), "{}", r.headers);
     let r = srv.post("/v1/events/zoho/notify", Some("application/json"), &[], b"{}");
     assert!(r.status == 503 && r.body["error"].as_str().unwrap().contains("ZOHO_NOTIFY_TOKEN"), "{r:?}");
     assert_eq!(srv.zoho("/v1/events/zoho/student", &student("z", "1")).status, 202);
@@ -378,7 +385,7 @@ fn webhook_rate_limit_answers_429_with_retry_after() {
     let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
     assert_eq!(accepted + limited.len(), 8, "{replies:?}");
     assert!(!limited.is_empty(), "8 quick events against a limit of 1/s with burst 2: {replies:?}");
-    assert!(limited.iter().all(|r| r.headers.contains("Retry-After: ")), "{limited:?}");
+    assert!(limited.iter().all(|r| r.headers.contains("retry-after: ")), "{limited:?}");
     assert_eq!(event_total(store::open(&url).unwrap().as_ref()), accepted as i64);
     // Moodle has its own bucket.
     let b = json!({"event_id":"m1","event_type":"x","entity_type":"grade","entity_id":"1"}).to_string();
@@ -484,7 +491,7 @@ fn unavailable_then_back(srv: &Server, url: &str, cut: impl FnOnce(), restore: i
     for _ in 0..2 {
         let r = srv.zoho("/v1/events/zoho/student", &student("during", "2"));
         assert_eq!(r.status, 503, "{r:?}\n{}", srv.stderr());
-        assert!(r.headers.contains("Retry-After: "), "{}", r.headers);
+        assert!(r.headers.contains("retry-after: "), "{}", r.headers);
         assert!(r.body["error"].as_str().unwrap().contains("unavailable"), "{r:?}");
     }
     restore();
@@ -611,7 +618,8 @@ fn load(
                         request(&addr, "POST", "/v1/events/zoho/student", &sig, raw.as_bytes())
                     });
                     match r {
-                        Ok(r) if r.status == 202 => ok.push(id),
+                        // The stored id, as answered (`zoho:` + the sender's).
+                        Ok(r) if r.status == 202 => ok.push(r.body["event_id"].as_str().unwrap_or(&id).to_string()),
                         Ok(r) if r.status == 0 => break, // the server is gone
                         Ok(r) => odd.push(r),
                         Err(_) => break,
