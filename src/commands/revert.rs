@@ -1,0 +1,3 @@
+pub fn run(_ctx: &super::Context, _args: crate::cli::RevertArgs) -> anyhow::Result<crate::exit::Exit> {
+    todo!()
+}
