@@ -425,6 +425,9 @@ fn body(
         release_freed();
         let bar = bars.step("baseline");
         record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
+        if matches!(opts.scope, Scope::Plan(_)) {
+            crate::operator::revert::restore_bases(store, run_id)?;
+        }
         bar.finish_with_message("recorded");
         lap("baseline");
     } else {

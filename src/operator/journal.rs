@@ -58,6 +58,7 @@ pub fn details(store: &dyn Store, ops: &[Op]) -> Result<Vec<OpDetail>, StoreErro
                 zoho_id: op.zoho_id.clone(),
                 moodle_id: op.moodle_id.clone(),
                 before: Some(json!(before)),
+                base: Some(json!(op.base)),
                 refs: (!op.refs.is_empty()).then(|| json!(op.refs)),
                 reason: Some(op.reason.clone()),
                 subject: Some(subject(op)),

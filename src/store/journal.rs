@@ -16,6 +16,8 @@ pub struct OpDetail {
     pub moodle_id: Option<String>,
     /// The target's values before the op (the changed fields; for a removal, the record's fields).
     pub before: Option<Value>,
+    /// The agreed base the op was planned against (`Some(null)`: there was none; `None`: not kept).
+    pub base: Option<Value>,
     /// What apply needed besides the fields (Moodle ids, the whole row of an upsert).
     pub refs: Option<Value>,
     pub reason: Option<String>,
@@ -46,13 +48,13 @@ pub trait JournalStore {
 }
 
 const COLS: &str = "run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, \
-                    zoho_id, moodle_id, before_values, refs, reason, subject, created_at, completed_at";
+                    zoho_id, moodle_id, before_values, refs, reason, subject, created_at, completed_at, base_values";
 
 fn json_text(v: &Option<Value>) -> Option<String> {
     v.as_ref().map(Value::to_string)
 }
 
-type SqliteRaw = (JournalRow, [Option<String>; 4], String, Option<String>);
+type SqliteRaw = (JournalRow, [Option<String>; 5], String, Option<String>);
 
 fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqliteRaw> {
     Ok((
@@ -74,6 +76,7 @@ fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqliteRaw> {
                 zoho_id: r.get(11)?,
                 moodle_id: r.get(12)?,
                 before: None,
+                base: None,
                 refs: None,
                 reason: r.get(15)?,
                 subject: r.get(16)?,
@@ -81,7 +84,7 @@ fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqliteRaw> {
             created_at: Utc::now(),
             completed_at: None,
         },
-        [r.get(6)?, r.get(7)?, r.get(13)?, r.get(14)?],
+        [r.get(6)?, r.get(7)?, r.get(13)?, r.get(14)?, r.get(19)?],
         r.get(17)?,
         r.get(18)?,
     ))
@@ -94,6 +97,7 @@ fn finish_sqlite((mut row, json, created, completed): SqliteRaw) -> Result<Journ
     row.entry.fingerprints = parse(&json[1])?;
     row.detail.before = parse(&json[2])?;
     row.detail.refs = parse(&json[3])?;
+    row.detail.base = parse(&json[4])?;
     row.created_at = parse_ts(&created)?;
     row.completed_at = completed.as_deref().map(parse_ts).transpose()?;
     Ok(row)
@@ -119,8 +123,9 @@ impl JournalStore for SqliteStore {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO journal (run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id,
-                                      message, created_at, zoho_id, moodle_id, before_values, refs, reason, subject)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                                      message, created_at, zoho_id, moodle_id, before_values, refs, reason, subject,
+                                      base_values)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?;
             let at = ts(now());
             let none = OpDetail::default();
@@ -145,6 +150,7 @@ impl JournalStore for SqliteStore {
                     json_text(&d.refs),
                     d.reason,
                     d.subject.as_deref().unwrap_or(&e.key),
+                    json_text(&d.base),
                 ])?;
             }
         }
@@ -207,6 +213,7 @@ fn pg_row(r: &postgres::Row) -> JournalRow {
             zoho_id: r.get(11),
             moodle_id: r.get(12),
             before: r.get(13),
+            base: r.get(19),
             refs: r.get(14),
             reason: r.get(15),
             subject: r.get(16),
@@ -222,8 +229,9 @@ impl JournalStore for PgStore {
         let mut tx = conn.transaction()?;
         let stmt = tx.prepare(
             "INSERT INTO journal (run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id,
-                                  message, created_at, zoho_id, moodle_id, before_values, refs, reason, subject)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                                  message, created_at, zoho_id, moodle_id, before_values, refs, reason, subject,
+                                  base_values)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )?;
         let at = now();
         let none = OpDetail::default();
@@ -252,6 +260,7 @@ impl JournalStore for PgStore {
                     &d.refs,
                     &d.reason,
                     &subject,
+                    &d.base,
                 ],
             )?;
         }
