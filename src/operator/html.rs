@@ -122,7 +122,7 @@ fn chart(metric: &str, title: &str, unit: &str, points: &[(i64, f64)]) -> String
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<figure class="trend"><svg class="chart" data-metric="{metric}" role="img" aria-label="{t}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">"#,
+        r#"<figure class="trend"><svg class="chart" data-metric="{metric}" role="img" aria-label="{t}" viewBox="0 0 {w} {h}" width="{w}" height="{h}">"#,
         t = esc(title)
     );
     let _ = write!(s, r#"<text x="{left}" y="14" class="ct">{}</text>"#, esc(title));
@@ -195,7 +195,8 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" \
+         content=\"default-src 'none'; style-src 'unsafe-inline'\"><meta name=\"viewport\" \
          content=\"width=device-width,initial-scale=1\"><title>zmsync run {id}</title><style>{STYLE}</style></head>\
          <body>\n<h1>zmsync run {id}: {kind}</h1>\n",
         id = row.id,

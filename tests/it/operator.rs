@@ -421,3 +421,87 @@ fn revert_skips_an_op_whose_record_changed_since() {
     let after = sb.moodle().users().into_iter().find(|u| u.id == uid).unwrap();
     assert!(after.email == "edited.by.hand@college.example" || after.lastname == "Edited-By-Hand", "{after:?}");
 }
+
+// ---- the HTML report in a real browser -------------------------------------------------------------------
+
+/// Chromium on PATH (`chromium`, as Debian names it), or `None`.
+fn chromium() -> Option<std::path::PathBuf> {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .map(|d| d.join(name))
+            .find(|p| p.is_file());
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// Renders `page` headless: the DOM as the browser built it, and the console messages it logged.
+fn render(browser: &std::path::Path, page: &std::path::Path) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            // Nothing may leave the machine: every host resolves to nowhere.
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            &format!("file://{}", page.display()),
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught") || l.contains("net::ERR"))
+        .map(str::to_string)
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
+
+#[test]
+fn html_report_of_a_drifted_college_renders_in_chromium_with_its_sections_and_charts() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: the HTML report in a browser (install Debian's chromium: apt-get install -y chromium)");
+        return;
+    };
+    // The detector must see a console error when there is one, or its silence proves nothing.
+    let canary = tempfile::Builder::new().suffix(".html").tempfile().unwrap();
+    std::fs::write(canary.path(), "<!DOCTYPE html><p>x</p><script>console.error('canary'); nope();</script>").unwrap();
+    let (_, logged) = render(&browser, canary.path());
+    assert!(logged.iter().any(|l| l.contains("canary")), "the console is not seen: {logged:?}");
+
+    let sb = sandbox(1500, State::Drifted, 0);
+    let s = scratch(&sb, None);
+    sync(&s);
+    let run = sync(&s);
+    let page = std::path::PathBuf::from(run["report"].as_str().unwrap()).with_extension("html");
+    assert!(page.exists(), "every run writes its page beside the CSV");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "self-contained");
+    // `report --html` draws the same run again.
+    let again = s.path().join("again.html");
+    s.run(&["report", &run["run_id"].to_string(), "--html", again.to_str().unwrap()]).ok();
+    for p in [&page, &again] {
+        let (dom, console) = render(&browser, p);
+        assert!(console.is_empty(), "console messages: {console:?}");
+        for id in ["summary", "changes", "failures", "issues", "trends"] {
+            assert!(dom.contains(&format!("<section id=\"{id}\">")), "section {id}");
+        }
+        for metric in ["changes", "failures", "duration", "api_calls", "dirty_backlog"] {
+            let at = dom.find(&format!("data-metric=\"{metric}\"")).unwrap_or_else(|| panic!("chart {metric}"));
+            let chart = &dom[at..at + dom[at..].find("</svg>").unwrap()];
+            assert!(chart.contains("<polyline"), "{metric}: a line over the runs");
+            assert_eq!(chart.matches("<circle").count(), 2, "{metric}: one point per run");
+        }
+        assert!(dom.contains("skipped by policy") || dom.contains("Skipped by policy"));
+    }
+}
