@@ -110,6 +110,37 @@ pub enum Command {
     /// The webhook event queue: status, retry failed events, clean up old ones.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// What happened lately: one line per run, or one run's story (`runs show RUN`).
+    #[command(after_help = "Status: completed; partial (completed, some records rejected or failed: exit 3); \
+                            failed; refused (a guard or the lock); interrupted (killed before it finished: the next \
+                            run finishes its work); running.\n\nExamples:\n  zmsync runs --limit 10\n  zmsync \
+                            runs show 42\n  zmsync runs show 42 --issues student.duplicate\n  zmsync --json runs")]
+    Runs(RunsArgs),
+    /// Everything zmsync did to one record and its dependants (enrolments, grades, payments…), newest first.
+    #[command(after_help = "RECORD is a Zoho record id, a Moodle user id, an email or a student (or teacher) id \
+                            number. One line per field changed: run, time, action, field, old → new, outcome and the \
+                            API's message. Read from the journal; nothing is fetched.\n\nExamples:\n  zmsync \
+                            history ana.lopez@college.example\n  zmsync history STU00042 --entity enrollment\n  \
+                            zmsync --json history 4876000000123456")]
+    History(HistoryArgs),
+    /// Re-write a run's CSV report from the journal, or draw it as one HTML page (--html FILE).
+    #[command(after_help = "Without RUN: the newest run. The CSV goes where the run's own report went \
+                            (reports/run-<id>.csv) unless --out. The HTML page is self-contained (no script, font or \
+                            network): summary, changes per entity, failures and issues by cause, trends over the last \
+                            runs. Every run also writes reports/run-<id>.html itself.\n\nExamples:\n  zmsync \
+                            report 42\n  zmsync report --html last-night.html")]
+    Report(ReportArgs),
+    /// Plan the undoing of what run RUN applied: show it, save it (--out), apply it with `zmsync apply`.
+    #[command(after_help = "Updates go back to their before-values on the side that was written; creates are \
+                            undone by the deletion policies (users suspended, courses hidden, enrolments removed, \
+                            dashboard rows deleted, Moodle ids cleared in Zoho); suspensions are restored. Ops whose \
+                            record changed since RUN are stale: skipped and listed. Never undone: records created \
+                            in Zoho and users deleted in Moodle (listed). The snapshot is taken first (--cached to \
+                            use the stored one). The guards apply: a revert that removes or suspends more than \
+                            guards.max_removals is refused (exit 4) without --allow-mass-change. Applying it is a \
+                            run like any other, so it can be reverted too.\n\nExample:\n  zmsync revert 42 --out \
+                            undo-42.json && zmsync plan show undo-42.json && zmsync apply undo-42.json")]
+    Revert(RevertArgs),
 }
 
 /// Which data a reconcile reads.
@@ -333,4 +364,72 @@ pub struct DemoArgs {
     /// Students in the generated college.
     #[arg(long, default_value_t = 1500, value_name = "N")]
     pub students: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    /// How many runs to list, newest first.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: summary, failures with their messages, guards, issues by cause, where its reports are.
+    Show {
+        /// The run id (`zmsync runs` lists them).
+        run: i64,
+        /// List the records of one issue cause (e.g. student.duplicate) instead.
+        #[arg(long, value_name = "CAUSE")]
+        issues: Option<String>,
+        /// Failures listed in text (--json lists all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A Zoho record id, a Moodle user id, an email, or a student or teacher id number.
+    #[arg(value_name = "RECORD")]
+    pub record: String,
+    /// Only ops of this entity (student, teacher, class, teaching, enrollment, registration, payment, grade, unit).
+    #[arg(long, value_name = "E")]
+    pub entity: Option<String>,
+    /// At most this many ops, newest first.
+    #[arg(long, default_value_t = 500)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run [default: the newest].
+    pub run: Option<i64>,
+    /// Write the CSV here instead of where the run's report goes.
+    #[arg(long, value_name = "FILE", conflicts_with = "html")]
+    pub out: Option<PathBuf>,
+    /// Write the run as one self-contained HTML page here (instead of the CSV).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Runs the trend charts of the HTML page cover.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub trend_runs: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The run to undo (`zmsync runs` lists them).
+    pub run: i64,
+    /// Save the plan here (JSON) for `zmsync plan show` and `zmsync apply`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Let a revert over the mass-change limit through (recorded on the plan).
+    #[arg(long)]
+    pub allow_mass_change: bool,
+    /// Use the snapshot already in the store instead of taking a fresh one first.
+    #[arg(long)]
+    pub cached: bool,
 }

@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod memory;
 pub mod model;
 pub mod moodle;
+pub mod operator;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;

@@ -101,7 +101,12 @@ pub struct RunReport {
     pub failed: u64,
     /// Seqs of a saved plan's ops skipped as stale.
     pub stale: Vec<u64>,
+    /// Issues proper: what a policy leaves out on purpose is in `issue_summary.skipped_by_policy`.
     pub issues: usize,
+    /// The issues by cause, each with its command, and what was skipped by policy.
+    pub issue_summary: crate::operator::issues::IssueSummary,
+    /// The safety guards' verdicts (over a limit and let through by --allow-mass-change).
+    pub guards: Vec<reconcile::GuardVerdict>,
     pub conflicts: usize,
     pub zoho_calls: u64,
     pub zoho_credits: u64,
@@ -180,6 +185,7 @@ impl RunReport {
             "ops planned {}, applied {}, rejected {}, failed {}; issues {}, conflicts {}",
             self.planned_ops, self.applied, self.rejected, self.failed, self.issues, self.conflicts
         );
+        out.push_str(&self.issue_summary.text());
         if !self.stale.is_empty() {
             let _ = writeln!(out, "stale ops skipped: {}", join(&self.stale));
         }
@@ -266,6 +272,7 @@ pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOp
     match &result {
         Ok(r) => {
             store.finish_run(run_id, &r.status, &serde_json::to_value(r).unwrap_or_default(), None)?;
+            crate::operator::html::write_beside(store, r);
         }
         Err(e) => {
             let status = if e.exit() == Exit::Refused { "refused" } else { "failed" };
@@ -395,7 +402,8 @@ fn body(
     let summary;
     if !opts.dry_run && !ops.is_empty() {
         for chunk in ops.entries().chunks(JOURNAL_CHUNK) {
-            store.journal_planned(&planned(&ops.read(chunk)?, run_id))?;
+            let chunk = ops.read(chunk)?;
+            store.journal_planned_with(&planned(&chunk, run_id), &crate::operator::journal::details(store, &chunk)?)?;
         }
         lap("journal");
         let apply_opts = apply::Options { progress: opts.progress, ..opts.apply.clone() };
@@ -408,7 +416,7 @@ fn body(
         lap("apply");
         // The CSV and the summary's counts now, so the ops are not kept while the base is recorded.
         write_csv(&path, run_id, &ops, &done, opts.dry_run)?;
-        summary = Summary::of(&plan, &ops, &done);
+        summary = Summary::of(store, run_id, &plan, &ops, &done)?;
         let reread = refresh(&mode, &done, &ops)?;
         drop(ops);
         release_freed();
@@ -440,6 +448,9 @@ fn body(
         release_freed();
         let bar = bars.step("baseline");
         record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
+        if matches!(opts.scope, Scope::Plan(_)) {
+            crate::operator::revert::restore_bases(store, run_id)?;
+        }
         bar.finish_with_message("recorded");
         lap("baseline");
     } else {
@@ -447,7 +458,7 @@ fn body(
             record_base(store, settings, scoped.then_some(&entities), &based, run_id)?;
         }
         write_csv(&path, run_id, &ops, &done, opts.dry_run)?;
-        summary = Summary::of(&plan, &ops, &done);
+        summary = Summary::of(store, run_id, &plan, &ops, &done)?;
     }
 
     // 5. Dirty marks: settled per key.
@@ -492,7 +503,9 @@ fn body(
         rejected,
         failed,
         stale,
-        issues: summary.issues,
+        issues: summary.issues.count() as usize,
+        issue_summary: summary.issues,
+        guards: summary.guards,
         conflicts: summary.conflicts,
         zoho_calls,
         zoho_credits,
@@ -557,19 +570,21 @@ const JOURNAL_CHUNK: usize = 2_000;
 struct Summary {
     entities: BTreeMap<Entity, Tally>,
     planned_ops: usize,
-    issues: usize,
+    issues: crate::operator::issues::IssueSummary,
+    guards: Vec<reconcile::GuardVerdict>,
     conflicts: usize,
 }
 
 impl Summary {
-    /// `plan`'s counts, issues and conflicts; its ops are in `ops`.
-    fn of(plan: &Plan, ops: &Spill, done: &[Done]) -> Summary {
-        Summary {
+    /// `plan`'s counts, issues (by cause) and conflicts; its ops are in `ops`.
+    fn of(store: &dyn Store, run_id: i64, plan: &Plan, ops: &Spill, done: &[Done]) -> Result<Summary, StoreError> {
+        Ok(Summary {
             entities: apply::tally(plan, done),
             planned_ops: ops.len(),
-            issues: plan.issues.len(),
+            issues: crate::operator::issues::summarise(store, Some(run_id), &plan.issues)?,
+            guards: plan.guards.clone(),
             conflicts: plan.conflicts.len(),
-        }
+        })
     }
 }
 
@@ -828,21 +843,7 @@ fn write_plan(path: &Path, plan: &Plan, ops: &Spill) -> Result<(), RunError> {
 fn write_csv(path: &Path, run_id: i64, ops: &Spill, done: &[Done], dry_run: bool) -> Result<(), RunError> {
     let mut w = csv::Writer::from_path(path).map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
     let io = |e: csv::Error| std::io::Error::other(e.to_string());
-    w.write_record([
-        "run_id",
-        "seq",
-        "entity",
-        "action",
-        "target",
-        "key",
-        "zoho_id",
-        "moodle_id",
-        "fields",
-        "outcome",
-        "target_id",
-        "message",
-    ])
-    .map_err(io)?;
+    w.write_record(crate::operator::report::CSV_COLUMNS).map_err(io)?;
     let by_seq: BTreeMap<u64, &Done> = done.iter().map(|d| (d.seq, d)).collect();
     ops.for_each(|op| {
         let d = by_seq.get(&op.seq);

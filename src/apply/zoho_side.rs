@@ -65,8 +65,8 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
         let mut rows: Vec<Map<String, Value>> = Vec::new();
         let mut planned_ops = Vec::new();
         for op in &ops {
-            if let (Some(z), Some(m)) = (&op.zoho_id, &op.moodle_id) {
-                rows.push(row(z, m));
+            if let (Some(z), Some(m)) = (&op.zoho_id, written_id(op)) {
+                rows.push(row(z, &m));
                 planned_ops.push(*op);
             }
         }
@@ -91,7 +91,7 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
                 .iter()
                 .zip(for_planned)
                 .filter(|(_, r)| r.is_ok())
-                .filter_map(|(o, _)| Some((o.zoho_id.clone()?, o.moodle_id.clone()?)))
+                .filter_map(|(o, _)| Some((o.zoho_id.clone()?, written_id(o)?)))
                 .chain(
                     made.iter().zip(for_made).filter(|(_, r)| r.is_ok()).map(|((_, z, m), _)| (z.clone(), m.clone())),
                 )
@@ -101,7 +101,7 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
             planned_ops
                 .iter()
                 .zip(for_planned)
-                .filter(|(_, r)| r.is_ok())
+                .filter(|(o, r)| r.is_ok() && !written_id(o).unwrap_or_default().is_empty())
                 .filter_map(|(o, _)| {
                     Some(Link { entity, zoho_id: o.zoho_id.clone()?, moodle_id: o.moodle_id.clone()? })
                 })
@@ -136,6 +136,16 @@ pub async fn write_backs(ctx: &Ctx, planned: &[&Op]) -> Result<(), ApplyError> {
     Ok(())
 }
 
+/// The Moodle id a write-back writes: the op's Moodle id, or the value in its `changes` (a revert sets back
+/// what Zoho had, or clears it with "").
+fn written_id(op: &Op) -> Option<String> {
+    match op.changes.get("moodle_id") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) => Some(String::new()),
+        _ => op.moodle_id.clone(),
+    }
+}
+
 /// The deterministic record name of an enrolment or grade: `{Student_ID_Number}-{Class_Short_Name}`.
 fn record_name(ctx: &Ctx, student: &str, class: &str) -> Option<String> {
     let s = ctx.record(Kind::Student, student).and_then(|r| str_field(&r.fields, "id_number"))?;
@@ -155,6 +165,7 @@ pub async fn records(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
     let names = ZohoNames::for_kind(&ctx.settings, entity.kinds().0);
     let (mut creates, mut create_ops) = (Vec::new(), Vec::new());
     let (mut updates, mut update_ops) = (Vec::new(), Vec::new());
+    let (mut deletes, mut delete_ops) = (Vec::new(), Vec::new());
     let mut refused = Vec::new();
     for op in ops {
         let r = &op.refs;
@@ -193,6 +204,12 @@ pub async fn records(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
                 refused.push((*op, Outcome::Skipped { reason: "no Zoho id".into() }));
                 continue;
             };
+            if op.action == Action::Delete {
+                // Only a revert plans it: the undoing of a record zmsync created (Zoho keeps it in its recycle bin).
+                deletes.push(id);
+                delete_ops.push(*op);
+                continue;
+            }
             let mut row = fields;
             row.insert("id".into(), json!(id));
             updates.push(row);
@@ -201,6 +218,12 @@ pub async fn records(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
     }
     ctx.finish(refused).await?;
     let module = names.module().to_string();
+    for (ids, mine) in deletes.chunks(zoho::write::MAX_RECORDS).zip(delete_ops.chunks(zoho::write::MAX_RECORDS)) {
+        match z.delete(&module, ids).await {
+            Ok(results) => ctx.finish(mine.iter().copied().zip(results.iter().map(outcome)).collect()).await?,
+            Err(e) => ctx.finish_all(mine, Outcome::Failed { message: e.to_string() }).await?,
+        }
+    }
     let upsert = WriteOp::Upsert { duplicate_check_fields: vec![api(&names, "name").to_string()] };
     for (op, rows, mine) in [(upsert, creates, create_ops), (WriteOp::Update, updates, update_ops)] {
         if rows.is_empty() {

@@ -6,8 +6,12 @@ mod demo;
 mod diff;
 mod doctor;
 mod events;
+mod history;
 mod init;
 mod plan;
+mod report;
+mod revert;
+mod runs;
 mod sandbox;
 mod serve;
 mod settings;
@@ -52,6 +56,10 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Events(cmd) => events::run(&ctx, cmd),
+        Command::Runs(args) => runs::run(&ctx, args),
+        Command::History(args) => history::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
+        Command::Revert(args) => revert::run(&ctx, args),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod bridge;
 pub mod events;
+mod journal;
 mod lock;
 mod migrate;
 pub mod postgres;
@@ -22,6 +23,7 @@ use serde_json::Value;
 use crate::exit::{Exit, ExitKind};
 
 pub use events::EventStore;
+pub use journal::{JournalRow, JournalStore, OpDetail};
 pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
@@ -93,7 +95,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore + JournalStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

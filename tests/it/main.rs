@@ -9,6 +9,7 @@ mod docs;
 mod doctor;
 mod fakes;
 mod follow;
+mod operator;
 mod reconcile;
 mod reconcile_e2e;
 mod sandbox_cli;

@@ -1,0 +1,42 @@
+//! `zmsync report [RUN] [--out FILE] [--html FILE]`.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{print_json, Context};
+use crate::cli::ReportArgs;
+use crate::exit::{Exit, ExitKind, UsageError};
+use crate::operator::{html, report};
+
+fn usage(e: report::ReportError) -> anyhow::Error {
+    if e.exit() == Exit::Usage {
+        UsageError(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+pub fn run(ctx: &Context, args: ReportArgs) -> Result<Exit> {
+    let store = ctx.store()?;
+    let row = report::run_row(store.as_ref(), args.run).map_err(usage)?;
+    if let Some(out) = &args.html {
+        html::write(store.as_ref(), &row, out, args.trend_runs.max(1)).map_err(usage)?;
+        if ctx.json {
+            print_json(&json!({"run_id": row.id, "html": out}));
+        } else {
+            println!("run {}: HTML report written to {}", row.id, out.display());
+        }
+        return Ok(Exit::Done);
+    }
+    let out = args.out.clone().unwrap_or_else(|| report::csv_path(store.as_ref(), &row));
+    let n = report::write_csv(store.as_ref(), &row, &out).map_err(usage)?;
+    if ctx.json {
+        print_json(&json!({"run_id": row.id, "report": out, "rows": n}));
+    } else {
+        println!("run {}: {n} ops written to {} (from the journal)", row.id, out.display());
+        if n == 0 {
+            println!("the journal holds no ops of this run (a dry run, a refused run or one that planned nothing)");
+        }
+    }
+    Ok(Exit::Done)
+}
