@@ -247,7 +247,7 @@ async fn spawn_all(
             let (m, ctx, plan) = (m.clone(), ctx.clone(), plan.clone());
             set.spawn(async move { moodle_courses(&m, &plan, &ctx).await });
         }
-        for kind in [Kind::DashboardUnit, Kind::DashboardRegistration, Kind::DashboardPayment] {
+        for kind in [Kind::DashboardUnit, Kind::DashboardRegistration, Kind::DashboardPayment, Kind::DashboardGrade] {
             if plan.has(kind) {
                 let (m, ctx) = (m.clone(), ctx.clone());
                 set.spawn(async move { dashboard(&m, kind, &ctx).await.map(|s| vec![s]) });
@@ -487,7 +487,7 @@ impl Listing {
 
 async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Result<Staged, SnapshotError> {
     let mut sink = ctx.sink(Kind::MoodleUser, "core_user_get_users");
-    let users = match ctx.keys(Kind::MoodleUser) {
+    let mut users = match ctx.keys(Kind::MoodleUser) {
         None => m.users(ws_user).await?,
         Some(keys) if keys.is_empty() => Vec::new(),
         Some(keys) => {
@@ -495,6 +495,10 @@ async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Re
             m.users_by_field("id", &keys.into_iter().collect::<Vec<_>>()).await?
         }
     };
+    let unreadable = crate::mapping::person::settle_identity_fields(&mut users);
+    if !unreadable.is_empty() {
+        tracing::info!(fields = ?unreadable, "Moodle returned these user fields for no user: unknown, not compared");
+    }
     sink.page(users).await?;
     Ok(sink.finish(None))
 }
@@ -509,7 +513,12 @@ async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
         // An incremental run with no course, enrolment or grade keys reads nothing here.
         return Ok(kinds.map(|k| ctx.sink(k, "core_course_get_courses").finish(None)).collect());
     }
-    let courses = m.courses().await?;
+    // An incremental run that reads enrolments or grades by key and no course needs no course list: the keys
+    // name their courses (an echoed event then costs one read).
+    let by_keys_only =
+        [Kind::MoodleEnrolment, Kind::MoodleGrade].into_iter().filter(|k| plan.has(*k)).all(|k| ctx.keys(k).is_some())
+            && (!plan.has(Kind::MoodleCourse) || ctx.keys(Kind::MoodleCourse).is_some_and(|k| k.is_empty()));
+    let courses = if by_keys_only { Vec::new() } else { m.courses().await? };
     let ids: Vec<i64> = courses.iter().filter_map(|c| c.get("id").and_then(Value::as_i64)).collect();
     let mut out = Vec::new();
     if plan.has(Kind::MoodleCourse) {
@@ -530,7 +539,11 @@ async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
             None => ids.clone(),
             Some(k) => {
                 let cs: BTreeSet<i64> = k.iter().filter_map(|key| key.split(':').next()?.parse().ok()).collect();
-                ids.iter().copied().filter(|i| cs.contains(i)).collect()
+                if by_keys_only {
+                    cs.into_iter().collect()
+                } else {
+                    ids.iter().copied().filter(|i| cs.contains(i)).collect()
+                }
             }
         };
         let source = if kind == Kind::MoodleEnrolment { "get_enrolments" } else { "get_course_grades" };

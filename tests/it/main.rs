@@ -14,6 +14,7 @@ mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;
 mod snapshot;
+mod stock_moodle;
 mod store;
 mod support;
 mod sync;
