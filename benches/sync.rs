@@ -2,6 +2,9 @@
 //! Zoho capped at 10 calls in flight: first full sync of 1,500 students, a no-change run, an incremental run of
 //! one dirty student, a first sync of 5,000 students; peak memory of the child; API calls per run.
 //!
+//! First, a first sync of 1,500 students against the fake Moodle's stock cost model (server time per call on 4
+//! PHP workers), next to its floor (`ZMSYNC_BENCH_NO_COST=1` skips it).
+//!
 //! Run: `cargo bench --bench sync` (release). `ZMSYNC_BENCH_QUICK=1` skips the 5,000-student case;
 //! `ZMSYNC_BENCH_STEPS=1` runs the incremental run with `-v` and prints where its time went (`run step done`);
 //! `ZMSYNC_BENCH_INCR_RUNS=N` repeats the incremental run N times (default 3); `ZMSYNC_BENCH_LOG=<RUST_LOG filter>`
@@ -203,6 +206,9 @@ fn main() {
         return;
     }
     println!("zmsync sync benchmark: latency 100 ms on both fakes, Zoho cap 10 in flight");
+    if std::env::var("ZMSYNC_BENCH_NO_COST").is_err() {
+        stock_cost_model_first_sync();
+    }
     let e = Env::new(1500);
     let seen = e.seen();
     let (s, v, rss) = e.run(&["sync", "--all"]);
@@ -257,4 +263,50 @@ fn main() {
     let (s, v, rss) = e.run(&["sync", "--all"]);
     line("first full sync, 5,000 students", s, &v, rss, "< 45 s");
     e.calls_vs_minimum(&v, &seen, true);
+}
+
+/// A first sync of 1,500 students against the fake Moodle's stock cost model (a real Moodle 5.0's server time per
+/// call on 4 PHP workers, reference §10) at 100 ms round trip, next to its floor: the server time the run cost
+/// divided by the workers, which no client can beat. Target: within 1.2× of the floor. Separate from the runs
+/// above (its own sandbox), so it can be read, and merged, on its own.
+fn stock_cost_model_first_sync() {
+    use zmsync::sandbox::moodle::CostModel;
+    let workers = CostModel::default().workers;
+    let sb = Sandbox::start(SandboxOptions {
+        generate: GenOptions { students: 1500, state: State::Empty, ..GenOptions::default() },
+        latency_ms: 100,
+        moodle_cost_model: true,
+        ..SandboxOptions::default()
+    })
+    .expect("sandbox");
+    sb.zoho().set_concurrency_cap(Some(10));
+    let e = Env { sb, dir: tempfile::tempdir().expect("tempdir") };
+    let (s, v, rss) = e.run(&["sync", "--all"]);
+    let stats = e.sb.moodle().stats();
+    let server: f64 = stats.server_ms.values().sum::<f64>() / 1000.0;
+    let floor = server / workers as f64;
+    println!(
+        "first full sync, 1,500 students, stock Moodle cost model: {s:.1} s; floor {floor:.1} s ({server:.0} s of \
+         server time ÷ {workers} workers): {:.2}× the floor (target ≤ 1.2×); exit status {}, rejected {}, failed {}, \
+         peak RSS {}",
+        s / floor.max(f64::EPSILON),
+        v["status"],
+        v["rejected"],
+        v["failed"],
+        rss.map(|r| format!("{r:.0} MB")).unwrap_or_else(|| "n/a".into())
+    );
+    let mut by: Vec<(&String, &f64)> = stats.server_ms.iter().collect();
+    by.sort_by(|a, b| b.1.total_cmp(a.1));
+    for (f, ms) in by.iter().take(8) {
+        println!(
+            "    {f:<48} {:>4} calls  {:>7.1} s server time",
+            stats.requests.get(*f).copied().unwrap_or(0),
+            *ms / 1000.0
+        );
+    }
+    let calls: u64 = stats.requests.values().sum();
+    println!(
+        "    Moodle calls {calls} (zmsync counted {}), Zoho calls {}; most workers busy at once {}",
+        v["moodle_calls"], v["zoho_calls"], stats.max_workers_busy
+    );
 }

@@ -62,10 +62,11 @@ pub enum Kind {
     DashboardRegistration,
     DashboardPayment,
     DashboardUnit,
+    DashboardGrade,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Student,
         Kind::Teacher,
         Kind::Unit,
@@ -81,6 +82,7 @@ impl Kind {
         Kind::DashboardRegistration,
         Kind::DashboardPayment,
         Kind::DashboardUnit,
+        Kind::DashboardGrade,
     ];
 
     pub fn side(self) -> Side {
@@ -114,6 +116,7 @@ impl Kind {
             Kind::DashboardRegistration => "dashboard_registration",
             Kind::DashboardPayment => "dashboard_payment",
             Kind::DashboardUnit => "dashboard_unit",
+            Kind::DashboardGrade => "dashboard_grade",
         }
     }
 
@@ -150,11 +153,14 @@ pub enum Entity {
     Registration,
     Payment,
     Grade,
+    /// A BTEC_Grades record as a row of the dashboard plugin's grade table (Zoho → Moodle; after [`Entity::Grade`],
+    /// which brings Moodle's course totals into Zoho first).
+    DashboardGrade,
 }
 
 impl Entity {
     /// In dependency order: a later entity may refer to an earlier one.
-    pub const ALL: [Entity; 9] = [
+    pub const ALL: [Entity; 10] = [
         Entity::Unit,
         Entity::Teacher,
         Entity::Student,
@@ -164,6 +170,7 @@ impl Entity {
         Entity::Registration,
         Entity::Payment,
         Entity::Grade,
+        Entity::DashboardGrade,
     ];
 
     pub fn name(self) -> &'static str {
@@ -177,6 +184,7 @@ impl Entity {
             Entity::Registration => "registration",
             Entity::Payment => "payment",
             Entity::Grade => "grade",
+            Entity::DashboardGrade => "dashboard_grade",
         }
     }
 
@@ -194,7 +202,7 @@ impl Entity {
             Entity::Enrollment => "BTEC_Enrollments",
             Entity::Registration => "BTEC_Registrations",
             Entity::Payment => "BTEC_Payments",
-            Entity::Grade => "BTEC_Grades",
+            Entity::Grade | Entity::DashboardGrade => "BTEC_Grades",
         }
     }
 
@@ -210,6 +218,7 @@ impl Entity {
             Entity::Registration => (Kind::Registration, Kind::DashboardRegistration),
             Entity::Payment => (Kind::Payment, Kind::DashboardPayment),
             Entity::Grade => (Kind::Grade, Kind::MoodleGrade),
+            Entity::DashboardGrade => (Kind::Grade, Kind::DashboardGrade),
         }
     }
 
@@ -221,6 +230,11 @@ impl Entity {
             Entity::Registration | Entity::Payment => d.finance,
             Entity::Enrollment => d.enrollments,
             Entity::Grade => d.grades,
+            // Grades recorded in Zoho always show on the dashboard, unless grades are not synced at all.
+            Entity::DashboardGrade => match d.grades {
+                Direction::Disabled => Direction::Disabled,
+                _ => Direction::ZohoToMoodle,
+            },
         }
     }
 
@@ -274,9 +288,10 @@ impl Record {
         self.refs.get(name).and_then(Value::as_str)
     }
 
-    /// Keeps only `names` of the fields (for entities that see part of a shared Moodle object).
+    /// Keeps only `names` of the fields (for entities that see part of a shared Moodle object). A name the record
+    /// does not have (an unknown field) stays absent.
     pub fn project(&self, names: &[&str]) -> Record {
-        let fields = names.iter().map(|n| (n.to_string(), self.field(n).clone())).collect();
+        let fields = names.iter().filter_map(|n| Some((n.to_string(), self.fields.get(*n)?.clone()))).collect();
         Record::new(self.kind, self.key.clone(), fields, self.refs.clone())
     }
 }

@@ -439,7 +439,8 @@ pub async fn apply(ctx: &Ctx, plan: &Spill, skip_seqs: &[u64]) -> Result<Vec<Don
         matches!(o.entity, Entity::Teaching | Entity::Enrollment) && o.target == Side::Moodle
     }
     fn row(o: &Entry) -> bool {
-        matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment) && o.target == Side::Moodle
+        matches!(o.entity, Entity::Unit | Entity::Registration | Entity::Payment | Entity::DashboardGrade)
+            && o.target == Side::Moodle
     }
     fn users(o: &Entry) -> bool {
         is_person(o) && !removal(o)

@@ -23,6 +23,9 @@ enum Row {
     /// Applied; the id Moodle gave a created row.
     Ok(Option<i64>),
     Rejected(String, String),
+    /// Moodle saved the batch, then raised this errorcode (`moodle::raised_after_commit`): applied, with a
+    /// warning, once a read-back confirms it.
+    Committed(String),
     /// Sent, answer lost: check identity before doing anything else.
     Unknown(String),
     Failed(String),
@@ -63,6 +66,12 @@ fn send(m: moodle::Client, function: &'static str, list: &'static str, rows: Vec
                     }
                 }
                 out
+            }
+            // Saved, then an exception (no mail for the welcome message): not a rejection, never bisected.
+            Err(MoodleError::Exception { errorcode, message, .. })
+                if moodle::raised_after_commit(&errorcode, &message) =>
+            {
+                vec![Row::Committed(errorcode); n]
             }
             Err(MoodleError::Exception { .. }) if n > 1 => {
                 let mut right = rows;
@@ -114,8 +123,21 @@ fn outcome(row: &Row, created: Option<String>) -> Outcome {
     match row {
         Row::Ok(_) => Outcome::applied(created),
         Row::Rejected(code, message) => Outcome::Rejected { code: code.clone(), message: message.clone() },
+        Row::Committed(code) => Outcome::Applied { target_id: created, note: Some(after_commit_note(code)) },
         Row::Unknown(m) => Outcome::Failed { message: format!("outcome unknown: {m}") },
         Row::Failed(m) => Outcome::Failed { message: m.clone() },
+    }
+}
+
+/// The report's warning for a row Moodle saved before raising `code`.
+fn after_commit_note(code: &str) -> String {
+    if code == moodle::MESSAGE_NOT_SENT {
+        format!(
+            "warning: saved; Moodle then raised \"{code}\" (its course welcome message could not be mailed: set up \
+             outgoing mail, or turn welcome messages off; see docs/moodle-setup.md)"
+        )
+    } else {
+        format!("warning: saved; Moodle then raised \"{code}\"")
     }
 }
 
@@ -422,10 +444,68 @@ pub async fn enrolments(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
     super::skip(ctx, &waiting, "its user or course does not exist in Moodle (not created in this run)").await?;
     let ids: Vec<Option<String>> =
         rows.iter().map(|r| Some(format!("{}:{}", r.get("courseid")?, r.get("userid")?))).collect();
+    // Batches Moodle saved before raising (no mail for the welcome messages) are confirmed by one read-back of
+    // their courses at the end, not bisected.
+    let mut committed: Vec<(usize, String)> = Vec::new();
     send_all(ctx, "enrol_manual_enrol_users", "enrolments", rows, 200, false, async |batch| {
-        ctx.finish(batch.iter().map(|(i, r)| (sendable[*i], outcome(r, ids[*i].clone()))).collect()).await
+        let mut now = Vec::with_capacity(batch.len());
+        for (i, r) in batch {
+            match r {
+                Row::Committed(code) => committed.push((i, code)),
+                r => now.push((sendable[i], outcome(&r, ids[i].clone()))),
+            }
+        }
+        ctx.finish(now).await
     })
-    .await
+    .await?;
+    confirm_committed(ctx, &sendable, &ids, committed).await
+}
+
+/// Reads back the enrolments of rows Moodle saved before raising, in one call for all their courses: each found
+/// is applied with the warning, each missing failed (the next run sends it again).
+async fn confirm_committed(
+    ctx: &Ctx,
+    ops: &[&Op],
+    ids: &[Option<String>],
+    committed: Vec<(usize, String)>,
+) -> Result<(), ApplyError> {
+    if committed.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        rows = committed.len(),
+        "Moodle saved enrolments and then raised \"{}\": outgoing mail is not set up for its welcome messages",
+        committed[0].1
+    );
+    let key = |courseid: &Value, userid: &Value| format!("{courseid}:{userid}");
+    let mut courses: Vec<i64> =
+        committed.iter().filter_map(|(i, _)| ids[*i].as_deref()?.split(':').next()?.parse().ok()).collect();
+    courses.sort_unstable();
+    courses.dedup();
+    let found: std::collections::HashSet<String> = match moodle(ctx)?.enrolments(&courses).await {
+        Ok((rows, _)) => rows
+            .iter()
+            .map(|r| key(r.get("courseid").unwrap_or(&Value::Null), r.get("userid").unwrap_or(&Value::Null)))
+            .collect(),
+        Err(e) => {
+            let message = format!("Moodle raised \"{}\" after saving, and reading it back failed: {e}", committed[0].1);
+            let ops: Vec<&Op> = committed.iter().map(|(i, _)| ops[*i]).collect();
+            return ctx.finish_all(&ops, Outcome::Failed { message }).await;
+        }
+    };
+    let outcomes = committed
+        .into_iter()
+        .map(|(i, code)| {
+            let id = ids[i].clone();
+            let o = if id.as_deref().is_some_and(|k| found.contains(k)) {
+                outcome(&Row::Committed(code), id)
+            } else {
+                Outcome::Failed { message: format!("Moodle raised \"{code}\" and the enrolment is not there") }
+            };
+            (ops[i], o)
+        })
+        .collect();
+    ctx.finish(outcomes).await
 }
 
 pub async fn unenrol(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
@@ -458,13 +538,13 @@ pub async fn unenrol(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
 // ---- the dashboard plugin's rows -------------------------------------------------------------------------
 
 pub async fn plugin_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    // The three tables at once; within a table, every batch at once (the client bounds what is in flight).
-    let tables = [Entity::Unit, Entity::Registration, Entity::Payment].map(|entity| {
+    // The four tables at once; within a table, every batch at once (the client bounds what is in flight).
+    let tables = [Entity::Unit, Entity::Registration, Entity::Payment, Entity::DashboardGrade].map(|entity| {
         let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
         plugin_table(ctx, entity, mine)
     });
-    let [a, b, c] = tables;
-    tokio::try_join!(a, b, c)?;
+    let [a, b, c, d] = tables;
+    tokio::try_join!(a, b, c, d)?;
     Ok(())
 }
 
@@ -527,6 +607,43 @@ async fn plugin_table(ctx: &Ctx, entity: Entity, mine: Vec<&Op>) -> Result<(), A
     Ok(())
 }
 
+/// The dashboard rows of grades this run just created in Zoho (from Moodle's course totals): written now, under
+/// their new Zoho ids, so the next run finds them in place. A failure here is only logged: the next run plans the
+/// row like any other grade recorded in Zoho.
+pub async fn rows_of_new_grades(ctx: &Ctx, created: &[(&Op, Outcome)]) {
+    if !Entity::DashboardGrade.enabled(&ctx.settings)
+        || Entity::DashboardGrade.direction(&ctx.settings) == crate::settings::Direction::Disabled
+    {
+        return;
+    }
+    let Some(m) = ctx.moodle.as_ref() else { return };
+    let mut rows = Vec::new();
+    for (op, o) in created {
+        let (Action::Create, Some(id)) = (op.action, o.target_id()) else { continue };
+        let r = |k: &str| op.refs.get(k).cloned().unwrap_or(Value::Null);
+        let userid = op.moodle_id.as_deref().and_then(|k| k.split(':').nth(1)?.parse::<i64>().ok());
+        let mut fields = Fields::new();
+        fields.insert("student".into(), r("student_zoho_id"));
+        fields.insert("unit".into(), r("unit_id"));
+        fields.insert("class".into(), r("class_zoho_id"));
+        fields.insert("graded_date".into(), r("graded_date"));
+        for f in ["grade", "moodle_grade"] {
+            fields.insert(f.into(), op.changes.get(f).cloned().unwrap_or(Value::Null));
+        }
+        if let Ok(row) = dashboard::plugin_row(Kind::Grade, id, &fields, userid) {
+            rows.push(Value::Object(row));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    match m.upsert_rows(dashboard::table(Kind::Grade), &rows).await {
+        Ok(r) if r.warnings.is_empty() => {}
+        Ok(r) => tracing::warn!(warnings = r.warnings.len(), "dashboard rows of new Zoho grades: the next run retries"),
+        Err(e) => tracing::warn!("dashboard rows of new Zoho grades not written ({e}); the next run writes them"),
+    }
+}
+
 /// Deletes users, only planned where `deletions.policy` says `delete`. `core_user_delete_users` is Moodle's own
 /// soft delete (the row stays with `deleted` set; username, email and idnumber are mangled; enrolments go). A
 /// batch is transactional, so a rejected id is found by bisecting it like any other write.
@@ -560,7 +677,7 @@ fn deleted_outcome(row: &Row) -> Outcome {
 }
 
 pub async fn delete_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    for entity in [Entity::Unit, Entity::Registration, Entity::Payment] {
+    for entity in [Entity::Unit, Entity::Registration, Entity::Payment, Entity::DashboardGrade] {
         let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
         if mine.is_empty() {
             continue;

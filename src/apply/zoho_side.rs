@@ -234,7 +234,14 @@ pub async fn records(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
             rows.chunks(zoho::write::MAX_RECORDS * 4).zip(mine.chunks(zoho::write::MAX_RECORDS * 4))
         {
             match z.write(&module, op.clone(), chunk.to_vec()).await {
-                Ok(results) => ctx.finish(chunk_ops.iter().copied().zip(results.iter().map(outcome)).collect()).await?,
+                Ok(results) => {
+                    let outcomes: Vec<(&Op, Outcome)> =
+                        chunk_ops.iter().copied().zip(results.iter().map(outcome)).collect();
+                    if entity == Entity::Grade {
+                        super::moodle_side::rows_of_new_grades(ctx, &outcomes).await;
+                    }
+                    ctx.finish(outcomes).await?
+                }
                 Err(e) => ctx.finish_all(chunk_ops, Outcome::Failed { message: e.to_string() }).await?,
             }
         }

@@ -44,6 +44,9 @@ pub fn run(args: SandboxArgs) -> Result<Exit> {
         moodle_port: args.moodle_port,
         webhook_url: args.webhook_url,
         webhook_hmac_secret: None,
+        moodle_cost_model: args.moodle_cost_model,
+        moodle_show_phone: args.moodle_show_phone,
+        moodle_mail: args.moodle_mail,
     };
     let sandbox = Sandbox::start(opts).context("starting the sandbox servers (is the port free?)")?;
     {

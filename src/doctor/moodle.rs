@@ -4,7 +4,8 @@
 use super::zoho::host_of;
 use super::{clock, Check, NET_TIMEOUT};
 use crate::config::Config;
-use crate::moodle::calls::{needed_functions, CONTRACT_VERSION, PLUGIN};
+use crate::mapping::person::IDENTITY_FIELDS;
+use crate::moodle::calls::{needed_functions, PluginInfo, PluginSite, CONTRACT_VERSION, PLUGIN};
 use crate::moodle::{Client, ClientOptions, MoodleError};
 use crate::settings::Settings;
 use crate::zoho::Backoff;
@@ -20,6 +21,8 @@ pub async fn checks(config: &Config, settings: Result<&Settings, &str>) -> Vec<C
     let skip_rest = |out: &mut Vec<Check>, why: &str| {
         out.push(Check::skip("moodle.functions", why));
         out.push(Check::skip("moodle.plugin", why));
+        out.push(Check::skip("moodle.identity", why));
+        out.push(Check::skip("moodle.mail", why));
     };
     let client = match Client::new(&config.moodle, opts) {
         Ok(c) => c,
@@ -63,21 +66,92 @@ pub async fn checks(config: &Config, settings: Result<&Settings, &str>) -> Vec<C
             }
             let get_info = format!("{PLUGIN}_get_info");
             if missing.contains(&get_info.as_str()) {
-                out.push(Check::skip(
-                    "moodle.plugin",
-                    format!("{get_info} is not allowed, so the plugin cannot be asked"),
-                ));
+                let why = format!("{get_info} is not allowed, so the plugin cannot be asked");
+                out.push(Check::skip("moodle.plugin", &why));
+                out.push(Check::skip("moodle.identity", &why));
+                out.push(Check::skip("moodle.mail", why));
             } else {
-                out.push(plugin(&client).await);
+                let info = client.plugin_info().await;
+                out.push(plugin(&info));
+                let site_info = info.as_ref().ok().map(|i| &i.site);
+                out.push(identity(site.userissiteadmin, site_info));
+                out.push(mail(site_info));
             }
         }
     }
-    out.push(clock::check("clock.moodle", &format!("{}/webservice/rest/server.php", url.trim_end_matches('/'))).await);
+    // The clock from the answer of the tokened calls above: a call without a token would be logged by Moodle as
+    // an `invalidtoken` exception on every run.
+    out.push(match client.server_date() {
+        Some((server, local)) => clock::verdict("clock.moodle", &host, server, local),
+        None => Check::skip("clock.moodle", format!("no answer from {host} with a Date header")),
+    });
     out
 }
 
-async fn plugin(client: &Client) -> Check {
-    match client.plugin_info().await {
+/// Mapped user fields Moodle returns only when *Show user identity* lists them (or to a site admin's token).
+fn identity(admin: bool, site: Option<&PluginSite>) -> Check {
+    let name = "moodle.identity";
+    let mapped: Vec<&str> = IDENTITY_FIELDS.iter().map(|(_, f)| *f).collect();
+    if admin {
+        return Check::pass(name, "the token's user is a site admin: it reads every mapped user field");
+    }
+    let Some(shown) = site.and_then(|s| s.identity_fields.as_ref()) else {
+        return Check::skip(
+            name,
+            format!("the plugin does not report Show user identity (upgrade it to check {})", mapped.join(", ")),
+        );
+    };
+    let hidden: Vec<&str> = mapped.iter().copied().filter(|f| !shown.iter().any(|s| s == f)).collect();
+    if hidden.is_empty() {
+        return Check::pass(name, format!("Show user identity ({}) includes every mapped field", shown.join(",")));
+    }
+    let mut wanted = shown.clone();
+    wanted.extend(hidden.iter().map(|f| f.to_string()));
+    Check::warn(
+        name,
+        format!(
+            "the token cannot read {} (Show user identity is `{}`): zmsync treats it as unknown, so it is set on new \
+             users but never compared or updated",
+            hidden.join(", "),
+            shown.join(",")
+        ),
+        format!(
+            "add it to Site administration › Users › Permissions › User policies › Show user identity, or \
+             `php admin/cli/cfg.php --name=showuseridentity --set={}` (docs/moodle-setup.md)",
+            wanted.join(",")
+        ),
+    )
+}
+
+/// Manual enrolments send a course welcome message (Moodle 4.4+); without outgoing mail each new enrolment is
+/// saved and then answered with "Message was not sent.".
+fn mail(site: Option<&PluginSite>) -> Check {
+    let name = "moodle.mail";
+    let Some((Some(mail), Some(default), Some(courses))) =
+        site.map(|s| (s.mail.as_deref(), s.welcome_default, s.welcome_courses))
+    else {
+        return Check::skip(name, "the plugin does not report the mail settings (upgrade it to check them)");
+    };
+    if mail != "php" || (!default && courses == 0) {
+        let welcome = if default || courses > 0 { "on" } else { "off" };
+        return Check::pass(name, format!("outgoing mail: {mail}; course welcome messages {welcome}"));
+    }
+    Check::warn(
+        name,
+        format!(
+            "manual enrolments send a course welcome message ({courses} courses now{}) but no SMTP server is set up: \
+             if PHP cannot mail, Moodle saves each new enrolment and then answers \"Message was not sent.\" \
+             (zmsync reports them applied, with a warning)",
+            if default { ", and new courses by default" } else { "" }
+        ),
+        "set up outgoing mail (Site administration › Server › Email › Outgoing mail configuration), or turn the \
+         welcome message off (Site administration › Plugins › Enrolments › Manual enrolments › Send course welcome \
+         message, and on each course's manual enrolment method); see docs/moodle-setup.md",
+    )
+}
+
+fn plugin(info: &Result<PluginInfo, MoodleError>) -> Check {
+    match info {
         Ok(info) if info.contract_version == CONTRACT_VERSION => Check::pass(
             "moodle.plugin",
             format!("{PLUGIN} {} (version {}), contract version {}", info.release, info.version, info.contract_version),

@@ -1,4 +1,4 @@
-//! Units, registrations and payments (Zoho → Moodle): rows of the student-dashboard plugin's tables, through
+//! Units, registrations, payments and grades recorded in Zoho (Zoho → Moodle): rows of the student-dashboard plugin's tables, through
 //! its web-service functions (docs/plugin-contract.md). Identity: the row's `zoho_id`.
 
 use std::borrow::Cow;
@@ -39,6 +39,40 @@ const PAYMENT: &[Spec] = &[
     ("method", Norm::Text, "method", Norm::Text),
 ];
 
+/// A BTEC_Grades record as the plugin's grade row (contract §3.4). The Zoho side is built from the stored grade
+/// record by [`grade_view`]; `zoho_values` reads the same from a raw record.
+const GRADE: &[Spec] = &[
+    ("student", Norm::Lookup, "student_zoho_id", Norm::Text),
+    ("unit", Norm::Lookup, "unit_zoho_id", Norm::Text),
+    ("class", Norm::Lookup, "class_zoho_id", Norm::Text),
+    ("grade", Norm::Text, "grade", Norm::Text),
+    ("moodle_grade", Norm::Money, "moodle_grade", Norm::Money),
+    ("graded_date", Norm::Date, "graded_date", Norm::Date),
+];
+
+/// The dashboard view of a stored Zoho grade ([`super::grade::from_zoho`]: level and percentage as fields, the
+/// lookups and the date as refs): the fields of its plugin row, keyed by the Zoho id. `moodle`: the course
+/// grade this run brings into the Zoho record (grades flow Moodle → Zoho), whose level, percentage and date the
+/// record holds once the run is done, so the row is written once, not again on the next run.
+pub fn grade_view(z: &Record, moodle: Option<&Record>) -> Record {
+    let r = |k: &str| z.refs.get(k).cloned().unwrap_or(Value::Null);
+    let mut fields = Fields::new();
+    fields.insert("student".into(), r("student_id"));
+    fields.insert("unit".into(), r("unit_id"));
+    fields.insert("class".into(), r("class_id"));
+    fields.insert("grade".into(), z.field("grade").clone());
+    fields.insert("moodle_grade".into(), z.field("moodle_grade").clone());
+    fields.insert("graded_date".into(), r("graded_date"));
+    if let Some(m) = moodle.filter(|m| m.fingerprint != z.fingerprint) {
+        fields.insert("grade".into(), m.field("grade").clone());
+        fields.insert("moodle_grade".into(), m.field("moodle_grade").clone());
+        if let Some(d) = m.refs.get("graded_date").filter(|d| !d.is_null()) {
+            fields.insert("graded_date".into(), d.clone());
+        }
+    }
+    Record::new(Kind::Grade, z.key.clone(), fields, z.refs.clone())
+}
+
 /// Where the plugin stores a default for an omitted value, the same default is canonical for an empty Zoho
 /// value; otherwise an empty Zoho field would differ from the stored default forever.
 fn plugin_default(canonical: &str) -> Option<Value> {
@@ -53,6 +87,7 @@ fn specs(kind: Kind) -> &'static [Spec] {
     match kind {
         Kind::Unit | Kind::DashboardUnit => UNIT,
         Kind::Registration | Kind::DashboardRegistration => REGISTRATION,
+        Kind::Grade | Kind::DashboardGrade => GRADE,
         _ => PAYMENT,
     }
 }
@@ -62,6 +97,7 @@ pub fn table(kind: Kind) -> &'static str {
     match kind {
         Kind::Unit | Kind::DashboardUnit => "units",
         Kind::Registration | Kind::DashboardRegistration => "registrations",
+        Kind::Grade | Kind::DashboardGrade => "grades",
         _ => "payments",
     }
 }

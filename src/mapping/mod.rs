@@ -160,6 +160,8 @@ pub fn map_record_named(kind: Kind, raw: &Value, names: &ZohoNames, settings: &S
         Kind::Grade => grade::from_zoho(raw, names),
         Kind::MoodleGrade => grade::from_moodle(raw, &settings.thresholds),
         Kind::Unit | Kind::Registration | Kind::Payment => dashboard::from_zoho(kind, raw, names),
-        Kind::DashboardUnit | Kind::DashboardRegistration | Kind::DashboardPayment => dashboard::from_moodle(kind, raw),
+        Kind::DashboardUnit | Kind::DashboardRegistration | Kind::DashboardPayment | Kind::DashboardGrade => {
+            dashboard::from_moodle(kind, raw)
+        }
     }
 }

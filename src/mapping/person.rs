@@ -65,10 +65,41 @@ fn person_record(
     Ok(Record::new(kind, id, fields, refs))
 }
 
+/// Mapped user fields that Moodle returns only to a site admin's token or when *Show user identity*
+/// (`showuseridentity`) lists them, and leaves out when empty: (canonical, Moodle field).
+pub const IDENTITY_FIELDS: &[(&str, &str)] = &[("phone", "phone1")];
+
+/// Settles what an absent identity field means in one answer of `core_user_get_users*`: when some user carries
+/// it, the token can read it and an absent key is an empty value (filled in as `""`); when none does, the token
+/// cannot read it and it stays absent, which [`user_from_moodle`] maps to *unknown*. Returns the Moodle names of
+/// the fields no user carried.
+pub fn settle_identity_fields(users: &mut [Value]) -> Vec<&'static str> {
+    let mut unreadable = Vec::new();
+    for (_, field) in IDENTITY_FIELDS {
+        if users.iter().any(|u| u.get(*field).is_some()) {
+            for u in users.iter_mut() {
+                if let Some(m) = u.as_object_mut() {
+                    m.entry(*field).or_insert_with(|| json!(""));
+                }
+            }
+        } else if !users.is_empty() {
+            unreadable.push(*field);
+        }
+    }
+    unreadable
+}
+
+/// A Moodle user. An identity field absent from the answer is unknown (the token cannot read it): it is left
+/// out of the fields, so it is never compared, planned or recorded as empty (see [`settle_identity_fields`]).
 pub fn user_from_moodle(raw: &Value) -> Result<Record, MapError> {
     let obj = object(raw)?;
     let id = id_of(obj, "id")?;
-    let fields = read_moodle(obj, MOODLE_USER)?;
+    let mut fields = read_moodle(obj, MOODLE_USER)?;
+    for (canonical, field) in IDENTITY_FIELDS {
+        if !obj.contains_key(*field) {
+            fields.remove(*canonical);
+        }
+    }
     let mut refs = Fields::new();
     refs.insert("username".into(), super::canon::text(obj.get("username")));
     refs.insert("auth".into(), super::canon::text(obj.get("auth")));
@@ -184,9 +215,17 @@ mod tests {
         let mut user = create.clone();
         user.insert("id".into(), json!(57));
         user.insert("suspended".into(), json!(false));
-        let m = user_from_moodle(&Value::Object(user)).unwrap();
+        // A token that cannot read phone1 (stock Show user identity): the phone is unknown, not empty.
+        let hidden = user_from_moodle(&Value::Object(user.clone())).unwrap();
+        assert!(!hidden.fields.contains_key("phone"));
+        assert_eq!(hidden.project(STUDENT_FIELDS).fields.len(), STUDENT_FIELDS.len() - 1);
+        // A token that reads it: another user carries phone1, so this one's absent key is an empty phone.
+        let mut users = vec![Value::Object(user), json!({"id": 58, "phone1": "+44 1"})];
+        assert!(settle_identity_fields(&mut users).is_empty());
+        let m = user_from_moodle(&users[0]).unwrap();
         assert_eq!(m.fingerprint, z.fingerprint);
         assert_eq!(m.project(TEACHER_FIELDS).fields.len(), 4);
+        assert_eq!(settle_identity_fields(&mut [json!({"id": 1})]), vec!["phone1"]);
     }
 
     #[test]

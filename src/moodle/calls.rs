@@ -60,6 +60,8 @@ pub struct SiteInfo {
     pub userid: i64,
     pub release: String,
     pub functions: BTreeSet<String>,
+    /// The token's user is a site admin (reads every user field).
+    pub userissiteadmin: bool,
 }
 
 /// `local_student_dashboard_get_info`.
@@ -68,6 +70,21 @@ pub struct PluginInfo {
     pub version: i64,
     pub release: String,
     pub contract_version: i64,
+    /// Optional fields of newer plugins (`None` from older ones), for `doctor`.
+    pub site: PluginSite,
+}
+
+/// What the plugin reports of the site's settings (all optional in the contract, added after version 1.0).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PluginSite {
+    /// `$CFG->showuseridentity`, e.g. `["email"]`.
+    pub identity_fields: Option<Vec<String>>,
+    /// How Moodle sends mail: `smtp` (SMTP hosts set), `php` (none set: PHP's mail()), `disabled` (noemailever).
+    pub mail: Option<String>,
+    /// New manual enrolment instances send the course welcome message (`enrol_manual | sendcoursewelcomemessage`).
+    pub welcome_default: Option<bool>,
+    /// Manual enrolment instances that send it now.
+    pub welcome_courses: Option<i64>,
 }
 
 /// The result of [`Client::check_site`].
@@ -175,16 +192,28 @@ impl Client {
             userid: v.get("userid").and_then(Value::as_i64).unwrap_or(0),
             release: text("release"),
             functions,
+            userissiteadmin: v.get("userissiteadmin").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 
     /// The dashboard plugin's `get_info` (plugin-contract.md §2).
     pub async fn plugin_info(&self) -> Result<PluginInfo, MoodleError> {
         let info = self.call(&format!("{PLUGIN}_get_info"), &json!({})).await?;
+        let identity_fields = info
+            .get("identity_fields")
+            .and_then(Value::as_str)
+            .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_string).collect::<Vec<_>>());
+        let flag = |k: &str| info.get(k).and_then(|v| v.as_bool().or_else(|| v.as_i64().map(|n| n != 0)));
         Ok(PluginInfo {
             version: info.get("version").and_then(Value::as_i64).unwrap_or(0),
             release: info.get("release").and_then(Value::as_str).unwrap_or("").to_string(),
             contract_version: info.get("contract_version").and_then(Value::as_i64).unwrap_or(0),
+            site: PluginSite {
+                identity_fields,
+                mail: info.get("mail").and_then(Value::as_str).map(str::to_string),
+                welcome_default: flag("welcome_default"),
+                welcome_courses: info.get("welcome_courses").and_then(Value::as_i64),
+            },
         })
     }
 

@@ -62,6 +62,17 @@ fn exception_hint(code: &str) -> &'static str {
     }
 }
 
+/// The errorcode of `\moodle_exception("Message was not sent.")` (lib/classes/message/manager.php): a message
+/// queued in a transaction failed when the transaction committed, so what the call wrote is saved.
+pub const MESSAGE_NOT_SENT: &str = "Message was not sent.";
+
+/// Whether an exception was raised after the call's changes were committed (they stay): today the course
+/// welcome message of a new manual enrolment on a site without working outgoing mail. Not a rejection, and
+/// never a reason to split the batch.
+pub fn raised_after_commit(errorcode: &str, message: &str) -> bool {
+    errorcode == MESSAGE_NOT_SENT || message.trim_start_matches("error/") == MESSAGE_NOT_SENT
+}
+
 impl MoodleError {
     /// The Moodle `errorcode`, for exceptions.
     pub fn errorcode(&self) -> Option<&str> {
@@ -146,6 +157,8 @@ struct Inner {
     sem: Semaphore,
     retries: AtomicU64,
     stats: Mutex<BTreeMap<String, FunctionStats>>,
+    /// The `Date` of the last answer and the local time halfway through its request (for the clock check).
+    last_date: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
 }
 
 /// The Moodle client. Cheap to clone.
@@ -171,6 +184,7 @@ impl Client {
                 opts,
                 retries: AtomicU64::new(0),
                 stats: Mutex::new(BTreeMap::new()),
+                last_date: Mutex::new(None),
             }),
         })
     }
@@ -214,6 +228,7 @@ impl Client {
         loop {
             let permit = inner.sem.acquire().await.expect("semaphore is never closed");
             self.count(function, vars);
+            let started = chrono::Utc::now();
             let sent = inner
                 .http
                 .post(&inner.endpoint)
@@ -233,6 +248,7 @@ impl Client {
                     (e.without_url().to_string(), None)
                 }
                 Ok(resp) => {
+                    self.note_date(&resp, started);
                     let status = resp.status();
                     let retry_after = retry::parse_retry_after(resp.headers().get(reqwest::header::RETRY_AFTER));
                     match resp.bytes().await {
@@ -272,6 +288,20 @@ impl Client {
                 }
             }
         }
+    }
+
+    fn note_date(&self, resp: &reqwest::Response, started: chrono::DateTime<chrono::Utc>) {
+        let date = resp.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok());
+        if let Some(server) = date.and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()) {
+            let local = started + (chrono::Utc::now() - started) / 2;
+            *self.inner.last_date.lock().unwrap_or_else(|p| p.into_inner()) = Some((server.to_utc(), local));
+        }
+    }
+
+    /// The `Date` header of the last answer and the local time halfway through that request: a tokened call's
+    /// answer tells the site's clock (a call without a token would be logged by Moodle as an `invalidtoken`).
+    pub fn server_date(&self) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+        *self.inner.last_date.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn count(&self, function: &str, vars: usize) {

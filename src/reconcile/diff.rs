@@ -289,12 +289,13 @@ fn one_way(out: &mut EntityDiff, entity: Entity, pair: &Pair, source: Side, rule
     }
 }
 
-/// Fields of `src` whose value on `tgt` differs: (new values, current target values).
+/// Fields of `src` whose value on `tgt` differs: (new values, current target values). A field the target does
+/// not have is unknown there (Moodle did not return it): never compared, never written.
 fn differing(src: &Record, tgt: &Record) -> (Fields, Fields) {
     let mut changes = Fields::new();
     let mut before = Fields::new();
     for (k, v) in &src.fields {
-        let cur = tgt.field(k);
+        let Some(cur) = tgt.fields.get(k) else { continue };
         if cur != v {
             changes.insert(k.clone(), v.clone());
             before.insert(k.clone(), cur.clone());
@@ -322,7 +323,8 @@ fn three_way(out: &mut EntityDiff, entity: Entity, pair: &Pair, policy: Conflict
             keys.sort();
             keys.dedup();
             for k in keys {
-                let (zv, mv) = (z.field(k), m.field(k));
+                // A field one side did not return is unknown: not compared.
+                let (Some(zv), Some(mv)) = (z.fields.get(k), m.fields.get(k)) else { continue };
                 if zv == mv {
                     continue; // the same on both sides (maybe both changed alike): the base moves
                 }

@@ -131,6 +131,15 @@ fn view<'a>(r: &'a Record, names: &[&str]) -> Cow<'a, Record> {
     }
 }
 
+/// `names` without the fields `r` does not have (unknown: Moodle did not return them).
+fn known_names<'n>(r: &Record, names: &'n [&'n str]) -> Cow<'n, [&'n str]> {
+    if names.iter().all(|n| r.fields.contains_key(*n)) {
+        Cow::Borrowed(names)
+    } else {
+        Cow::Owned(names.iter().copied().filter(|n| r.fields.contains_key(*n)).collect())
+    }
+}
+
 fn id_num(s: Option<&str>) -> Value {
     s.and_then(|s| s.parse::<i64>().ok()).map(|n| json!(n)).unwrap_or(Value::Null)
 }
@@ -196,13 +205,16 @@ pub fn person_pairs<'a>(w: &World<'a>, entity: Entity, d: &mut Differ) {
     for z in zoho {
         seen.insert(z.key.as_str());
         let user = linked.map.moodle(&z.key).and_then(|m| w.users.get(m)).copied();
-        if let Some(u) = user.filter(|u| view_equals(z, u, names)) {
-            d.agreed(z, || (z.key.clone(), Some(z.key.clone()), Some(u.key.clone())));
+        // Fields Moodle did not return for this user are unknown: both sides are compared without them.
+        let known = user.map(|u| known_names(u, names)).unwrap_or(Cow::Borrowed(names));
+        let shown = if known.len() == names.len() { Cow::Borrowed(z) } else { Cow::Owned(z.project(&known)) };
+        if let Some(u) = user.filter(|u| view_equals(&shown, u, &known)) {
+            d.agreed(&shown, || (z.key.clone(), Some(z.key.clone()), Some(u.key.clone())));
             continue;
         }
-        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        let mut p = Pair::new(&z.key).with_zoho(shown, z);
         if let Some(u) = user {
-            p = p.with_moodle(view(u, names), u);
+            p = p.with_moodle(view(u, &known), u);
             p.linked = true;
         }
         p.base = base.get(&z.key);
@@ -821,18 +833,25 @@ pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity, d: &mut Differ) {
         }
         refs
     };
+    let grades = (entity == Entity::DashboardGrade).then(|| MoodleGrades::new(w));
     for z in w.records(zk) {
+        // A Zoho grade's dashboard row is a view of the grade record (its lookups and date are refs there).
+        let shown = match &grades {
+            Some(g) => Cow::Owned(dashboard::grade_view(z, g.moodle_of(w, z))),
+            None => Cow::Borrowed(z),
+        };
         let found = moodle.take(&z.key);
-        if let Some(m) = found.filter(|m| m.fingerprint == z.fingerprint) {
-            d.agreed(z, || (z.key.clone(), Some(z.key.clone()), Some(m.key.clone())));
+        if let Some(m) = found.filter(|m| m.fingerprint == shown.fingerprint) {
+            d.agreed(&shown, || (z.key.clone(), Some(z.key.clone()), Some(m.key.clone())));
             continue;
         }
-        let mut p = Pair::new(&z.key).with_zoho(Cow::Borrowed(z), z);
+        let student = shown.field_str("student").map(str::to_string);
+        let mut p = Pair::new(&z.key).with_zoho(shown, z);
         if let Some(m) = found {
             p = p.with_moodle(Cow::Borrowed(m), m);
             p.linked = true;
         }
-        p.refs = student_refs(z.field_str("student"));
+        p.refs = student_refs(student.as_deref());
         p.base = base.get(&z.key);
         d.pair(&p);
     }
@@ -845,6 +864,26 @@ pub fn dashboard_pairs<'a>(w: &World<'a>, entity: Entity, d: &mut Differ) {
         p.refs.insert("row_id".into(), m.refs.get("row_id").cloned().unwrap_or(Value::Null));
         p.base = base.get(&m.key);
         d.pair(&p);
+    }
+}
+
+/// Moodle's course grades by `courseid:userid`, when this run brings them into Zoho (grades Moodle → Zoho).
+struct MoodleGrades<'a> {
+    by_key: FxHashMap<&'a str, &'a Record>,
+}
+
+impl<'a> MoodleGrades<'a> {
+    fn new(w: &World<'a>) -> MoodleGrades<'a> {
+        let flows = Entity::Grade.direction(w.settings) == crate::settings::Direction::MoodleToZoho;
+        let records = if flows { w.records(Kind::MoodleGrade) } else { &[] };
+        MoodleGrades { by_key: records.iter().map(|r| (r.key.as_str(), r)).collect() }
+    }
+
+    /// The Moodle grade of a Zoho grade's student and class, if both are linked and it has one.
+    fn moodle_of(&self, w: &World<'a>, z: &Record) -> Option<&'a Record> {
+        let uid = w.students.map.moodle(z.ref_str("student_id")?)?;
+        let cid = w.classes.map.moodle(z.ref_str("class_id")?)?;
+        self.by_key.get(format!("{cid}:{uid}").as_str()).copied()
     }
 }
 

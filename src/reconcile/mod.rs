@@ -356,7 +356,7 @@ fn diff_entity(w: &World, e: Entity, collect: bool) -> EntityDiff {
             entities::grade_pairs(w, &mut d, &mut pre);
             d.finish()
         }
-        Entity::Unit | Entity::Registration | Entity::Payment => {
+        Entity::Unit | Entity::Registration | Entity::Payment | Entity::DashboardGrade => {
             let rules = entities::DashboardRules { entity: e, settings: w.settings, world: w };
             let mut d = Differ::new(e, direction, policy, &rules, collect);
             entities::dashboard_pairs(w, e, &mut d);
@@ -422,13 +422,14 @@ pub fn baseline_each<S: RecordStore + ?Sized>(
 }
 
 /// `entities` in groups, in dependency order: students, teachers and classes together (the records every entity
-/// resolves through), teaching and enrolments together (they share Moodle's enrolments), every other entity
-/// alone.
+/// resolves through), teaching and enrolments together (they share Moodle's enrolments), grades and their
+/// dashboard rows together (a row shows what this run brings into the Zoho grade), every other entity alone.
 fn groups(entities: &[Entity]) -> Vec<Vec<Entity>> {
     let mut out: Vec<Vec<Entity>> = Vec::new();
     let together = |a: Entity, b: Entity| {
         (IDENTITY.contains(&a) && IDENTITY.contains(&b))
             || [a, b].iter().all(|e| matches!(e, Entity::Teaching | Entity::Enrollment))
+            || [a, b].iter().all(|e| matches!(e, Entity::Grade | Entity::DashboardGrade))
     };
     for e in Entity::ALL.into_iter().filter(|e| entities.contains(e)) {
         match out.last_mut() {

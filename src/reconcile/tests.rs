@@ -92,6 +92,15 @@ fn mgrade(course: i64, user: i64, finalgrade: f64) -> Record {
     )
 }
 
+/// The dashboard row of Zoho grade `id` (no unit, no date).
+fn dgrade(id: &str, s: &str, user: i64, c: &str, grade: &str, pct: f64) -> Record {
+    rec(
+        Kind::DashboardGrade,
+        json!({"id": 1, "zoho_id": id, "userid": user, "student_zoho_id": s, "unit_zoho_id": "", "class_zoho_id": c,
+               "grade": grade, "moodle_grade": pct, "graded_date": null}),
+    )
+}
+
 fn zpayment(id: &str, s: &str, amount: &str) -> Record {
     rec(
         Kind::Payment,
@@ -158,6 +167,7 @@ impl Fx {
         );
         i.records.insert(Kind::Grade, vec![zgrade("501", "101", "301", "Merit", 65.0)]);
         i.records.insert(Kind::MoodleGrade, vec![mgrade(31, 11, 65.0)]);
+        i.records.insert(Kind::DashboardGrade, vec![dgrade("501", "101", 11, "301", "Merit", 65.0)]);
         i.records.insert(Kind::Payment, vec![zpayment("601", "101", "2000")]);
         i.records.insert(Kind::DashboardPayment, vec![mpayment("601", "101", 11, "2000")]);
         let mut fx = Fx { inputs: i, settings: Settings::defaults() };
@@ -585,10 +595,18 @@ fn reconcile_grades_flow_to_zoho_and_are_never_deleted() {
     let mut fx = Fx::synced();
     fx.set(Kind::MoodleGrade, "31:11", mgrade(31, 11, 82.0));
     let p = fx.plan();
-    let op = only(&p);
+    assert_eq!(p.ops.len(), 2, "{:#?}", p.ops);
+    let op = &p.ops[0];
     assert_eq!((op.entity, op.action, op.target), (Entity::Grade, Action::Update, Side::Zoho));
     assert_eq!(op.changes["grade"], json!("Distinction"));
     assert_eq!(op.changes["moodle_grade"], json!("82.00"));
+    // The grade's dashboard row follows in the same run, with what Zoho will hold.
+    let row = &p.ops[1];
+    assert_eq!((row.entity, row.action, row.target), (Entity::DashboardGrade, Action::Update, Side::Moodle));
+    assert_eq!(
+        (row.changes["grade"].clone(), row.changes["moodle_grade"].clone()),
+        (json!("Distinction"), json!("82.00"))
+    );
 
     fx.set(Kind::MoodleGrade, "31:12", mgrade(31, 12, 45.0));
     let p = fx.plan();

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::drift::{self, Mutation};
 use super::generator::{College, GenOptions};
-use super::moodle::{FakeMoodle, MoodleOptions};
+use super::moodle::{CostModel, FakeMoodle, MoodleOptions};
 use super::seed::{
     Drift, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
     PluginTables, ZohoSeed, ZOHO_MODULES,
@@ -18,7 +18,8 @@ use super::seed::{
 use super::zoho::{FakeZoho, ZohoOptions};
 use crate::settings::Settings;
 
-/// How to start a sandbox. `Default`: 1,500 students, seed 1, `empty`, no latency or faults, ephemeral ports.
+/// How to start a sandbox. `Default`: 1,500 students, seed 1, `empty`, no latency or faults, ephemeral ports,
+/// and a fake Moodle that answers as a stock Moodle 5.0 does (phones hidden from the token, no outgoing mail).
 #[derive(Debug, Clone, Default)]
 pub struct SandboxOptions {
     pub generate: GenOptions,
@@ -37,6 +38,12 @@ pub struct SandboxOptions {
     /// The secret both fakes sign their webhook posts with (the receiver's `ZOHO_WEBHOOK_HMAC_SECRET` and
     /// `MOODLE_WEBHOOK_HMAC_SECRET`); `None`: unsigned.
     pub webhook_hmac_secret: Option<crate::secret::Secret>,
+    /// The fake Moodle costs server time on 4 PHP workers as a real Moodle 5.0 does ([`CostModel`]).
+    pub moodle_cost_model: bool,
+    /// *Show user identity* includes `phone1` (stock: only `email`, so the token cannot read phones).
+    pub moodle_show_phone: bool,
+    /// Outgoing mail works (stock: not set up, so new enrolments end in `Message was not sent.`).
+    pub moodle_mail: bool,
 }
 
 /// A running sandbox. Dropping it stops both servers.
@@ -77,8 +84,14 @@ impl Sandbox {
             fault_seed: seed,
             webhook_url: base.as_ref().map(|b| format!("{b}/v1/events/moodle")),
             webhook_hmac_secret: opts.webhook_hmac_secret.clone(),
+            cost: opts.moodle_cost_model.then(CostModel::default),
+            mail_configured: opts.moodle_mail,
             ..MoodleOptions::default()
         };
+        let mut moodle_opts = moodle_opts;
+        if opts.moodle_show_phone {
+            moodle_opts.show_identity.push("phone1".into());
+        }
         let t = std::time::Instant::now();
         let zoho = FakeZoho::start(zoho, zoho_opts)?;
         tracing::info!(took_ms = t.elapsed().as_millis() as u64, "fake Zoho started");

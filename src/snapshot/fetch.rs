@@ -279,7 +279,7 @@ async fn spawn_all(
             let (m, ctx, plan) = (m.clone(), ctx.clone(), plan.clone());
             set.spawn(async move { moodle_courses(&m, &plan, &ctx).await });
         }
-        for kind in [Kind::DashboardUnit, Kind::DashboardRegistration, Kind::DashboardPayment] {
+        for kind in [Kind::DashboardUnit, Kind::DashboardRegistration, Kind::DashboardPayment, Kind::DashboardGrade] {
             if plan.has(kind) {
                 let (m, ctx) = (m.clone(), ctx.clone());
                 set.spawn(async move { dashboard(&m, kind, &ctx).await.map(|s| vec![s]) });
@@ -528,7 +528,9 @@ impl Listing {
 async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Result<Staged, SnapshotError> {
     let mut sink = ctx.sink(Kind::MoodleUser, "core_user_get_users");
     let Some(keys) = ctx.keys(Kind::MoodleUser) else {
-        sink.page(m.users(ws_user).await?).await?;
+        let mut users = m.users(ws_user).await?;
+        note_unreadable(&mut users);
+        sink.page(users).await?;
         return Ok(sink.finish(None));
     };
     // Moodle validates the ids of a read as integers and refuses the whole call for one that is not: such a
@@ -542,13 +544,22 @@ async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Re
         .collect();
     if !ids.is_empty() {
         sink.source = "core_user_get_users_by_field".into();
-        let (users, refused) = m.users_by_id_each(&ids).await?;
+        let (mut users, refused) = m.users_by_id_each(&ids).await?;
+        note_unreadable(&mut users);
         sink.page(users).await?;
         rejected.extend(
             refused.into_iter().map(|(key, e)| Unmappable { key, reason: format!("Moodle refused the id: {e}") }),
         );
     }
     Ok(sink.finish_asked(None, &keys, rejected))
+}
+
+/// Fields Moodle returned for no user are unknown (not shown to this token), never compared.
+fn note_unreadable(users: &mut [Value]) {
+    let unreadable = crate::mapping::person::settle_identity_fields(users);
+    if !unreadable.is_empty() {
+        tracing::info!(fields = ?unreadable, "Moodle returned these user fields for no user: unknown, not compared");
+    }
 }
 
 fn keep(keys: &Option<HashSet<String>>, raw: &Value) -> bool {
@@ -561,7 +572,12 @@ async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
         // An incremental run with no course, enrolment or grade keys reads nothing here.
         return Ok(kinds.map(|k| ctx.sink(k, "core_course_get_courses").finish(None)).collect());
     }
-    let courses = m.courses().await?;
+    // An incremental run that reads enrolments or grades by key and no course needs no course list: the keys
+    // name their courses (an echoed event then costs one read).
+    let by_keys_only =
+        [Kind::MoodleEnrolment, Kind::MoodleGrade].into_iter().filter(|k| plan.has(*k)).all(|k| ctx.keys(k).is_some())
+            && (!plan.has(Kind::MoodleCourse) || ctx.keys(Kind::MoodleCourse).is_some_and(|k| k.is_empty()));
+    let courses = if by_keys_only { Vec::new() } else { m.courses().await? };
     let ids: Vec<i64> = courses.iter().filter_map(|c| c.get("id").and_then(Value::as_i64)).collect();
     let mut out = Vec::new();
     if plan.has(Kind::MoodleCourse) {
@@ -585,7 +601,11 @@ async fn moodle_courses(m: &moodle::Client, plan: &Plan, ctx: &Ctx) -> Task {
             None => ids.clone(),
             Some(k) => {
                 let cs: BTreeSet<i64> = k.iter().filter_map(|key| key.split(':').next()?.parse().ok()).collect();
-                ids.iter().copied().filter(|i| cs.contains(i)).collect()
+                if by_keys_only {
+                    cs.into_iter().collect()
+                } else {
+                    ids.iter().copied().filter(|i| cs.contains(i)).collect()
+                }
             }
         };
         let source = if kind == Kind::MoodleEnrolment { "get_enrolments" } else { "get_course_grades" };

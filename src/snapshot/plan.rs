@@ -71,7 +71,7 @@ mod tests {
         let s = Settings::defaults();
         let p = Plan::new(&s, None, None);
         assert_eq!(p.side(Side::Zoho).len(), 8);
-        assert_eq!(p.side(Side::Moodle).len(), 7);
+        assert_eq!(p.side(Side::Moodle).len(), 8);
         let p = Plan::new(&s, Some(Entity::Payment), None);
         assert_eq!(p.kinds.into_iter().collect::<Vec<_>>(), vec![Kind::Payment, Kind::DashboardPayment]);
         let mut rows = std::collections::BTreeMap::new();

@@ -17,6 +17,7 @@ mod sandbox_moodle;
 mod sandbox_zoho;
 mod secrets;
 mod snapshot;
+mod stock_moodle;
 mod store;
 mod support;
 mod sync;

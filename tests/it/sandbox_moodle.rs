@@ -652,7 +652,7 @@ fn sandbox_moodle_get_courses_site_course_and_escaping() {
 
 #[test]
 fn sandbox_moodle_create_courses_errors_and_manual_instance() {
-    let fake = start(MoodleOptions::default());
+    let fake = start(MoodleOptions::permissive());
     let c = |i: &str, sn: &str, idn: &str, cat: &str| {
         vec![
             (format!("courses[{i}][fullname]"), format!("Course {sn}")),
@@ -740,7 +740,7 @@ fn sandbox_moodle_categories() {
 
 #[test]
 fn sandbox_moodle_enrol_upsert_and_unenrol_noop() {
-    let fake = start(MoodleOptions::default());
+    let fake = start(MoodleOptions::permissive());
     let enrol = |extra: &[(&str, &str)]| {
         let mut a =
             vec![("enrolments[0][roleid]", "5"), ("enrolments[0][userid]", "11"), ("enrolments[0][courseid]", "21")];
@@ -910,7 +910,8 @@ fn sandbox_moodle_plugin_get_info_and_not_installed() {
     let fake = start(MoodleOptions::default());
     assert_eq!(
         call(&fake, "local_student_dashboard_get_info", &[]),
-        json!({"component":"local_student_dashboard","version":2026040100,"release":"1.0.0","contract_version":1})
+        json!({"component":"local_student_dashboard","version":2026040100,"release":"1.0.0","contract_version":1,
+               "identity_fields":"email","mail":"php","welcome_default":true,"welcome_courses":2})
     );
     let fake = start(MoodleOptions { plugin_installed: false, ..MoodleOptions::default() });
     assert_error(&call(&fake, "local_student_dashboard_get_info", &[]), "invalidrecordunknown");
@@ -1225,4 +1226,112 @@ fn sandbox_moodle_webhooks_are_signed() {
     );
     assert_eq!(v["grade"], 91.0);
     assert!(v["event_id"].as_str().unwrap().starts_with("moodle-"));
+}
+
+// ---------- a stock Moodle 5.0 (reference §10) ----------
+
+/// Seed user 10 with a phone.
+fn seed_with_phone() -> MoodleSeed {
+    let mut s = seed();
+    s.users[0].phone1 = "+44 20 7946 0000".into();
+    s
+}
+
+#[test]
+fn stock_moodle_hides_phone1_from_a_token_that_is_not_admin_unless_shown() {
+    let fake = FakeMoodle::start(seed_with_phone(), MoodleOptions::default()).unwrap();
+    let by_id = |fake: &FakeMoodle| {
+        let v = call(fake, "core_user_get_users_by_field", &[("field", "id"), ("values[0]", "10")]);
+        v[0].clone()
+    };
+    let all = |fake: &FakeMoodle| {
+        let v = call(fake, "core_user_get_users", &[("criteria[0][key]", "email"), ("criteria[0][value]", "%")]);
+        v["users"].as_array().unwrap().iter().find(|u| u["id"] == 10).cloned().unwrap()
+    };
+    // Stock: Show user identity = email; the phone is set but not returned, by either function.
+    assert!(by_id(&fake).get("phone1").is_none(), "{}", by_id(&fake));
+    assert!(all(&fake).get("phone1").is_none());
+    assert_eq!(by_id(&fake)["email"], "alice@example.org");
+    fake.set_show_identity(&["email", "phone1"]);
+    assert_eq!(by_id(&fake)["phone1"], "+44 20 7946 0000");
+    assert_eq!(all(&fake)["phone1"], "+44 20 7946 0000");
+    fake.set_show_identity(&["email"]);
+    fake.update_options(|o| o.token_is_admin = true);
+    assert_eq!(by_id(&fake)["phone1"], "+44 20 7946 0000", "a site admin reads every field");
+}
+
+#[test]
+fn stock_moodle_commits_new_enrolments_then_raises_message_was_not_sent() {
+    let fake = start(MoodleOptions::default());
+    let enrol = |fake: &FakeMoodle, user: &str, course: &str| {
+        call(
+            fake,
+            "enrol_manual_enrol_users",
+            &[("enrolments[0][roleid]", "5"), ("enrolments[0][userid]", user), ("enrolments[0][courseid]", course)],
+        )
+    };
+    // A new enrolment: saved, then the welcome message fails after the commit.
+    let v = enrol(&fake, "11", "20");
+    assert_error(&v, "Message was not sent.");
+    assert!(fake.enrolments().iter().any(|(e, _)| e.courseid == 20 && e.userid == 11), "the enrolment was kept");
+    // An existing enrolment sends no welcome: no error.
+    assert_eq!(enrol(&fake, "10", "20"), Value::Null);
+    // With mail working, or the welcome message off, a new enrolment answers null.
+    fake.set_mail_configured(true);
+    assert_eq!(enrol(&fake, "12", "20"), Value::Null);
+    fake.set_mail_configured(false);
+    fake.set_welcome_message(false);
+    assert_eq!(enrol(&fake, "11", "21"), Value::Null);
+    // A failing call still rolls back as a whole (nothing committed, so no message either).
+    fake.set_welcome_message(true);
+    let v = call(
+        &fake,
+        "enrol_manual_enrol_users",
+        &[
+            ("enrolments[0][roleid]", "5"),
+            ("enrolments[0][userid]", "12"),
+            ("enrolments[0][courseid]", "21"),
+            ("enrolments[1][roleid]", "5"),
+            ("enrolments[1][userid]", "999"),
+            ("enrolments[1][courseid]", "21"),
+        ],
+    );
+    assert_ne!(v["errorcode"], "Message was not sent.", "{v}");
+    assert!(!fake.enrolments().iter().any(|(e, _)| e.courseid == 21 && e.userid == 12));
+}
+
+#[test]
+fn stock_moodle_cost_model_holds_at_most_its_workers() {
+    use zmsync::sandbox::moodle::CostModel;
+    let fake =
+        start(MoodleOptions { cost: Some(CostModel { workers: 2, per_call_ms: 30.0 }), ..MoodleOptions::default() });
+    let addr = fake.addr();
+    let token = fake.token();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let q = encode(&[
+                    ("wstoken", &token),
+                    ("wsfunction", "core_webservice_get_site_info"),
+                    ("moodlewsrestformat", "json"),
+                ]);
+                request(
+                    addr,
+                    "POST",
+                    &format!("/webservice/rest/server.php?{q}"),
+                    Some("application/x-www-form-urlencoded"),
+                    b"",
+                )
+                .expect("transport")
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().status, 200);
+    }
+    let stats = fake.stats();
+    assert_eq!(stats.requests["core_webservice_get_site_info"], 6);
+    assert!(stats.max_concurrent > 2, "the requests arrived together: {}", stats.max_concurrent);
+    assert_eq!(stats.max_workers_busy, 2, "but only two PHP workers served them at once");
 }

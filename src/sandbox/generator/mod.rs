@@ -894,17 +894,22 @@ fn synced_moodle(
     (moodle, students)
 }
 
-/// The dashboard rows as the plugin's `get_*` functions show them after the sync's upserts.
+/// The dashboard rows as the plugin's `get_*` functions show them after the sync's upserts (grades: those
+/// recorded in Zoho, for students with a Moodle user).
 fn plugin_tables(zoho: &ZohoSeed, user_of: &FxHashMap<String, i64>, settings: &Settings) -> PluginTables {
     let mut tables = PluginTables::default();
     let mut next_row = 1;
-    for (module, kind) in
-        [("BTEC_Units", Kind::Unit), ("BTEC_Registrations", Kind::Registration), ("BTEC_Payments", Kind::Payment)]
-    {
+    for (module, kind) in [
+        ("BTEC_Units", Kind::Unit),
+        ("BTEC_Registrations", Kind::Registration),
+        ("BTEC_Payments", Kind::Payment),
+        ("BTEC_Grades", Kind::Grade),
+    ] {
         let names = ZohoNames::for_kind(settings, kind);
         let table = match kind {
             Kind::Unit => &mut tables.units,
             Kind::Registration => &mut tables.registrations,
+            Kind::Grade => &mut tables.grades,
             _ => &mut tables.payments,
         };
         for block in zoho.modules[module].chunks(BLOCK) {
@@ -976,6 +981,16 @@ fn layout(kind: Kind) -> &'static [(&'static str, Absent)] {
             ("currency", Required),
             ("status", Empty),
         ],
+        Kind::Grade | Kind::DashboardGrade => &[
+            ("zoho_id", Required),
+            ("userid", Required),
+            ("student_zoho_id", Required),
+            ("unit_zoho_id", Empty),
+            ("class_zoho_id", Empty),
+            ("grade", Required),
+            ("moodle_grade", Null),
+            ("graded_date", Null),
+        ],
         _ => &[
             ("zoho_id", Required),
             ("userid", Required),
@@ -1000,6 +1015,8 @@ fn stored_value(key: &str, absent: Absent, v: Option<Value>) -> Value {
     });
     match (key, v) {
         ("credits", Value::String(s)) => json!(s.parse::<i64>().unwrap_or(0)),
+        // PARAM_FLOAT, stored as a number.
+        ("moodle_grade", Value::String(s)) => s.parse::<f64>().map(|g| json!(g)).unwrap_or(Value::Null),
         ("scholarship_percent", Value::Null) => json!("0.00"),
         (_, v) => v,
     }

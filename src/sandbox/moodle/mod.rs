@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use crate::sandbox::seed::MoodleSeed;
 use crate::secret::Secret;
 
+pub mod cost;
 pub mod errors;
 pub mod form;
 pub mod functions;
@@ -33,6 +34,7 @@ mod server;
 pub mod state;
 pub mod webhook;
 
+pub use cost::CostModel;
 pub use errors::WsError;
 pub use state::{Category, Course, Enrolment, Event, Grade, User};
 pub use webhook::Delivery;
@@ -98,6 +100,39 @@ pub struct MoodleOptions {
     pub profile_fields: Vec<String>,
     /// Most recent requests kept by the request log.
     pub request_log_cap: usize,
+    /// *Show user identity* (`$CFG->showuseridentity`): the identity fields a token that is not a site admin
+    /// reads. Stock: `email`, so `phone1` is left out of `core_user_get_users*` answers (reference §10).
+    pub show_identity: Vec<String>,
+    /// The token's user is a site admin (reads every field whatever `show_identity` says).
+    pub token_is_admin: bool,
+    /// Manual enrolment instances send the course welcome message (`customint1`; on by default since 4.4).
+    pub welcome_message: bool,
+    /// Outgoing mail works. Stock: not set up, so `enrol_manual_enrol_users` commits its enrolments and then
+    /// raises `Message was not sent.` whenever it made a new one while `welcome_message` is on.
+    pub mail_configured: bool,
+    /// Server time per call on a fixed pool of PHP workers ([`CostModel`]); `None` (the default) costs nothing.
+    pub cost: Option<CostModel>,
+}
+
+impl MoodleOptions {
+    /// A stock site's answers turned off: `phone1` shown, mail working. What tests of other behaviour use.
+    pub fn permissive() -> MoodleOptions {
+        MoodleOptions {
+            show_identity: vec!["email".into(), "phone1".into()],
+            mail_configured: true,
+            ..MoodleOptions::default()
+        }
+    }
+
+    /// Whether a token reads `field` of other users (`user_get_user_details`: identity fields or a site admin).
+    pub fn shows(&self, field: &str) -> bool {
+        self.token_is_admin || self.show_identity.iter().any(|f| f == field)
+    }
+
+    /// Whether a new manual enrolment ends in `Message was not sent.` after its commit.
+    pub fn welcome_fails(&self) -> bool {
+        self.welcome_message && !self.mail_configured
+    }
 }
 
 impl Default for MoodleOptions {
@@ -126,6 +161,11 @@ impl Default for MoodleOptions {
             webhook_on_ws_writes: false,
             profile_fields: Vec::new(),
             request_log_cap: 10_000,
+            show_identity: vec!["email".into()],
+            token_is_admin: false,
+            welcome_message: true,
+            mail_configured: false,
+            cost: None,
         }
     }
 }
@@ -142,6 +182,10 @@ pub struct Stats {
     /// Whether any request lost variables to `max_input_vars`.
     pub truncated: bool,
     pub max_concurrent: usize,
+    /// The most PHP workers of the cost model busy at once (0 without a cost model).
+    pub max_workers_busy: usize,
+    /// Server time the cost model charged, in ms, per function (empty without a cost model).
+    pub server_ms: BTreeMap<String, f64>,
     /// Exceptions returned, by errorcode as the client saw it.
     pub errors: BTreeMap<String, u64>,
     /// Injected faults by kind.
@@ -171,6 +215,8 @@ pub(crate) struct Shared {
     pub max_concurrent: AtomicUsize,
     pub outbox: webhook::Outbox,
     pub url: String,
+    /// The PHP workers of the cost model.
+    pub workers: cost::Workers,
 }
 
 use state::State;
@@ -203,6 +249,12 @@ impl Shared {
         if let Ok(mut s) = self.stats.lock() {
             s.max_form_vars = s.max_form_vars.max(n);
             s.truncated |= truncated;
+        }
+    }
+
+    pub fn count_server_time(&self, function: &str, d: std::time::Duration) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s.server_ms.entry(function.to_string()).or_default() += d.as_secs_f64() * 1000.0;
         }
     }
 
@@ -267,6 +319,7 @@ impl FakeMoodle {
             max_concurrent: AtomicUsize::new(0),
             outbox,
             url: format!("http://{addr}"),
+            workers: cost::Workers::default(),
         });
         let conns = Arc::new(http::Conns::default());
         let handler_shared = shared.clone();
@@ -349,6 +402,16 @@ impl FakeMoodle {
     pub fn set_max_input_vars(&self, n: usize) {
         self.update_options(|o| o.max_input_vars = n);
     }
+    /// *Show user identity*, e.g. `["email", "phone1"]`.
+    pub fn set_show_identity(&self, fields: &[&str]) {
+        self.update_options(|o| o.show_identity = fields.iter().map(|f| f.to_string()).collect());
+    }
+    pub fn set_mail_configured(&self, on: bool) {
+        self.update_options(|o| o.mail_configured = on);
+    }
+    pub fn set_welcome_message(&self, on: bool) {
+        self.update_options(|o| o.welcome_message = on);
+    }
     /// The token's next use answers `accessexception` (expired), after which it is unknown.
     pub fn expire_token(&self) {
         self.shared.token_expired.store(true, Ordering::SeqCst);
@@ -359,6 +422,7 @@ impl FakeMoodle {
     pub fn stats(&self) -> Stats {
         let mut s = self.shared.stats.lock().map(|s| s.clone()).unwrap_or_default();
         s.max_concurrent = self.shared.max_concurrent.load(Ordering::SeqCst);
+        s.max_workers_busy = self.shared.workers.peak.load(Ordering::SeqCst);
         s
     }
 
@@ -367,6 +431,7 @@ impl FakeMoodle {
             *s = Stats::default();
         }
         self.shared.max_concurrent.store(0, Ordering::SeqCst);
+        self.shared.workers.peak.store(0, Ordering::SeqCst);
         if let Ok(mut l) = self.shared.log.lock() {
             l.clear();
         }

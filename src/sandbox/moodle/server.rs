@@ -75,11 +75,16 @@ fn route(shared: &Shared, req: &Request) -> Reply {
         tracing::warn!(function, "fake Moodle: request without moodlewsrestformat=json answered in XML");
     }
 
-    let outcome = call(shared, &opts, token.as_deref(), &function, &args, raw);
-    let (result, written, write) = match outcome {
-        Ok((v, written, write)) => (Ok(v), written, write),
-        Err(e) => (Err(e), 0, false),
-    };
+    // The cost model holds one PHP worker for the call's server time (after the network latency above).
+    let worker = opts.cost.as_ref().map(|c| (c, shared.workers.take(c.workers)));
+    let (result, written, write) = call(shared, &opts, token.as_deref(), &function, &args, raw);
+    if let Some((model, _held)) = &worker {
+        let rows = super::cost::rows(&function, &args, result.as_ref().ok());
+        let spent = model.cost(&function, rows);
+        shared.count_server_time(&function, spent);
+        std::thread::sleep(spent);
+    }
+    drop(worker);
     if written > 0 && opts.per_record_ms > 0 {
         std::thread::sleep(Duration::from_millis(opts.per_record_ms.saturating_mul(written as u64)));
     }
@@ -124,7 +129,8 @@ fn fault_reply(kind: FaultKind, hold_ms: u64) -> Reply {
     }
 }
 
-/// Auth, lookup, validation and execution. Returns (result, records written, is a write).
+/// Auth, lookup, validation and execution. Returns (result, records written, is a write): an exception raised
+/// after a commit comes with the records that call wrote.
 fn call(
     shared: &Shared,
     opts: &super::MoodleOptions,
@@ -132,27 +138,45 @@ fn call(
     name: &str,
     args: &Map<String, Value>,
     raw: bool,
-) -> Result<(Value, usize, bool), WsError> {
+) -> (Result<Value, WsError>, usize, bool) {
+    match run(shared, opts, token, name, args, raw) {
+        Ok((v, written, write)) => (Ok(v), written, write),
+        Err((e, written, write)) => (Err(e), written, write),
+    }
+}
+
+type Failed = (WsError, usize, bool);
+
+fn run(
+    shared: &Shared,
+    opts: &super::MoodleOptions,
+    token: Option<&str>,
+    name: &str,
+    args: &Map<String, Value>,
+    raw: bool,
+) -> Result<(Value, usize, bool), Failed> {
+    let before = |e: WsError| (e, 0, false);
     // Auth comes before the function lookup, as in webservice_server::run().
-    shared.check_token(token)?;
+    shared.check_token(token).map_err(before)?;
     if name.is_empty() {
-        return Err(WsError::invalid_parameter("Missing function name"));
+        return Err(before(WsError::invalid_parameter("Missing function name")));
     }
     let known = functions::lookup(name).filter(|f| opts.plugin_installed || !f.plugin);
     let in_service = known.is_some() && !opts.missing_functions.iter().any(|m| m == name);
     if known.is_none() && !OUTSIDE_SERVICE.contains(&name) {
-        return Err(WsError::missing_record(
+        return Err(before(WsError::missing_record(
             "external_functions",
             &format!("SELECT * FROM {{external_functions}} WHERE name = ?\n[array (\n  0 => '{name}',\n)]"),
-        ));
+        )));
     }
     let Some(f) = known.filter(|_| in_service) else {
-        return Err(WsError::access(format!(
+        return Err(before(WsError::access(format!(
             "Access to the function {name}() is not allowed. There could be multiple reasons for this: 1. The service linked to the user token does not contain the function. 2. The service is user-restricted and the user is not listed. 3. The service is IP-restricted and the user IP is not listed. 4. The service is time-restricted and the time has expired. 5. The token is time-restricted and the time has expired. 6. The service requires a specific capability which the user does not have. 7. The function is called with username/password (no user token is sent) and one of the previous reasons applies."
-        )));
+        ))));
     };
-    let args = params::validate(&(f.schema)(), args)?;
-    let mut state = shared.state.lock().map_err(|_| WsError::moodle("generalexceptionmessage", "Internal error"))?;
+    let args = params::validate(&(f.schema)(), args).map_err(before)?;
+    let mut state =
+        shared.state.lock().map_err(|_| before(WsError::moodle("generalexceptionmessage", "Internal error")))?;
     let backup = f.transactional.then(|| state.core_backup());
     let mut ctx = Ctx {
         state: &mut state,
@@ -162,9 +186,10 @@ fn call(
         written: 0,
         events: Vec::new(),
         siteurl: shared.url.clone(),
+        after_commit: None,
     };
     let result = (f.run)(&mut ctx, &args);
-    let (written, events) = (ctx.written, std::mem::take(&mut ctx.events));
+    let (written, events, after_commit) = (ctx.written, std::mem::take(&mut ctx.events), ctx.after_commit.take());
     match result {
         Ok(v) => {
             state.events.extend(events.iter().cloned());
@@ -174,14 +199,17 @@ fn call(
                     shared.outbox.send(e);
                 }
             }
-            Ok((v, written, f.write))
+            match after_commit {
+                Some(e) => Err((e, written, f.write)),
+                None => Ok((v, written, f.write)),
+            }
         }
         Err(e) => {
             // A delegated transaction rolls the whole call back.
             if let Some(b) = backup {
                 state.restore_core(b);
             }
-            Err(e)
+            Err(before(e))
         }
     }
 }

@@ -108,6 +108,7 @@ pub fn upsert(ctx_state: &mut crate::sandbox::moodle::state::State, spec: EnrolS
 }
 
 fn enrol_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsError> {
+    let mut welcomed = false;
     for e in items(args, "enrolments") {
         let (roleid, userid, courseid) = (i(e, "roleid"), i(e, "userid"), i(e, "courseid"));
         if !ctx.state.courses.contains_key(&courseid) {
@@ -139,12 +140,23 @@ fn enrol_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsErro
         if let Some(ev) =
             upsert(ctx.state, EnrolSpec { courseid, userid, roleid, timestart: ts, timeend: te, status }, ctx.now)
         {
+            welcomed |= ev.eventname == CREATED;
             ctx.events.push(ev);
         }
         ctx.written += 1;
     }
+    // Moodle 4.4+: each new enrolment queues the course welcome message, sent when the transaction commits.
+    // Without working mail the first one fails and `message_send` throws, after the enrolments are saved
+    // (lib/classes/message/manager.php: `new \moodle_exception("Message was not sent.")`, a code with no
+    // language string, so the message is `error/` + the code).
+    if welcomed && ctx.opts.welcome_fails() {
+        ctx.after_commit = Some(WsError::moodle(MESSAGE_NOT_SENT, format!("error/{MESSAGE_NOT_SENT}")));
+    }
     Ok(Value::Null)
 }
+
+/// The errorcode of the exception a stock site raises after committing an enrolment it could not mail.
+pub const MESSAGE_NOT_SENT: &str = "Message was not sent.";
 
 fn unenrol_schema() -> Vec<(&'static str, Desc)> {
     vec![(
@@ -315,7 +327,7 @@ fn get_enrolled_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value,
                 ("preferences", json!([])),
                 ("enrolledcourses", courses),
             ];
-            Some(super::users::describe(u, fields.as_deref(), &extra))
+            Some(super::users::describe(u, fields.as_deref(), &extra, ctx.opts))
         })
         .collect();
     Ok(Value::Array(out))

@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     /// Events the plugin's observers would see.
     pub events: Vec<Event>,
     pub siteurl: String,
+    /// An exception raised after the call's changes were committed (they stay): what the client sees.
+    pub after_commit: Option<WsError>,
 }
 
 impl Ctx<'_> {

@@ -173,8 +173,17 @@ fn batch_too_large(n: usize) -> WsError {
 
 fn get_info(ctx: &mut Ctx, _args: &Map<String, Value>) -> Result<Value, WsError> {
     ctx.require(MANAGE)?;
+    // The site settings doctor reads (optional fields, added compatibly): Show user identity, how mail is
+    // sent, and whether manual enrolments send the welcome message.
+    let welcome_courses = if ctx.opts.welcome_message {
+        ctx.state.courses.values().filter(|c| c.manual_enrolid.is_some()).count()
+    } else {
+        0
+    };
     Ok(json!({"component": "local_student_dashboard", "version": 2026040100, "release": "1.0.0",
-              "contract_version": CONTRACT_VERSION}))
+              "contract_version": CONTRACT_VERSION, "identity_fields": ctx.opts.show_identity.join(","),
+              "mail": if ctx.opts.mail_configured { "smtp" } else { "php" },
+              "welcome_default": ctx.opts.welcome_message, "welcome_courses": welcome_courses}))
 }
 
 fn upsert_schema(t: &RowType) -> Vec<(&'static str, Desc)> {

@@ -57,7 +57,7 @@ fn run(ctx: &mut Ctx, _args: &Map<String, Value>) -> Result<Value, WsError> {
         "siteid": 1,
         "sitecalendartype": "gregorian",
         "usercalendartype": "gregorian",
-        "userissiteadmin": true,
+        "userissiteadmin": ctx.opts.token_is_admin,
         "theme": "boost",
         "limitconcurrentlogins": 0,
         "policyagreed": 0

@@ -7,6 +7,7 @@ use super::{i, ints, items, ob, oi, os, s, strs, warning, Ctx, Function, CORE_VE
 use crate::sandbox::moodle::errors::{WsError, EX_MOODLE};
 use crate::sandbox::moodle::params::{clean_text, def, list, opt, req, single, valid_email, with, Desc, Req, P};
 use crate::sandbox::moodle::state::{User, ADMIN_ID, GUEST_ID};
+use crate::sandbox::moodle::MoodleOptions;
 
 pub static FUNCTIONS: &[Function] = &[
     Function {
@@ -62,7 +63,9 @@ const THEMES: &[&str] = &["boost", "classic"];
 
 /// `user_description` as the user's details are returned (keys in the declared order; optional keys absent
 /// when empty, like `user_get_user_details`). `fields` filters as `userfields` does (`id` always present).
-pub fn describe(u: &User, fields: Option<&[String]>, extra: &[(&str, Value)]) -> Value {
+/// `phone1` and `phone2` are there only for a site admin's token or when *Show user identity* lists them
+/// (`user/lib.php`: no capability grants them), so a stock site leaves them out even when they are set.
+pub fn describe(u: &User, fields: Option<&[String]>, extra: &[(&str, Value)], opts: &MoodleOptions) -> Value {
     let want = |k: &str| match fields {
         Some(f) => f.iter().any(|x| x == k),
         None => true,
@@ -80,7 +83,8 @@ pub fn describe(u: &User, fields: Option<&[String]>, extra: &[(&str, Value)]) ->
     put("fullname", json!(u.fullname()));
     put("email", json!(u.email));
     for (k, v) in [("address", &u.address), ("phone1", &u.phone1), ("phone2", &u.phone2)] {
-        if !v.is_empty() {
+        let shown = k == "address" || opts.shows(k);
+        if !v.is_empty() && shown {
             put(k, json!(v));
         }
     }
@@ -192,7 +196,7 @@ fn get_users(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value, WsError>
                     _ => false,
                 })
             })
-            .map(|u| describe(u, None, &[]))
+            .map(|u| describe(u, None, &[], ctx.opts))
             .collect()
     };
     Ok(json!({"users": users, "warnings": warnings}))
@@ -253,7 +257,7 @@ fn get_users_by_field(ctx: &mut Ctx, args: &Map<String, Value>) -> Result<Value,
                     "SELECT * FROM {context} WHERE instanceid = ? AND contextlevel = 30",
                 ));
             }
-            out.push(describe(u, None, &[]));
+            out.push(describe(u, None, &[], ctx.opts));
         }
     }
     Ok(Value::Array(out))

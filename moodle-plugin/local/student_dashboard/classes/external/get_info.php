@@ -50,17 +50,28 @@ class get_info extends external_api {
         self::validate_context($context);
         require_capability('local/student_dashboard:manage', $context);
 
+        global $CFG, $DB;
         $plugin = \core_plugin_manager::instance()->get_plugin_info('local_student_dashboard');
+        if (!empty($CFG->noemailever)) {
+            $mail = 'disabled';
+        } else {
+            $mail = empty($CFG->smtphosts) ? 'php' : 'smtp';
+        }
         return [
             'component' => 'local_student_dashboard',
             'version' => (int) $plugin->versiondisk,
             'release' => (string) $plugin->release,
             'contract_version' => row_types::CONTRACT_VERSION,
+            // Site settings the sync's doctor checks (optional: added after 1.0, older clients ignore them).
+            'identity_fields' => (string) ($CFG->showuseridentity ?? ''),
+            'mail' => $mail,
+            'welcome_default' => !empty(get_config('enrol_manual', 'sendcoursewelcomemessage')),
+            'welcome_courses' => $DB->count_records_select('enrol', "enrol = 'manual' AND customint1 <> 0"),
         ];
     }
 
     /**
-     * Returns: component, version, release and contract version.
+     * Returns: component, version, release and contract version, and the site settings the sync's doctor checks.
      *
      * @return external_single_structure
      */
@@ -70,6 +81,14 @@ class get_info extends external_api {
             'version' => new external_value(PARAM_INT, 'Plugin version (version.php)'),
             'release' => new external_value(PARAM_TEXT, 'Plugin release'),
             'contract_version' => new external_value(PARAM_INT, 'Web-service contract version'),
+            'identity_fields' => new external_value(PARAM_RAW, 'Show user identity ($CFG->showuseridentity)',
+                VALUE_OPTIONAL),
+            'mail' => new external_value(PARAM_ALPHA, 'How mail is sent: smtp, php (no SMTP host) or disabled',
+                VALUE_OPTIONAL),
+            'welcome_default' => new external_value(PARAM_BOOL,
+                'New manual enrolment methods send the course welcome message', VALUE_OPTIONAL),
+            'welcome_courses' => new external_value(PARAM_INT,
+                'Manual enrolment methods that send the course welcome message', VALUE_OPTIONAL),
         ]);
     }
 }
