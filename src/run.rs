@@ -533,7 +533,7 @@ fn fail_mark(store: &dyn Store, settings: &Settings, m: &DirtyMark, error: &str)
     if attempts >= max.max(1) {
         let msg = format!(
             "parked after {attempts} failed attempts (retry.policy.max_retries = {max}): {error}; a new event for \
-             the record tries it again"
+             the record, or `zmsync events retry`, tries it again"
         );
         store.fail_dirty(m, &msg, PARKED)
     } else {

@@ -513,22 +513,6 @@ impl Client {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn needed_functions_cover_the_plugin_and_core() {
-        let f = needed_functions();
-        assert!(f.contains(&"local_student_dashboard_get_payments".to_string()));
-        assert!(f.contains(&"core_user_get_users".to_string()));
-        assert_eq!(f.len(), 11 + 3 + 12);
-        let w: Warning =
-            serde_json::from_value(json!({"item":"x","itemid":2,"warningcode":"invaliduserid","message":"m"})).unwrap();
-        assert_eq!(w.itemid, Some(2));
-    }
-}
-
 /// An error about the token, the service or the site, which no split of the request cures.
 fn access_error(e: &MoodleError) -> bool {
     matches!(
@@ -543,4 +527,20 @@ fn access_error(e: &MoodleError) -> bool {
                 | "servicerequireslogin"
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needed_functions_cover_the_plugin_and_core() {
+        let f = needed_functions();
+        assert!(f.contains(&"local_student_dashboard_get_payments".to_string()));
+        assert!(f.contains(&"core_user_get_users".to_string()));
+        assert_eq!(f.len(), 11 + 3 + 12);
+        let w: Warning =
+            serde_json::from_value(json!({"item":"x","itemid":2,"warningcode":"invaliduserid","message":"m"})).unwrap();
+        assert_eq!(w.itemid, Some(2));
+    }
 }

@@ -135,12 +135,12 @@ impl Sink {
 
     /// [`Sink::finish`] for an incremental read of `asked`: those neither staged nor `rejected` are gone.
     fn finish_asked<'k>(
-        self,
+        mut self,
         cursor: Option<String>,
         asked: impl IntoIterator<Item = &'k String>,
         rejected: Vec<Unmappable>,
     ) -> Staged {
-        let staged = self.staged.clone().unwrap_or_default();
+        let staged = self.staged.take().unwrap_or_default();
         let refused: HashSet<&str> = rejected.iter().map(|r| r.key.as_str()).collect();
         let mut removed: Vec<String> = asked
             .into_iter()

@@ -179,7 +179,7 @@ impl RunStore for SqliteStore {
         for id in ids {
             out.extend(self.run(id)?);
         }
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|r| std::cmp::Reverse(r.id));
         Ok(out)
     }
 
@@ -349,7 +349,7 @@ impl RunStore for PgStore {
             &[&by, &now(), &note],
         )?;
         let mut out: Vec<RunRow> = rows.iter().map(pg_run).collect();
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|r| std::cmp::Reverse(r.id));
         Ok(out)
     }
 
