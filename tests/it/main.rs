@@ -10,6 +10,7 @@ mod fakes;
 mod follow;
 mod reconcile;
 mod reconcile_e2e;
+mod report_io;
 mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;
