@@ -13,6 +13,9 @@
 //!    emulation posts the signed webhook; timed until the fake Moodle holds the new email (p50 and max of
 //!    BENCH_E2E_SAMPLES, default 8, with BENCH_E2E_STUDENTS students, default 1,500).
 //!
+//! Phases 1 and 2 run twice per store, side by side: on hyper (what `zmsync serve` runs) and on the old
+//! tiny_http server (src/webhook/legacy.rs, kept for this comparison only), each line labelled with its server.
+//!
 //! On SQLite always, and on PostgreSQL when ZMSYNC_TEST_DATABASE_URL is set (in a schema of its own). Figures
 //! are printed, never asserted. BENCH_SECONDS changes the length of each acceptance phase (default 10),
 //! BENCH_WORKERS the receiver's worker threads (default 64: each waits for its commit). BENCH_ONLY=acceptance
@@ -110,7 +113,26 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn bench(label: &str, database_url: &str, seconds: u64) {
+/// Which HTTP server runs the receiver: hyper (what `zmsync serve` runs) or the old tiny_http one, kept for
+/// this side-by-side only (src/webhook/legacy.rs).
+#[derive(Clone, Copy, PartialEq)]
+enum Http {
+    Hyper,
+    TinyHttp,
+}
+
+impl Http {
+    fn name(self) -> &'static str {
+        match self {
+            Http::Hyper => "hyper",
+            Http::TinyHttp => "tiny_http (old)",
+        }
+    }
+}
+
+fn bench(store_label: &str, http: Http, database_url: &str, seconds: u64) {
+    let label = &format!("{store_label} {}", http.name());
+    let tag = if http == Http::Hyper { "h" } else { "t" };
     // Migrate first, as `zmsync serve` does.
     drop(zmsync::store::open(database_url).expect("open the store"));
     let receiver = Receiver::bind("127.0.0.1:0").expect("bind");
@@ -125,10 +147,13 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
     };
     let server = {
         let stop = Arc::clone(&stop);
-        std::thread::spawn(move || receiver.run(opts, stop).expect("serve"))
+        std::thread::spawn(move || match http {
+            Http::Hyper => receiver.run(opts, stop).expect("serve"),
+            Http::TinyHttp => zmsync::webhook::legacy::run(receiver, opts, stop).expect("serve (tiny_http)"),
+        })
     };
     std::thread::sleep(Duration::from_millis(300));
-    let run_id = std::process::id();
+    let run_id = format!("{tag}{}", std::process::id());
 
     // Phase 1: a steady 200 requests/s, open loop over 8 keep-alive connections (25/s each, staggered), each
     // request due at a fixed time. Latency runs from when the request was due, so an answer that comes late
@@ -142,7 +167,7 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
     let t0 = Instant::now() + Duration::from_millis(50);
     let handles: Vec<_> = (0..conns)
         .map(|c| {
-            let addr = addr.clone();
+            let (addr, run_id) = (addr.clone(), run_id.clone());
             std::thread::spawn(move || {
                 let mut conn = Conn::open(&addr);
                 let interval = Duration::from_nanos(1_000_000_000 * conns / rate);
@@ -216,6 +241,7 @@ fn bench(label: &str, database_url: &str, seconds: u64) {
         let hs: Vec<_> = (0..clients)
             .map(|c| {
                 let (addr, accepted, other, done) = (addr.clone(), accepted.clone(), other.clone(), done.clone());
+                let run_id = run_id.clone();
                 std::thread::spawn(move || {
                     let mut conn = Conn::open(&addr);
                     let mut i = 0u64;
@@ -390,7 +416,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     if acceptance {
-        bench("sqlite", &url, seconds);
+        for http in [Http::Hyper, Http::TinyHttp] {
+            bench("sqlite", http, &url, seconds);
+        }
     }
     if e2e {
         let url = format!("sqlite://{}", dir.path().join("e2e.db").display());
@@ -409,7 +437,9 @@ fn main() {
                 c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
                 let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
                 if phase == "accept" {
-                    bench("postgresql", &url, seconds);
+                    for http in [Http::Hyper, Http::TinyHttp] {
+                        bench("postgresql", http, &url, seconds);
+                    }
                 } else {
                     end_to_end("postgresql", &url);
                 }

@@ -94,7 +94,8 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Sync: snapshot both sides, plan, apply, report. One of --all, --module M or --incremental.
     #[command(after_help = "Exit codes: 0 done; 1 failed; 3 finished but some records were rejected or failed \
-                            (see the CSV report and `zmsync db`); 4 refused (a safety guard, or another run holds \
+                            (see the CSV report and `zmsync db`), or the report could not be written (the message says how to \
+                            write it later: `zmsync report RUN`); 4 refused (a safety guard, or another run holds \
                             the lock). Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
                             docs/sync.md.")]
     Sync(SyncArgs),

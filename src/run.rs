@@ -71,6 +71,9 @@ pub enum RunError {
     Apply(#[from] apply::ApplyError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A file or directory the run needs cannot be written: the message names it and the fix.
+    #[error("{0}")]
+    File(String),
 }
 
 impl ExitKind for RunError {
@@ -115,6 +118,10 @@ pub struct RunReport {
     pub phase_calls: PhaseCalls,
     pub elapsed_ms: u64,
     pub report: Option<PathBuf>,
+    /// Why the CSV report could not be written after the ops were applied (the run exits 3; `zmsync report
+    /// RUN` writes it from the journal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_error: Option<String>,
     pub plan_out: Option<PathBuf>,
     /// Dirty keys taken (incremental) and how many stayed dirty with an error.
     pub dirty_taken: usize,
@@ -141,7 +148,7 @@ pub struct PhaseCalls {
 
 impl RunReport {
     pub fn exit(&self) -> Exit {
-        if self.rejected + self.failed > 0 || self.dirty_failed > 0 {
+        if self.rejected + self.failed > 0 || self.dirty_failed > 0 || self.report_error.is_some() {
             Exit::Partial
         } else {
             Exit::Done
@@ -199,6 +206,9 @@ impl RunReport {
         );
         if let Some(p) = &self.report {
             let _ = writeln!(out, "report: {}", p.display());
+        }
+        if let Some(e) = &self.report_error {
+            let _ = writeln!(out, "report: NOT WRITTEN: {e}");
         }
         if let Some(p) = &self.plan_out {
             let _ = writeln!(out, "plan: {}", p.display());
@@ -316,6 +326,10 @@ fn body(
         Scope::Module(m) => snapshot::parse_module(m, settings),
         _ => None,
     };
+    // Before anything is read or written: the report must be writable, or the run would apply everything and
+    // then fail to say what it did.
+    let dir = opts.report_dir.clone().unwrap_or_else(|| default_report_dir(store));
+    check_report_dir(&dir)?;
 
     // 1. Snapshot (incremental: the dirty keys only, plus Zoho changes since the cursor).
     let mode = if let Scope::Incremental = opts.scope {
@@ -396,9 +410,8 @@ fn body(
 
     // 3. Journal every planned op before anything is sent; then apply.
     let mut done: Vec<Done> = Vec::new();
-    let dir = opts.report_dir.clone().unwrap_or_else(|| default_report_dir(store));
-    std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("run-{run_id}.csv"));
+    let mut report_error = None;
     let summary;
     if !opts.dry_run && !ops.is_empty() {
         for chunk in ops.entries().chunks(JOURNAL_CHUNK) {
@@ -414,8 +427,17 @@ fn body(
         moodle_calls += m.calls;
         phase_calls.apply = Calls { zoho: z.calls, moodle: m.calls };
         lap("apply");
-        // The CSV and the summary's counts now, so the ops are not kept while the base is recorded.
-        write_csv(&path, run_id, &ops, &done, opts.dry_run)?;
+        // The CSV and the summary's counts now, so the ops are not kept while the base is recorded. The ops
+        // were applied: a CSV that cannot be written does not fail the run (the journal has every op and
+        // outcome); the run goes on and exits 3, saying how to write it later.
+        if let Err(e) = write_csv(&path, run_id, &ops, &done, opts.dry_run) {
+            let _ = std::fs::remove_file(&path);
+            let message = format!(
+                "{e}\n  the ops were applied and are all in the journal; once there is room, write the report with: \
+                 zmsync report {run_id}"
+            );
+            report_error = Some(message);
+        }
         summary = Summary::of(store, run_id, &plan, &ops, &done)?;
         let reread = refresh(&mode, &done, &ops)?;
         drop(ops);
@@ -512,7 +534,8 @@ fn body(
         moodle_calls,
         phase_calls,
         elapsed_ms: started.elapsed().as_millis() as u64,
-        report: Some(path),
+        report: report_error.is_none().then_some(path),
+        report_error,
         plan_out: opts.plan_out.clone(),
         dirty_taken,
         dirty_failed,
@@ -832,17 +855,73 @@ fn write_plan(path: &Path, plan: &Plan, ops: &Spill) -> Result<(), RunError> {
         guards: &plan.guards,
         counts: &plan.counts,
     };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    serde_json::to_writer_pretty(&mut w, &whole).map_err(std::io::Error::other)?;
-    std::io::Write::flush(&mut w)?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer_pretty(&mut w, &whole).map_err(std::io::Error::other)?;
+        std::io::Write::flush(&mut w)
+    };
+    write().map_err(|e| {
+        let hint = io_hint(&e).replace("--report-dir", "--plan-out");
+        RunError::File(format!("cannot write the plan {}: {e}\n  hint: {hint}", path.display()))
+    })
 }
 
 /// One row per op: what was (or, dry run, would be) done and its outcome. Never a secret: ops hold record
 /// fields only.
 fn write_csv(path: &Path, run_id: i64, ops: &Spill, done: &[Done], dry_run: bool) -> Result<(), RunError> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| RunError::Io(std::io::Error::other(e.to_string())))?;
-    let io = |e: csv::Error| std::io::Error::other(e.to_string());
+    write_csv_rows(path, run_id, ops, done, dry_run).map_err(|e| match e {
+        RunError::Io(e) => RunError::File(file_error("cannot write the report", path, &e)),
+        other => other,
+    })
+}
+
+/// What to do about an I/O error on `path`, by its kind.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => "free space on that disk (df -h), or point --report-dir at another",
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+            "make it writable by the user zmsync runs as, or point --report-dir at another directory"
+        }
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => "create it (mkdir -p), or point --report-dir at another directory",
+        _ => "check the path and the disk, or point --report-dir at another directory",
+    }
+}
+
+/// "{what} {path}: {error}" and a hint line.
+fn file_error(what: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("{what} {}: {e}\n  hint: {}", path.display(), io_hint(e))
+}
+
+/// Creates the report directory if needed and checks that it takes a file (written and removed).
+pub fn check_report_dir(dir: &Path) -> Result<(), RunError> {
+    let fail = |e: std::io::Error| {
+        RunError::File(format!(
+            "{}\n  nothing was read or written",
+            file_error("the report directory cannot take the run's report:", dir, &e)
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".zmsync-write-check-{}", std::process::id()));
+    let written = std::fs::File::create(&probe).and_then(|mut f| {
+        use std::io::Write as _;
+        f.write_all(b"zmsync checks that the report directory takes a file\n")?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(fail)
+}
+
+/// The I/O error inside a CSV error (its OS error kept, for [`io_hint`]).
+fn csv_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
+fn write_csv_rows(path: &Path, run_id: i64, ops: &Spill, done: &[Done], dry_run: bool) -> Result<(), RunError> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| RunError::Io(csv_io(e)))?;
+    let io = csv_io;
     w.write_record(crate::operator::report::CSV_COLUMNS).map_err(io)?;
     let by_seq: BTreeMap<u64, &Done> = done.iter().map(|d| (d.seq, d)).collect();
     ops.for_each(|op| {

@@ -58,8 +58,10 @@ pub enum StoreError {
          not modified\n  hint: run the newer zmsync that migrated it, or restore a backup made before the upgrade"
     )]
     SchemaTooNew { location: String, found: i64, supported: i64 },
-    #[error("SQLite error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// Not a `source`: its text is in this message already (printed as a chain, SQLite's words came out
+    /// three times).
+    #[error("{}", sqlite_text(.0))]
+    Sqlite(rusqlite::Error),
     #[error("PostgreSQL error: {0}")]
     Postgres(#[from] ::postgres::Error),
     #[error("PostgreSQL connection pool: {0}")]
@@ -127,6 +129,28 @@ pub fn open(url: &str) -> Result<Box<dyn Store>> {
     Err(StoreError::InvalidUrl { url: redact_url(url), reason: "the scheme must be sqlite:// or postgres://".into() })
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(e)
+    }
+}
+
+/// An SQLite error as a person reads it: a full disk says so once, with what to do.
+fn sqlite_text(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            "the disk holding the SQLite store is full (SQLite: database or disk is \
+             full); the transaction was rolled back, nothing half-written was kept\n  hint: free space on that disk \
+             (df -h; `zmsync events cleanup` removes old events), then run the command again"
+                .into()
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => format!(
+            "SQLite error: {e}\n  hint: the store's file and its directory must be writable by the user zmsync runs as"
+        ),
+        _ => format!("SQLite error: {e}"),
+    }
+}
+
 /// A URL safe to print: the password (if any) replaced by `***`, whether or not the URL parses.
 ///
 /// Not parsed on purpose: the PostgreSQL driver accepts a raw `#` or `/` in a password, which a URL parser
@@ -169,8 +193,19 @@ pub(crate) fn now() -> DateTime<Utc> {
 }
 
 #[cfg(test)]
-mod redact_tests {
+mod tests {
     use super::redact_url;
+
+    #[test]
+    fn a_full_disk_is_said_once_with_a_hint() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        let shown = format!("{:#}", anyhow::Error::from(super::StoreError::from(full)));
+        assert_eq!(shown.matches("disk is full").count(), 1, "{shown}");
+        assert!(shown.contains("hint: free space"), "{shown}");
+    }
 
     #[test]
     fn no_password_survives_whether_or_not_the_url_parses() {

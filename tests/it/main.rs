@@ -12,6 +12,7 @@ mod follow;
 mod operator;
 mod reconcile;
 mod reconcile_e2e;
+mod report_io;
 mod sandbox_cli;
 mod sandbox_moodle;
 mod sandbox_zoho;

@@ -440,7 +440,7 @@ fn webhook_rate_limit_change_takes_effect_without_restart() {
 }
 
 /// Many keep-alive connections opened at once are all answered while every one of them stays open (none
-/// waits for another to close: see `nudge_connections` in src/webhook/server.rs).
+/// waits for another to close, as with tiny_http: see `nudge_connections` in src/webhook/legacy.rs).
 #[test]
 fn webhook_keep_alive_connections_opened_together_are_all_answered() {
     let s = full_env(Scratch::new());
