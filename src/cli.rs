@@ -16,7 +16,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
                   ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET, ZOHO_NOTIFY_TOKEN) are read only from \
                   the environment or .env.",
     after_help = "Exit codes: 0 done, 1 failed, 2 usage or configuration error, 3 finished but some records \
-                  failed, 4 refused (safety guard or lock held).\n\nStart with `zmsync init`, then \
+                  failed, 4 refused by a safety guard, 5 another run holds the lock (nothing done).\n\nStart with `zmsync init`, then \
                   `zmsync settings list`."
 )]
 pub struct Cli {
@@ -31,7 +31,8 @@ pub struct GlobalArgs {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors.
+    /// Quiet, for cron: a run that succeeds prints nothing; errors, and the summary of a run that exits 3, still
+    /// print. Logs: errors only.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// TOML config file (database_url, [zoho] region/client_id/accounts_url/api_domain, [moodle] url).
@@ -93,8 +94,10 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Sync: snapshot both sides, plan, apply, report. One of --all, --module M or --incremental.
     #[command(after_help = "Exit codes: 0 done; 1 failed; 3 finished but some records were rejected or failed \
-                            (see the CSV report and `zmsync db`); 4 refused (a safety guard, or another run holds \
-                            the lock). Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
+                            (see the CSV report and `zmsync db`); 4 refused by a safety guard (nothing written: \
+                            look before re-running with --allow-mass-change); 5 another live run holds the lock \
+                            (nothing done; `--if-free` makes that exit 0). With -q a run that exits 0 prints \
+                            nothing. Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
                             docs/sync.md.")]
     Sync(SyncArgs),
     /// Apply a saved plan (`zmsync plan --out plan.json`): ops whose records changed since are skipped and listed.
@@ -291,6 +294,14 @@ pub struct SyncArgs {
     /// With --incremental: keep running, syncing as dirty marks arrive, until SIGTERM or SIGINT.
     #[arg(long, requires = "incremental")]
     pub follow: bool,
+    /// When another live run holds the lock, log it and exit 0 instead of 5: for schedules that overlap (the
+    /// 5-minute incremental run while the nightly full run works).
+    #[arg(long, conflicts_with = "lock_wait")]
+    pub if_free: bool,
+    /// When another live run holds the lock, try again every few seconds for up to SECONDS before exiting 5:
+    /// for the nightly full run, so that an incremental run that happens to be going does not cost the night.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub lock_wait: u64,
     #[command(flatten)]
     pub common: RunArgs,
     /// Write the plan this run applies (JSON) here.

@@ -25,6 +25,8 @@ use crate::store::{self, Store};
 pub struct Context {
     pub config: Config,
     pub json: bool,
+    /// `-q`: a command that succeeded prints nothing (cron mails any output); failures still print.
+    pub quiet: bool,
 }
 
 impl Context {
@@ -35,7 +37,7 @@ impl Context {
 }
 
 pub fn run(cli: Cli, config: Config) -> Result<Exit> {
-    let ctx = Context { config, json: cli.global.json };
+    let ctx = Context { config, json: cli.global.json, quiet: cli.global.quiet };
     match cli.command {
         Command::Init => init::run(&ctx),
         Command::Doctor => doctor::run(&ctx),

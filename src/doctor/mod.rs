@@ -10,6 +10,7 @@ mod clock;
 mod disk;
 mod local;
 mod moodle;
+mod runs;
 mod store;
 mod zoho;
 
@@ -124,6 +125,7 @@ pub fn run(config: &Config) -> Report {
     let mut report = Report::default();
     local::checks(config, &mut report);
     let opened = store::checks(config, &mut report);
+    runs::checks(opened.store.as_deref(), opened.settings.as_ref().map_err(String::as_str), &mut report);
     let settings = opened.settings.clone();
     let net = |cache| async move {
         let settings = settings.as_ref().map_err(String::as_str);

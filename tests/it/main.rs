@@ -8,6 +8,7 @@ mod docs;
 mod doctor;
 mod fakes;
 mod follow;
+mod ops;
 mod reconcile;
 mod reconcile_e2e;
 mod sandbox_cli;
