@@ -112,6 +112,52 @@ pub enum Command {
     /// The webhook event queue: status, retry failed events, clean up old ones.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Zoho's Notification API: zmsync's own change-event channel (subscribe, renew, check, remove).
+    #[command(subcommand)]
+    Zoho(ZohoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZohoCommand {
+    /// Subscribe (or amend) one Notification API channel for every enabled module's create, edit and delete
+    /// events, posting to the receiver's /v1/events/zoho/notify; or renew, show or remove it.
+    #[command(
+        long_about = "Subscribe (or amend) zmsync's Notification API channel: one channel for every enabled module's \
+                      create, edit and delete events, notify_url = the receiver's /v1/events/zoho/notify (from --url \
+                      or the setting zoho.notify_url), token = ZOHO_NOTIFY_TOKEN, expiry at Zoho's maximum (a week). \
+                      The channel id and expiry are remembered in the store: rerunning amends the same channel, \
+                      never a second one.",
+        after_help = "Examples:\n  zmsync zoho watch --url https://sync.example.edu --dry-run\n  zmsync zoho watch --url \
+                      https://sync.example.edu\n  zmsync -q zoho watch --renew      # daily, from the timer or cron\n  \
+                      zmsync zoho watch --status\n\nExit codes: 0 done; 1 Zoho refused or could not be reached, the \
+                      channel had lapsed (--renew subscribes it again and still exits 1: events were missed), Zoho \
+                      granted a much shorter expiry (a clock problem), or --status found a difference; 2 \
+                      configuration (ZOHO_NOTIFY_TOKEN, the URL). The token Zoho echoes proves only that the sender \
+                      knows it: see docs/zoho-setup.md."
+    )]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").args(["renew", "status", "remove"])))]
+pub struct WatchArgs {
+    /// The receiver's public base URL (https://sync.example.edu; /v1/events/zoho/notify is added) or the full
+    /// notify URL; remembered in the setting zoho.notify_url [default: that setting, else the stored channel's].
+    #[arg(long, value_name = "URL", conflicts_with_all = ["status", "remove"])]
+    pub url: Option<String>,
+    /// Say what would be sent to Zoho; change nothing.
+    #[arg(long, conflicts_with = "status")]
+    pub dry_run: bool,
+    /// Renew the stored channel when less than 2 days remain (else do nothing); a lapsed channel is subscribed
+    /// again and exits 1.
+    #[arg(long)]
+    pub renew: bool,
+    /// The channel as Zoho reports it (events, URL, expiry) beside what the store expects; exit 1 on a difference.
+    #[arg(long)]
+    pub status: bool,
+    /// Unsubscribe the channel and forget it.
+    #[arg(long)]
+    pub remove: bool,
 }
 
 /// Which data a reconcile reads.

@@ -236,6 +236,14 @@ fn at_least_one(v: &Value) -> Result<(), String> {
     }
 }
 
+fn notify_url(v: &Value) -> Result<(), String> {
+    match v.as_str() {
+        Some("") => Ok(()),
+        Some(s) => crate::zoho::channel::notify_url(s).map(|_| ()),
+        None => Err("expected a string: the URL, or \"\"".into()),
+    }
+}
+
 fn field_map(v: &Value) -> Result<(), String> {
     let map: FieldMap = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
     let defaults: FieldMap = serde_json::from_value(default_field_map()).expect("default field map");
@@ -402,6 +410,14 @@ pub static REGISTRY: &[SettingDef] = &[
         default: || json!(36),
         check: at_least_one,
     },
+    SettingDef {
+        key: "zoho.notify_url",
+        description:
+            "where Zoho's Notification API channel posts (`zmsync zoho watch`): the receiver's public notify URL",
+        shape: r#""https://HOST/v1/events/zoho/notify" or "" (no channel)"#,
+        default: || json!(""),
+        check: notify_url,
+    },
 ];
 
 pub fn lookup(key: &str) -> Result<&'static SettingDef, SettingsError> {
@@ -447,6 +463,8 @@ pub struct Settings {
     pub webhook_limits: WebhookLimits,
     /// `doctor.max_full_run_age_hours`.
     pub max_full_run_age_hours: u64,
+    /// `zoho.notify_url` ("" when no channel is configured).
+    pub notify_url: String,
 }
 
 impl Settings {
@@ -484,6 +502,7 @@ impl Settings {
             max_removals: get(rows, "guards.max_removals")?,
             webhook_limits: get(rows, "webhook.rate_limit")?,
             max_full_run_age_hours: get(rows, "doctor.max_full_run_age_hours")?,
+            notify_url: get(rows, "zoho.notify_url")?,
         })
     }
 

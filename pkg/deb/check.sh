@@ -26,6 +26,8 @@ for want in \
     "-rw-r--r-- ./lib/systemd/system/zmsync-follow.service" \
     "-rw-r--r-- ./lib/systemd/system/zmsync-serve.service" \
     "-rw-r--r-- ./lib/systemd/system/zmsync-notify@.service" \
+    "-rw-r--r-- ./lib/systemd/system/zmsync-zoho-watch.service" \
+    "-rw-r--r-- ./lib/systemd/system/zmsync-zoho-watch.timer" \
     "-rwxr-xr-x ./usr/libexec/zmsync/zmsync-notify" \
     "-rw-r--r-- ./usr/share/doc/zmsync/examples/zmsync.crontab" \
     "-rw-r--r-- ./usr/share/doc/zmsync/runbook.md" \

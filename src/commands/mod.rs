@@ -13,6 +13,7 @@ mod serve;
 mod settings;
 mod snapshot;
 mod sync;
+mod zoho;
 
 use anyhow::Result;
 
@@ -54,6 +55,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Events(cmd) => events::run(&ctx, cmd),
+        Command::Zoho(cmd) => zoho::run(&ctx, cmd),
     }
 }
 

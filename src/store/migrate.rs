@@ -15,6 +15,8 @@ pub static SQLITE: &[Migration] = &[
     },
     Migration { version: 3, name: "events", sql: include_str!("../../migrations/sqlite/0003_events.sql") },
     Migration { version: 4, name: "dirty_retry", sql: include_str!("../../migrations/sqlite/0004_dirty_retry.sql") },
+    // File 0006 on this branch (issue #24); its version follows whatever is merged before it.
+    Migration { version: 5, name: "zoho_channel", sql: include_str!("../../migrations/sqlite/0006_zoho_channel.sql") },
 ];
 
 pub static POSTGRES: &[Migration] = &[
@@ -26,10 +28,15 @@ pub static POSTGRES: &[Migration] = &[
     },
     Migration { version: 3, name: "events", sql: include_str!("../../migrations/postgres/0003_events.sql") },
     Migration { version: 4, name: "dirty_retry", sql: include_str!("../../migrations/postgres/0004_dirty_retry.sql") },
+    Migration {
+        version: 5,
+        name: "zoho_channel",
+        sql: include_str!("../../migrations/postgres/0006_zoho_channel.sql"),
+    },
 ];
 
 /// The newest schema this binary knows. Both dialects move together.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
 
 #[cfg(test)]
 mod tests {

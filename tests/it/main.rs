@@ -19,3 +19,4 @@ mod store;
 mod support;
 mod sync;
 mod webhook;
+mod zoho_watch;
