@@ -16,7 +16,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
                   ZOHO_REFRESH_TOKEN, MOODLE_TOKEN, *_WEBHOOK_HMAC_SECRET, ZOHO_NOTIFY_TOKEN) are read only from \
                   the environment or .env.",
     after_help = "Exit codes: 0 done, 1 failed, 2 usage or configuration error, 3 finished but some records \
-                  failed, 4 refused (safety guard or lock held).\n\nStart with `zmsync init`, then \
+                  failed, 4 refused by a safety guard, 5 another run holds the lock (nothing done).\n\nStart with `zmsync init`, then \
                   `zmsync settings list`."
 )]
 pub struct Cli {
@@ -32,7 +32,8 @@ pub struct GlobalArgs {
     /// overrides, and may reveal what libraries log (docs/configuration.md "Logging").
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors.
+    /// Quiet, for cron: a run that succeeds prints nothing; errors, and the summary of a run that exits 3, still
+    /// print. Logs: errors only.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// TOML config file (database_url, [zoho] region/client_id/accounts_url/api_domain, [moodle] url).
@@ -94,9 +95,11 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Sync: snapshot both sides, plan, apply, report. One of --all, --module M or --incremental.
     #[command(after_help = "Exit codes: 0 done; 1 failed; 3 finished but some records were rejected or failed \
-                            (see the CSV report and `zmsync db`), or the report could not be written (the message says how to \
-                            write it later: `zmsync report RUN`); 4 refused (a safety guard, or another run holds \
-                            the lock). Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
+                            (see the CSV report and `zmsync db`), or the report could not be written (the message \
+                            says how to write it later: `zmsync report RUN`); 4 refused by a safety guard (nothing \
+                            written: look before re-running with --allow-mass-change); 5 another live run holds the \
+                            lock (nothing done; `--if-free` makes that exit 0). With -q a run that exits 0 prints \
+                            nothing. Reports go to reports/run-<id>.csv beside the store (--report-dir). See \
                             docs/sync.md.")]
     Sync(SyncArgs),
     /// Apply a saved plan (`zmsync plan --out plan.json`): ops whose records changed since are skipped and listed.
@@ -142,6 +145,52 @@ pub enum Command {
                             run like any other, so it can be reverted too.\n\nExample:\n  zmsync revert 42 --out \
                             undo-42.json && zmsync plan show undo-42.json && zmsync apply undo-42.json")]
     Revert(RevertArgs),
+    /// Zoho's Notification API: zmsync's own change-event channel (subscribe, renew, check, remove).
+    #[command(subcommand)]
+    Zoho(ZohoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZohoCommand {
+    /// Subscribe (or amend) one Notification API channel for every enabled module's create, edit and delete
+    /// events, posting to the receiver's /v1/events/zoho/notify; or renew, show or remove it.
+    #[command(
+        long_about = "Subscribe (or amend) zmsync's Notification API channel: one channel for every enabled module's \
+                      create, edit and delete events, notify_url = the receiver's /v1/events/zoho/notify (from --url \
+                      or the setting zoho.notify_url), token = ZOHO_NOTIFY_TOKEN, expiry at Zoho's maximum (a week). \
+                      The channel id and expiry are remembered in the store: rerunning amends the same channel, \
+                      never a second one.",
+        after_help = "Examples:\n  zmsync zoho watch --url https://sync.example.edu --dry-run\n  zmsync zoho watch --url \
+                      https://sync.example.edu\n  zmsync -q zoho watch --renew      # daily, from the timer or cron\n  \
+                      zmsync zoho watch --status\n\nExit codes: 0 done; 1 Zoho refused or could not be reached, the \
+                      channel had lapsed (--renew subscribes it again and still exits 1: events were missed), Zoho \
+                      granted a much shorter expiry (a clock problem), or --status found a difference; 2 \
+                      configuration (ZOHO_NOTIFY_TOKEN, the URL). The token Zoho echoes proves only that the sender \
+                      knows it: see docs/zoho-setup.md."
+    )]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").args(["renew", "status", "remove"])))]
+pub struct WatchArgs {
+    /// The receiver's public base URL (https://sync.example.edu; /v1/events/zoho/notify is added) or the full
+    /// notify URL; remembered in the setting zoho.notify_url [default: that setting, else the stored channel's].
+    #[arg(long, value_name = "URL", conflicts_with_all = ["status", "remove"])]
+    pub url: Option<String>,
+    /// Say what would be sent to Zoho; change nothing.
+    #[arg(long, conflicts_with = "status")]
+    pub dry_run: bool,
+    /// Renew the stored channel when less than 2 days remain (else do nothing); a lapsed channel is subscribed
+    /// again and exits 1.
+    #[arg(long)]
+    pub renew: bool,
+    /// The channel as Zoho reports it (events, URL, expiry) beside what the store expects; exit 1 on a difference.
+    #[arg(long)]
+    pub status: bool,
+    /// Unsubscribe the channel and forget it.
+    #[arg(long)]
+    pub remove: bool,
 }
 
 /// Which data a reconcile reads.
@@ -341,6 +390,14 @@ pub struct SyncArgs {
     /// With --incremental: keep running, syncing as dirty marks arrive, until SIGTERM or SIGINT.
     #[arg(long, requires = "incremental")]
     pub follow: bool,
+    /// When another live run holds the lock, log it and exit 0 instead of 5: for schedules that overlap (the
+    /// 5-minute incremental run while the nightly full run works).
+    #[arg(long, conflicts_with = "lock_wait")]
+    pub if_free: bool,
+    /// When another live run holds the lock, try again every few seconds for up to SECONDS before exiting 5:
+    /// for the nightly full run, so that an incremental run that happens to be going does not cost the night.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub lock_wait: u64,
     #[command(flatten)]
     pub common: RunArgs,
     /// Write the plan this run applies (JSON) here.

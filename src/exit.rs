@@ -16,8 +16,11 @@ pub enum Exit {
     Usage = 2,
     /// 3: finished, but some records failed (cron alerts on it).
     Partial = 3,
-    /// 4: refused (a safety guard, or the run lock is held).
+    /// 4: refused by a safety guard; a person must look.
     Refused = 4,
+    /// 5: another live run holds this store's run lock; nothing was done. Not an alarm for a scheduled run:
+    /// the run holding the lock does the work (`sync --if-free` turns this into 0).
+    Busy = 5,
 }
 
 impl Exit {
@@ -32,10 +35,15 @@ impl Exit {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// A refusal: a safety guard or a held lock. Always exit 4.
+/// A refusal by a safety guard. Always exit 4.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
+
+/// Another live run holds the run lock. Always exit 5.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Busy(pub String);
 
 /// Errors that know their own exit code implement this, so the boundary need not know every type.
 pub trait ExitKind {
@@ -50,6 +58,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
         }
         if cause.downcast_ref::<Refused>().is_some() {
             return Exit::Refused;
+        }
+        if cause.downcast_ref::<Busy>().is_some() {
+            return Exit::Busy;
         }
         if let Some(e) = cause.downcast_ref::<crate::config::ConfigError>() {
             return e.exit();

@@ -53,7 +53,7 @@ pub struct RunOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Another run holds the lock (exit 4).
+    /// Another run holds the lock (exit 5).
     #[error("{0}")]
     Locked(String),
     /// A guard refused the plan: nothing was written (exit 4).
@@ -79,7 +79,8 @@ pub enum RunError {
 impl ExitKind for RunError {
     fn exit(&self) -> Exit {
         match self {
-            RunError::Locked(_) | RunError::Refused(_) => Exit::Refused,
+            RunError::Locked(_) => Exit::Busy,
+            RunError::Refused(_) => Exit::Refused,
             RunError::Usage(_) => Exit::Usage,
             RunError::Store(e) => e.exit(),
             RunError::Snapshot(e) => e.exit(),
@@ -235,8 +236,8 @@ pub fn default_report_dir(store: &dyn Store) -> PathBuf {
     }
 }
 
-/// Runs one sync. Blocks. Returns the report (exit 0 or 3 by [`RunReport::exit`]) or an error (lock held and
-/// refusals are exit 4).
+/// Runs one sync. Blocks. Returns the report (exit 0 or 3 by [`RunReport::exit`]) or an error (a held lock is
+/// exit 5, a guard's refusal exit 4).
 pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     one_heap_arena();
     let Some(_lock) = store.try_lock_runs()? else {

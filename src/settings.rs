@@ -229,6 +229,21 @@ fn positive_integer(v: &Value) -> Result<(), String> {
     }
 }
 
+fn at_least_one(v: &Value) -> Result<(), String> {
+    match v.as_u64() {
+        Some(n) if n >= 1 => Ok(()),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
+}
+
+fn notify_url(v: &Value) -> Result<(), String> {
+    match v.as_str() {
+        Some("") => Ok(()),
+        Some(s) => crate::zoho::channel::notify_url(s).map(|_| ()),
+        None => Err("expected a string: the URL, or \"\"".into()),
+    }
+}
+
 fn field_map(v: &Value) -> Result<(), String> {
     let map: FieldMap = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
     let defaults: FieldMap = serde_json::from_value(default_field_map()).expect("default field map");
@@ -388,6 +403,21 @@ pub static REGISTRY: &[SettingDef] = &[
         default: || json!({"per_source_per_second":0,"burst":0}),
         check: shape::<WebhookLimits>,
     },
+    SettingDef {
+        key: "doctor.max_full_run_age_hours",
+        description: "doctor warns when the last successful full sync is older than this (a stopped timer)",
+        shape: "int >= 1 (hours)",
+        default: || json!(36),
+        check: at_least_one,
+    },
+    SettingDef {
+        key: "zoho.notify_url",
+        description:
+            "where Zoho's Notification API channel posts (`zmsync zoho watch`): the receiver's public notify URL",
+        shape: r#""https://HOST/v1/events/zoho/notify" or "" (no channel)"#,
+        default: || json!(""),
+        check: notify_url,
+    },
 ];
 
 pub fn lookup(key: &str) -> Result<&'static SettingDef, SettingsError> {
@@ -431,6 +461,10 @@ pub struct Settings {
     pub deletions: DeletionPolicy,
     pub max_removals: MaxRemovals,
     pub webhook_limits: WebhookLimits,
+    /// `doctor.max_full_run_age_hours`.
+    pub max_full_run_age_hours: u64,
+    /// `zoho.notify_url` ("" when no channel is configured).
+    pub notify_url: String,
 }
 
 impl Settings {
@@ -467,6 +501,8 @@ impl Settings {
             deletions: get(rows, "deletions.policy")?,
             max_removals: get(rows, "guards.max_removals")?,
             webhook_limits: get(rows, "webhook.rate_limit")?,
+            max_full_run_age_hours: get(rows, "doctor.max_full_run_age_hours")?,
+            notify_url: get(rows, "zoho.notify_url")?,
         })
     }
 

@@ -105,6 +105,8 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<Exit> {
                 print_json(&json!({"deleted": if dry_run { Value::from(0) } else { Value::from(n) },
                                    "would_delete": if dry_run { Value::from(n) } else { Value::Null },
                                    "dry_run": dry_run, "days": days, "include_failed": include_failed}));
+            } else if ctx.quiet && !dry_run {
+                // The weekly cron job: nothing to say when it worked.
             } else if dry_run {
                 println!("dry run: would delete {n} {what} event(s) older than {days} day(s); nothing was deleted");
             } else {

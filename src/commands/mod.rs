@@ -17,6 +17,7 @@ mod serve;
 mod settings;
 mod snapshot;
 mod sync;
+mod zoho;
 
 use anyhow::Result;
 
@@ -29,6 +30,8 @@ use crate::store::{self, Store};
 pub struct Context {
     pub config: Config,
     pub json: bool,
+    /// `-q`: a command that succeeded prints nothing (cron mails any output); failures still print.
+    pub quiet: bool,
 }
 
 impl Context {
@@ -39,7 +42,7 @@ impl Context {
 }
 
 pub fn run(cli: Cli, config: Config) -> Result<Exit> {
-    let ctx = Context { config, json: cli.global.json };
+    let ctx = Context { config, json: cli.global.json, quiet: cli.global.quiet };
     match cli.command {
         Command::Init => init::run(&ctx),
         Command::Doctor => doctor::run(&ctx),
@@ -60,6 +63,7 @@ pub fn run(cli: Cli, config: Config) -> Result<Exit> {
         Command::History(args) => history::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
         Command::Revert(args) => revert::run(&ctx, args),
+        Command::Zoho(cmd) => zoho::run(&ctx, cmd),
     }
 }
 

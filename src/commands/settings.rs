@@ -63,6 +63,15 @@ pub fn run(ctx: &Context, cmd: SettingsCommand) -> Result<Exit> {
             } else {
                 println!("{key} = {value}  (was {current})");
             }
+            // The Notification API channel lists modules by name: it does not follow a change by itself.
+            if matches!(key.as_str(), "modules.enabled" | "mapping.fields") && value != current {
+                if let Some(c) = store.zoho_channel()? {
+                    eprintln!(
+                        "note: Zoho channel {} still watches the old module list: run `zmsync zoho watch` to amend                          it (`zmsync doctor` shows the difference)",
+                        c.channel_id
+                    );
+                }
+            }
         }
     }
     Ok(Exit::Done)

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::{print_json, Context};
 use crate::cli::{ApplyArgs, RunArgs, SyncArgs};
-use crate::exit::{Exit, Refused, UsageError};
+use crate::exit::{Busy, Exit, Refused, UsageError};
 use crate::run::{self, RunError, RunOptions, Scope};
 use crate::settings::Settings;
 use crate::store::Store;
@@ -25,7 +25,24 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> Result<Exit> {
     if args.follow {
         return follow(ctx, store.as_ref(), &opts);
     }
-    once(ctx, store.as_ref(), &opts)
+    let waited = std::time::Instant::now();
+    let result = loop {
+        match once(ctx, store.as_ref(), &opts) {
+            Err(e) if e.downcast_ref::<Busy>().is_some() && waited.elapsed() < Duration::from_secs(args.lock_wait) => {
+                tracing::info!("waiting for the run lock (--lock-wait {}): {e}", args.lock_wait);
+                std::thread::sleep(LOCK_RETRY.min(Duration::from_secs(args.lock_wait)));
+            }
+            other => break other,
+        }
+    };
+    match result {
+        Err(e) if args.if_free && e.downcast_ref::<Busy>().is_some() => {
+            // Not an alarm: the run that holds the lock does the work; the next scheduled run catches up.
+            tracing::warn!("skipped (--if-free): {e}");
+            Ok(Exit::Done)
+        }
+        other => other,
+    }
 }
 
 pub fn apply(ctx: &Context, args: ApplyArgs) -> Result<Exit> {
@@ -41,30 +58,48 @@ fn options(ctx: &Context, scope: Scope, common: &RunArgs, plan_out: Option<std::
         plan_out,
         allow_mass_change: common.allow_mass_change,
         report_dir: common.report_dir.clone(),
-        progress: !ctx.json && std::io::stderr().is_terminal(),
+        progress: !ctx.json && !ctx.quiet && std::io::stderr().is_terminal(),
         apply: Default::default(),
     }
 }
+
+/// How often `--lock-wait` tries the run lock again.
+const LOCK_RETRY: Duration = Duration::from_secs(5);
 
 /// How long `--follow` lets a burst of webhooks settle before a run: long enough for the events of one save
 /// in Zoho (or one Notification API callback) to arrive together, short beside the run itself.
 pub const FOLLOW_SETTLE: Duration = Duration::from_millis(50);
 
-/// One run, its summary printed; errors mapped to their exit codes.
+/// One run, its summary printed (with `-q`, only when it did not fully succeed); errors mapped to their exit
+/// codes.
 pub fn once(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
     let settings = Settings::from_rows(&store.settings_map()?)?;
     match run::run(store, &settings, &ctx.config, opts) {
         Ok(report) => {
-            if ctx.json {
+            if ctx.quiet && report.exit() == Exit::Done {
+                // Cron mails any output: a run that needs nobody says nothing.
+            } else if ctx.json {
                 print_json(&serde_json::to_value(&report)?);
             } else {
                 print!("{}", report.text());
             }
             Ok(report.exit())
         }
-        Err(e @ (RunError::Locked(_) | RunError::Refused(_))) => Err(Refused(e.to_string()).into()),
+        Err(e @ RunError::Locked(_)) => Err(Busy(e.to_string()).into()),
+        Err(e @ RunError::Refused(_)) => Err(name_the_run(store, Refused(e.to_string()).into())),
         Err(RunError::Usage(m)) => Err(UsageError(m).into()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(name_the_run(store, e.into())),
+    }
+}
+
+/// `run 12 (full) failed: …`: the error names the run this process recorded, so the operator (and
+/// zmsync-notify, which reads the journal) can find it in the store.
+fn name_the_run(store: &dyn Store, e: anyhow::Error) -> anyhow::Error {
+    let pid = i64::from(std::process::id());
+    let mine = store.recent_runs(1).ok().and_then(|r| r.into_iter().next()).filter(|r| r.pid == Some(pid));
+    match mine {
+        Some(r) => e.context(format!("run {} ({}) {}", r.id, r.kind, r.status)),
+        None => e,
     }
 }
 

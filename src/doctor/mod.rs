@@ -10,7 +10,9 @@ mod clock;
 mod disk;
 mod local;
 mod moodle;
+mod runs;
 mod store;
+mod watch;
 mod zoho;
 
 use std::time::Duration;
@@ -124,11 +126,15 @@ pub fn run(config: &Config) -> Report {
     let mut report = Report::default();
     local::checks(config, &mut report);
     let opened = store::checks(config, &mut report);
+    runs::checks(opened.store.as_deref(), opened.settings.as_ref().map_err(String::as_str), &mut report);
     let settings = opened.settings.clone();
-    let net = |cache| async move {
+    let channel = watch::expected(opened.store.as_deref());
+    let net = |cache: Option<std::sync::Arc<dyn crate::zoho::TokenCache>>| async move {
         let settings = settings.as_ref().map_err(String::as_str);
-        let (z, m) = tokio::join!(zoho::checks(config, settings, cache), moodle::checks(config, settings));
-        z.into_iter().chain(m).collect::<Vec<Check>>()
+        let (z, m) = tokio::join!(zoho::checks(config, settings, cache.clone()), moodle::checks(config, settings));
+        // After the token check, so that it reuses the token that check cached.
+        let w = watch::checks(config, settings, &channel, cache).await;
+        z.into_iter().chain(m).chain(w).collect::<Vec<Check>>()
     };
     let checks = match &opened.store {
         Some(store) => bridge::serve(store.as_ref(), |b| net(Some(bridge::token_cache(&b)))),

@@ -20,6 +20,7 @@ pub static SQLITE: &[Migration] = &[
         name: "journal_before",
         sql: include_str!("../../migrations/sqlite/0005_journal_before.sql"),
     },
+    Migration { version: 6, name: "zoho_channel", sql: include_str!("../../migrations/sqlite/0006_zoho_channel.sql") },
 ];
 
 pub static POSTGRES: &[Migration] = &[
@@ -36,10 +37,15 @@ pub static POSTGRES: &[Migration] = &[
         name: "journal_before",
         sql: include_str!("../../migrations/postgres/0005_journal_before.sql"),
     },
+    Migration {
+        version: 6,
+        name: "zoho_channel",
+        sql: include_str!("../../migrations/postgres/0006_zoho_channel.sql"),
+    },
 ];
 
 /// The newest schema this binary knows. Both dialects move together.
-pub const LATEST_VERSION: i64 = 5;
+pub const LATEST_VERSION: i64 = 6;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ mod records;
 mod runs;
 pub mod sqlite;
 mod tokens;
+mod watch;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,7 @@ pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
 pub use tokens::{CachedToken, TokenStore};
+pub use watch::{ChannelRow, WatchStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -97,7 +99,7 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore + JournalStore {
+pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore + JournalStore + WatchStore {
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;

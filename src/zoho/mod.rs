@@ -11,11 +11,13 @@
 //! once on 401, back off on 429/5xx/transport failures, or stop.
 
 pub mod auth;
+pub mod channel;
 pub mod limits;
 pub mod meta;
 pub mod read;
 pub mod retry;
 pub mod split;
+pub mod watch;
 pub mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -41,7 +41,7 @@ fn json_of(r: &Run) -> Value {
 
 /// Children killed (SIGTERM, then SIGKILL if they linger) however the test ends.
 #[derive(Default)]
-struct Children(Vec<Child>);
+pub(crate) struct Children(Vec<Child>);
 
 impl Children {
     fn push(&mut self, c: Child) -> &mut Child {
@@ -70,7 +70,7 @@ impl Drop for Children {
 }
 
 /// Starts `zmsync serve` on an ephemeral port; returns its address.
-fn serve(s: &Scratch, kids: &mut Children) -> String {
+pub(crate) fn serve(s: &Scratch, kids: &mut Children) -> String {
     let log = s.path().join("serve.log");
     let child = kids.push(
         s.cmd(&["serve", "--bind", "127.0.0.1:0"])
@@ -115,7 +115,7 @@ fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
 }
 
 /// A converged college, and one student (Zoho id, Student_ID_Number) with its Moodle user.
-fn converged(sb: &Sandbox, s: &Scratch) -> (String, String) {
+pub(crate) fn converged(sb: &Sandbox, s: &Scratch) -> (String, String) {
     s.run(&["--json", "sync", "--all"]).ok();
     let v = json_of(&s.run(&["--json", "sync", "--all"]).ok());
     assert_eq!(v["planned_ops"], 0, "converged: {v}");
@@ -132,7 +132,7 @@ fn converged(sb: &Sandbox, s: &Scratch) -> (String, String) {
     (rec["id"].as_str().unwrap().to_string(), rec["Student_ID_Number"].as_str().unwrap().to_string())
 }
 
-fn moodle_email(sb: &Sandbox, idnumber: &str) -> String {
+pub(crate) fn moodle_email(sb: &Sandbox, idnumber: &str) -> String {
     sb.moodle().users().into_iter().find(|u| u.idnumber == idnumber).expect("the Moodle user").email
 }
 

@@ -1105,3 +1105,73 @@ fn sandbox_zoho_coql_subset() {
     let j = q("select id from BTEC_Students where Modified_Time >= '2026-01-20T15:30:00+05:30'").json();
     assert_eq!(j["info"]["count"], 30, "instants, not strings");
 }
+
+/// Issue #24: what a college would see from Zoho — a lapsed channel is neither listed, amended nor notified; a
+/// past expiry silently becomes one hour; the limits (50 watch objects, a 50-character token, 10 condition
+/// fields) are refused; an unreachable notify URL is accepted and its deliveries fail; a bad access token is 401.
+#[test]
+fn sandbox_zoho_watch_lapses_limits_and_bad_answers() {
+    let hook = Listener::start();
+    let z = Z::default();
+    let week = (chrono::Utc::now() + chrono::Duration::days(6)).to_rfc3339();
+    let sub = |id: &str, url: &str, expiry: &str| {
+        json!({"watch": [{"channel_id": id, "events": ["BTEC_Students.edit"], "notify_url": url, "token": "t",
+                          "channel_expiry": expiry}]})
+    };
+    assert_eq!(z.call("POST", "/crm/v8/actions/watch", &[], Some(sub("11", &hook.url, &week))).status, 201);
+    // Lapsed: no longer listed, no callbacks, cannot be amended (only subscribed again).
+    let past = chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(1);
+    assert!(z.fake.set_channel_expiry("11", past));
+    assert!(!z.fake.watch_channels()[0].live);
+    assert_eq!(z.get("/crm/v8/actions/watch").status, 204, "a lapsed channel is not listed");
+    z.call("PUT", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [{"id": sid(1), "Phone": "1"}]})));
+    assert!(z.fake.wait_for_deliveries(Duration::from_secs(10)));
+    assert!(hook.none_within(Duration::from_millis(300)), "a lapsed channel is not notified");
+    let r = z.call(
+        "PATCH",
+        "/crm/v8/actions/watch",
+        &[],
+        Some(json!({"watch": [{"channel_id": "11", "channel_expiry": week}]})),
+    );
+    assert_eq!(r.json()["watch"][0]["code"], "NOT_SUBSCRIBED");
+    // A past expiry becomes one hour, silently.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let r = z.call("POST", "/crm/v8/actions/watch", &[], Some(sub("11", &hook.url, &yesterday)));
+    assert_eq!(r.status, 201);
+    let exp = chrono::DateTime::parse_from_rfc3339(
+        r.json()["watch"][0]["details"]["events"][0]["channel_expiry"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!((exp.timestamp() - (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp()).abs() < 300, "{exp}");
+    // Limits.
+    let long = "x".repeat(51);
+    let r = z.call("POST", "/crm/v8/actions/watch", &[], Some(json!({"watch": [{"channel_id": "12", "events": ["BTEC_Students.edit"], "notify_url": hook.url, "token": long}]})));
+    assert_eq!((r.status, r.json()["watch"][0]["code"].as_str()), (400, Some("INVALID_DATA")));
+    assert_eq!(r.json()["watch"][0]["details"]["api_name"], "token");
+    let many: Vec<Value> = (0..51)
+        .map(
+            |i| json!({"channel_id": format!("{}", 100 + i), "events": ["BTEC_Students.edit"], "notify_url": hook.url}),
+        )
+        .collect();
+    let r = z.call("POST", "/crm/v8/actions/watch", &[], Some(json!({"watch": many})));
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("LIMIT_EXCEEDED")));
+    let fields: Vec<Value> = (0..11).map(|i| json!({"api_name": format!("F{i}")})).collect();
+    let r = z.call("POST", "/crm/v8/actions/watch", &[], Some(json!({"watch": [{"channel_id": "13", "events": ["BTEC_Students.edit"], "notify_url": hook.url, "notification_condition": fields}]})));
+    assert_eq!(r.json()["watch"][0]["details"]["api_name"], "notification_condition");
+    // A notify URL nobody answers: Zoho accepts the channel; its deliveries fail, silently for the subscriber.
+    let before = z.fake.stats().delivery_failures;
+    let r = z.call(
+        "POST",
+        "/crm/v8/actions/watch",
+        &[],
+        Some(sub("14", "http://127.0.0.1:9/v1/events/zoho/notify", &week)),
+    );
+    assert_eq!(r.status, 201);
+    z.call("PUT", "/crm/v8/BTEC_Students", &[], Some(json!({"data": [{"id": sid(2), "Phone": "2"}]})));
+    assert!(z.fake.wait_for_deliveries(Duration::from_secs(10)));
+    assert!(z.fake.stats().delivery_failures > before, "the delivery to an unreachable URL failed");
+    // A bad access token.
+    let r =
+        z.http.send("GET", &z.url("/crm/v8/actions/watch"), &[("Authorization", "Zoho-oauthtoken 1000.nope")], None);
+    assert_eq!((r.status, r.json()["code"].as_str()), (401, Some("INVALID_TOKEN")));
+}

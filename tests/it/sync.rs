@@ -189,7 +189,7 @@ fn sync_plan_made_group_by_group_is_the_whole_plan() {
 }
 
 #[test]
-fn sync_second_concurrent_run_exits_4_naming_the_holder() {
+fn sync_second_concurrent_run_exits_5_naming_the_holder() {
     let sb = sandbox(60, State::Empty, 20);
     let s = scratch(&sb, None);
     let mut first = s.cmd(&["sync", "--all"]).spawn().unwrap();
@@ -198,7 +198,7 @@ fn sync_second_concurrent_run_exits_4_naming_the_holder() {
     while moodle_writes(&sb) == 0 && t.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let r = s.run(&["sync", "--all"]).code(4);
+    let r = s.run(&["sync", "--all"]).code(5);
     assert!(r.stderr.contains("run 1"), "names the holder: {}", r.stderr);
     assert!(first.wait().unwrap().success());
 }

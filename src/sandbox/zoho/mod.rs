@@ -28,6 +28,7 @@ mod store;
 mod write;
 
 pub mod schema;
+pub use notify::ChannelView;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -299,6 +300,15 @@ impl FakeZoho {
     /// Every access token handed out so far becomes expired; the next call with one gets 401.
     pub fn expire_all_tokens(&self) {
         self.shared.auth().expire_all();
+    }
+
+    /// The Notification API channels the fake holds, live or lapsed.
+    pub fn watch_channels(&self) -> Vec<ChannelView> {
+        self.shared.notifier.channels()
+    }
+    /// Moves a channel's expiry, e.g. into the past to make it lapse. `false` when there is no such channel.
+    pub fn set_channel_expiry(&self, channel_id: &str, expiry: chrono::DateTime<chrono::FixedOffset>) -> bool {
+        self.shared.notifier.set_expiry(channel_id, expiry)
     }
 
     /// Waits until every queued webhook and notification has been attempted. `false` on timeout.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
@@ -20,6 +21,18 @@ use super::{WebhookFormat, ZohoStats};
 
 const MAX_WATCH_PER_REQUEST: usize = 50;
 const MAX_TOKEN_LEN: usize = 50;
+/// Fields a `notification_condition` may name (v6+).
+const MAX_CONDITION_FIELDS: usize = 10;
+
+/// A channel as the fake holds it, for tests (including lapsed ones, which Zoho no longer lists).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelView {
+    pub channel_id: String,
+    pub events: Vec<String>,
+    pub notify_url: String,
+    pub expiry: DateTime<FixedOffset>,
+    pub live: bool,
+}
 
 #[derive(Debug, Clone)]
 struct Channel {
@@ -141,6 +154,35 @@ impl Notifier {
             n = cv.wait_timeout(n, left).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
+    }
+
+    /// Every channel ever subscribed and not removed, live or lapsed, in subscription order.
+    pub fn channels(&self) -> Vec<ChannelView> {
+        let t = now();
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| ChannelView {
+                channel_id: c.key(),
+                events: c.events.clone(),
+                notify_url: c.notify_url.clone(),
+                expiry: c.expiry,
+                live: c.expiry > t,
+            })
+            .collect()
+    }
+
+    /// Moves a channel's expiry (a test's clock: "three days later"). `false` when there is no such channel.
+    pub fn set_expiry(&self, channel_id: &str, expiry: DateTime<FixedOffset>) -> bool {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        match channels.iter_mut().find(|c| c.key() == channel_id) {
+            Some(c) => {
+                c.expiry = expiry;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Queues watch notifications (always: `trigger` does not silence the Notification API) and, when
@@ -461,8 +503,18 @@ fn parse_channel_id(v: Option<&Value>, i: usize) -> Result<Value, Value> {
     }
 }
 
+/// `notification_condition` may name at most [`MAX_CONDITION_FIELDS`] fields.
+fn check_condition(item: &Value, i: usize) -> Result<(), Value> {
+    match item.get("notification_condition") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(a)) if a.len() <= MAX_CONDITION_FIELDS => Ok(()),
+        Some(_) => Err(item_error("INVALID_DATA", "notification_condition", i, "invalid data")),
+    }
+}
+
 fn parse_channel(item: &Value, i: usize) -> Result<Channel, Value> {
     let channel_id = parse_channel_id(item.get("channel_id"), i)?;
+    check_condition(item, i)?;
     let events = parse_events(item.get("events"), i)?;
     let notify_url = parse_url(item.get("notify_url"), i)?;
     let token = parse_token(item.get("token"), i)?;
@@ -484,6 +536,7 @@ fn amend(channels: &mut [Channel], item: &Value, i: usize) -> Result<Channel, Va
     if now() >= c.expiry {
         return Err(not_subscribed(&id_key(&id)));
     }
+    check_condition(item, i)?;
     if item.get("events").is_some() {
         c.events = parse_events(item.get("events"), i)?;
     }
