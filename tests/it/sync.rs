@@ -241,8 +241,19 @@ fn sync_rejected_records_exit_3_and_are_in_the_csv_and_journal() {
 
 #[test]
 fn sync_killed_at_random_points_converges_without_duplicates() {
+    killed_at_random_points(None);
+}
+
+/// The same on PostgreSQL, whose journal, outcomes, links and base are written as sets.
+#[test]
+fn sync_killed_at_random_points_converges_without_duplicates_on_postgres() {
+    let Some(pg) = PgSchema::create() else { return };
+    killed_at_random_points(Some(&pg.url));
+}
+
+fn killed_at_random_points(db: Option<&str>) {
     let sb = sandbox(60, State::Empty, 3);
-    let s = scratch(&sb, None);
+    let s = scratch(&sb, db);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
     let mut kills = 0;
     let mut fresh = 0;
