@@ -8,7 +8,8 @@
 //! Run: `cargo bench --bench sync` (release). `ZMSYNC_BENCH_QUICK=1` skips the 5,000-student case;
 //! `ZMSYNC_BENCH_STEPS=1` runs the incremental run with `-v` and prints where its time went (`run step done`);
 //! `ZMSYNC_BENCH_INCR_RUNS=N` repeats the incremental run N times (default 3); `ZMSYNC_BENCH_LOG=<RUST_LOG filter>`
-//! with the steps prints its whole log.
+//! with the steps prints its whole log. The stores side by side (SQLite and PostgreSQL, step by step): see
+//! `sync/stores.rs`; `ZMSYNC_BENCH_ONLY=stores` runs only that section.
 
 use std::process::Command;
 use std::time::Instant;
@@ -21,6 +22,9 @@ use zmsync::sandbox::generator::{GenOptions, State};
 use zmsync::sandbox::{Sandbox, SandboxOptions};
 use zmsync::settings::Settings;
 use zmsync::store::events::NewEvent;
+
+#[path = "sync/stores.rs"]
+mod stores;
 
 fn bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("bench exe");
@@ -205,6 +209,10 @@ fn main() {
         eprintln!("build the binary first: cargo build --release");
         return;
     }
+    if std::env::var("ZMSYNC_BENCH_ONLY").as_deref() == Ok("stores") {
+        stores::side_by_side();
+        return;
+    }
     println!("zmsync sync benchmark: latency 100 ms on both fakes, Zoho cap 10 in flight");
     if std::env::var("ZMSYNC_BENCH_NO_COST").is_err() {
         stock_cost_model_first_sync();
@@ -254,6 +262,7 @@ fn main() {
         e.calls_vs_minimum(&v, &seen, false);
     }
     drop(e);
+    stores::side_by_side();
 
     if std::env::var("ZMSYNC_BENCH_QUICK").is_ok() {
         return;

@@ -536,9 +536,16 @@ fn pg_event(r: &postgres::Row) -> EventRow {
 const PG_CLAIMABLE: &str = "(claimed_at IS NULL OR claimed_at < $1)
      AND (retry_after IS NULL OR retry_after <= $2 OR failed_at IS NULL OR marked_at > failed_at)";
 
-const PG_UPSERT_DIRTY: &str =
-    "INSERT INTO dirty (source, entity, key, first_event_id, marked_at) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL";
+/// Keys as three columns (sources, entities, keys), for statements over arrays.
+fn key_columns<'a>(keys: impl Iterator<Item = &'a DirtyKey>) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+    let mut cols: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+    for k in keys {
+        cols.0.push(&k.source);
+        cols.1.push(&k.entity);
+        cols.2.push(&k.key);
+    }
+    cols
+}
 
 impl EventStore for PgStore {
     fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
@@ -658,12 +665,27 @@ impl EventStore for PgStore {
             ),
             &[&since, &max],
         )?;
-        let at = now();
-        let dirty = tx.prepare(PG_UPSERT_DIRTY)?;
+        // The marks in one upsert over arrays: one per key, the first event's (as one upsert per event left it).
+        let mut seen = std::collections::HashSet::new();
+        let mut marks: [Vec<String>; 4] = Default::default();
         for r in &rows {
             let (event_id, source, entity, key): (String, String, String, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            tx.execute(&dirty, &[&source, &entity, &key, &event_id, &at])?;
+            if seen.insert((source.clone(), entity.clone(), key.clone())) {
+                for (col, v) in marks.iter_mut().zip([source, entity, key, event_id]) {
+                    col.push(v);
+                }
+            }
+        }
+        if !seen.is_empty() {
+            let [sources, entities, keys, event_ids] = &marks;
+            tx.execute(
+                "INSERT INTO dirty (source, entity, key, first_event_id, marked_at)
+                 SELECT source, entity, key, event_id, $5
+                   FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS u(source, entity, key, event_id)
+                 ON CONFLICT (source, entity, key) DO UPDATE SET marked_at = excluded.marked_at, claimed_at = NULL",
+                &[sources, entities, keys, event_ids, &now()],
+            )?;
         }
         tx.commit()?;
         Ok(RetryOutcome { retried: rows.len() as u64, exhausted: exhausted as u64 })
@@ -739,40 +761,60 @@ impl EventStore for PgStore {
             })
             .collect();
         out.sort_by(|a, b| a.marked_at.cmp(&b.marked_at).then_with(|| a.key.cmp(&b.key)));
-        let processing = tx.prepare(
-            "UPDATE integration_events_log SET status = 'processing'
-             WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status = 'pending'",
-        )?;
-        for m in &out {
-            tx.execute(&processing, &[&m.key.source, &m.key.entity, &m.key.key])?;
+        if !out.is_empty() {
+            let (sources, entities, keys) = key_columns(out.iter().map(|m| &m.key));
+            tx.execute(
+                "UPDATE integration_events_log AS l SET status = 'processing'
+                   FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(source, entity, key)
+                  WHERE l.source = u.source AND l.entity_type = u.entity AND l.record_id = u.key AND l.status = 'pending'",
+                &[&sources, &entities, &keys],
+            )?;
         }
         tx.commit()?;
         Ok(out)
     }
 
     fn complete_dirty(&self, marks: &[DirtyMark]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        // Three statements over arrays, whatever the number of marks.
+        let (sources, entities, keys) = key_columns(marks.iter().map(|m| &m.key));
+        let claimed: Vec<DateTime<Utc>> = marks.iter().map(|m| m.claimed_at).collect();
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
-        let at = now();
-        for m in marks {
-            let k = &m.key;
+        tx.execute(
+            "UPDATE integration_events_log AS l SET status = 'completed', processed_at = $4, error_message = NULL
+               FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(source, entity, key)
+              WHERE l.source = u.source AND l.entity_type = u.entity AND l.record_id = u.key
+                AND l.status IN ('processing', 'failed')",
+            &[&sources, &entities, &keys, &now()],
+        )?;
+        let removed: std::collections::HashSet<(String, String, String)> = tx
+            .query(
+                "DELETE FROM dirty AS d USING UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                     AS u(source, entity, key, claimed_at)
+                  WHERE d.source = u.source AND d.entity = u.entity AND d.key = u.key AND d.claimed_at = u.claimed_at
+                  RETURNING d.source, d.entity, d.key",
+                &[&sources, &entities, &keys, &claimed],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        // Re-marked during the sync: it stays for the next run, but no longer as a failing key.
+        let kept: Vec<&DirtyKey> = marks
+            .iter()
+            .map(|m| &m.key)
+            .filter(|k| !removed.contains(&(k.source.clone(), k.entity.clone(), k.key.clone())))
+            .collect();
+        if !kept.is_empty() {
+            let (sources, entities, keys) = key_columns(kept.into_iter());
             tx.execute(
-                "UPDATE integration_events_log SET status = 'completed', processed_at = $4, error_message = NULL
-                 WHERE source = $1 AND entity_type = $2 AND record_id = $3 AND status IN ('processing', 'failed')",
-                &[&k.source, &k.entity, &k.key, &at],
+                "UPDATE dirty AS d SET attempts = 0, last_error = NULL, failed_at = NULL, retry_after = NULL
+                   FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(source, entity, key)
+                  WHERE d.source = u.source AND d.entity = u.entity AND d.key = u.key",
+                &[&sources, &entities, &keys],
             )?;
-            let removed = tx.execute(
-                "DELETE FROM dirty WHERE source = $1 AND entity = $2 AND key = $3 AND claimed_at = $4",
-                &[&k.source, &k.entity, &k.key, &m.claimed_at],
-            )?;
-            if removed == 0 {
-                // Re-marked during the sync: it stays for the next run, but no longer as a failing key.
-                tx.execute(
-                    "UPDATE dirty SET attempts = 0, last_error = NULL, failed_at = NULL, retry_after = NULL
-                     WHERE source = $1 AND entity = $2 AND key = $3",
-                    &[&k.source, &k.entity, &k.key],
-                )?;
-            }
         }
         tx.commit()?;
         Ok(())

@@ -5,14 +5,65 @@
 use std::str::FromStr;
 
 use postgres::NoTls;
+use r2d2::ManageConnection;
 use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
 
 use super::migrate::{LATEST_VERSION, POSTGRES};
 use super::{now, Dialect, Result, SettingRow, Store, StoreError};
 
-pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+pub type Pool = r2d2::Pool<Manager>;
+pub type Conn = r2d2::PooledConnection<Manager>;
+
+/// A connection handed back to the pool less than this long ago is lent again untested. Testing costs a round
+/// trip per store call, and a sync makes hundreds of calls back to back (on a busy machine each round trip
+/// waits for the server process to be scheduled). A connection that broke within this window fails its next
+/// statement, is seen broken when handed back and is dropped; the next call gets a fresh one.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// r2d2's PostgreSQL manager, testing a connection on checkout only when it has been idle (see [`FRESH`]).
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+/// A pooled client and when it was last handed back. Derefs to [`postgres::Client`].
+pub struct Client {
+    client: postgres::Client,
+    returned: std::time::Instant,
+}
+
+impl std::ops::Deref for Client {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = Client;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        Ok(Client { client: self.0.connect()?, returned: std::time::Instant::now() })
+    }
+
+    fn is_valid(&self, conn: &mut Client) -> Result<(), postgres::Error> {
+        if conn.returned.elapsed() < FRESH {
+            return Ok(());
+        }
+        self.0.is_valid(&mut conn.client)
+    }
+
+    /// Called as the connection goes back to the pool.
+    fn has_broken(&self, conn: &mut Client) -> bool {
+        conn.returned = std::time::Instant::now();
+        self.0.has_broken(&mut conn.client)
+    }
+}
 
 /// How long [`PgStore::open`]'s pool waits for a connection.
 pub const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -54,7 +105,7 @@ impl PgStore {
             }
         }
         drop(probe);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))

@@ -6,6 +6,7 @@
 //! `records`. A run killed half-way leaves `records` as it was.
 
 use chrono::{DateTime, Utc};
+use postgres::types::{ToSql, Type};
 use rusqlite::params;
 use serde_json::{json, Value};
 
@@ -72,6 +73,64 @@ fn record_from(kind: Kind, key: String, fingerprint: String, stored: Value) -> R
     let fields: Fields = serde_json::from_value(stored.get("fields").cloned().unwrap_or(json!({})))?;
     let refs: Fields = serde_json::from_value(stored.get("refs").cloned().unwrap_or(json!({})))?;
     Ok(Record { kind, key, fields, refs, fingerprint })
+}
+
+/// What a batch of [`RecordStore::put_links`] does, as if its links were stored one after the other, so that a
+/// dialect can store it as sets: every Moodle id it links is taken from any other Zoho id that held it (`claims`),
+/// each Zoho id keeps its last pairing (`linked`), and the Zoho ids a later link of the batch took the Moodle id
+/// of are unlinked (`gone`).
+struct LinkBatch<'a> {
+    /// Every (entity, Zoho id, Moodle id) the batch links, at any point.
+    claims: std::collections::BTreeSet<(&'a str, &'a str, &'a str)>,
+    /// (entity, Zoho id) → Moodle id at the end, one Zoho id per Moodle id.
+    linked: std::collections::BTreeMap<(&'a str, &'a str), &'a str>,
+    /// Zoho ids the batch linked and a later link unlinked: their stored rows go.
+    gone: std::collections::BTreeSet<(&'a str, &'a str)>,
+}
+
+impl<'a> LinkBatch<'a> {
+    fn of(links: &'a [Link]) -> LinkBatch<'a> {
+        let mut linked = std::collections::BTreeMap::new();
+        let mut holder: std::collections::HashMap<(&str, &str), &str> = std::collections::HashMap::new();
+        let mut gone = std::collections::BTreeSet::new();
+        let mut claims = std::collections::BTreeSet::new();
+        for l in links {
+            let (e, z, m) = (l.entity.name(), l.zoho_id.as_str(), l.moodle_id.as_str());
+            claims.insert((e, z, m));
+            if let Some(other) = holder.insert((e, m), z).filter(|other| *other != z) {
+                linked.remove(&(e, other));
+                gone.insert((e, other));
+            }
+            if let Some(old) = linked.insert((e, z), m).filter(|old| *old != m) {
+                holder.remove(&(e, old));
+            }
+            gone.remove(&(e, z));
+        }
+        LinkBatch { claims, linked, gone }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    /// Columns (entities, Zoho ids, Moodle ids) of every pairing the batch makes on its way.
+    fn claims(&self) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+        let c = &self.claims;
+        (c.iter().map(|k| k.0).collect(), c.iter().map(|k| k.1).collect(), c.iter().map(|k| k.2).collect())
+    }
+
+    /// Columns (entities, Zoho ids, Moodle ids) of what the batch links.
+    fn linked(&self) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+        let entities = self.linked.keys().map(|k| k.0).collect();
+        let zoho = self.linked.keys().map(|k| k.1).collect();
+        let moodle = self.linked.values().copied().collect();
+        (entities, zoho, moodle)
+    }
+
+    /// Columns (entities, Zoho ids) of the Zoho ids the batch unlinked.
+    fn gone(&self) -> (Vec<&'a str>, Vec<&'a str>) {
+        (self.gone.iter().map(|k| k.0).collect(), self.gone.iter().map(|k| k.1).collect())
+    }
 }
 
 // ---- SQLite ----------------------------------------------------------------------------------------------
@@ -273,7 +332,8 @@ impl RecordStore for SqliteStore {
 }
 
 // ---- PostgreSQL ------------------------------------------------------------------------------------------
-// Bulk writes go through UNNEST of arrays: one round trip per page instead of one per row.
+// Bulk writes go as sets: one statement over arrays (UNNEST) per call, not one per row. Statements are sent
+// typed, so each costs one round trip without a separate prepare.
 
 impl RecordStore for PgStore {
     fn stage_records(&self, snapshot_id: &str, kind: Kind, records: &[Record]) -> Result<()> {
@@ -288,11 +348,19 @@ impl RecordStore for PgStore {
         let keys: Vec<&str> = by_key.keys().copied().collect();
         let fps: Vec<&str> = by_key.values().map(|r| r.fingerprint.as_str()).collect();
         let fields: Vec<Value> = by_key.values().map(|r| stored_fields(r)).collect();
-        self.conn()?.execute(
+        self.conn()?.execute_typed(
             "INSERT INTO records_staging (snapshot_id, source, entity, key, source_id, fingerprint, fields, fetched_at)
-             SELECT $1, $2, $3, k, k, f, j, $4 FROM UNNEST($5::text[], $6::text[], $7::jsonb[]) AS t(k, f, j)
+             SELECT $1, $2, $3, k, k, f, j, $4 FROM UNNEST($5, $6, $7) AS t(k, f, j)
              ON CONFLICT (snapshot_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, fields = excluded.fields",
-            &[&snapshot_id, &kind.side().name(), &kind.name(), &now(), &keys, &fps, &fields],
+            &[
+                (&snapshot_id, Type::TEXT),
+                (&kind.side().name(), Type::TEXT),
+                (&kind.name(), Type::TEXT),
+                (&now(), Type::TIMESTAMPTZ),
+                (&keys, Type::TEXT_ARRAY),
+                (&fps, Type::TEXT_ARRAY),
+                (&fields, Type::JSONB_ARRAY),
+            ],
         )?;
         Ok(())
     }
@@ -301,33 +369,35 @@ impl RecordStore for PgStore {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let (source, entity) = (kind.side().name(), kind.name());
+        let kind_of = [(&source as &(dyn ToSql + Sync), Type::TEXT), (&entity, Type::TEXT)];
         if full {
-            tx.execute("DELETE FROM records WHERE source = $1 AND entity = $2", &[&source, &entity])?;
+            tx.execute_typed("DELETE FROM records WHERE source = $1 AND entity = $2", &kind_of)?;
         }
-        tx.execute(
+        tx.execute_typed(
             "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
              SELECT source, entity, key, source_id, fingerprint, fields, fetched_at FROM records_staging
-              WHERE snapshot_id = $1 AND source = $2 AND entity = $3
+              WHERE snapshot_id = $3 AND source = $1 AND entity = $2
              ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
                 fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at",
-            &[&snapshot_id, &source, &entity],
+            &[kind_of[0].clone(), kind_of[1].clone(), (&snapshot_id, Type::TEXT)],
         )?;
-        tx.execute("DELETE FROM records_staging WHERE snapshot_id = $1", &[&snapshot_id])?;
+        tx.execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
         let n: i64 =
-            tx.query_one("SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2", &[&source, &entity])?.get(0);
+            tx.query_typed_one("SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2", &kind_of)?.get(0);
         tx.commit()?;
         Ok(n as u64)
     }
 
     fn discard_snapshot(&self, snapshot_id: &str) -> Result<()> {
-        self.conn()?.execute("DELETE FROM records_staging WHERE snapshot_id = $1", &[&snapshot_id])?;
+        self.conn()?
+            .execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
         Ok(())
     }
 
     fn records(&self, kind: Kind) -> Result<Vec<Record>> {
-        let rows = self.conn()?.query(
+        let rows = self.conn()?.query_typed(
             "SELECT key, fingerprint, fields FROM records WHERE source = $1 AND entity = $2 ORDER BY key",
-            &[&kind.side().name(), &kind.name()],
+            &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT)],
         )?;
         rows.into_iter().map(|r| record_from(kind, r.get(0), r.get(1), r.get(2))).collect()
     }
@@ -335,58 +405,81 @@ impl RecordStore for PgStore {
     fn record_count(&self, kind: Kind) -> Result<u64> {
         let n: i64 = self
             .conn()?
-            .query_one(
+            .query_typed_one(
                 "SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2",
-                &[&kind.side().name(), &kind.name()],
+                &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT)],
             )?
             .get(0);
         Ok(n as u64)
     }
 
     fn delete_records(&self, kind: Kind, keys: &[String]) -> Result<()> {
-        self.conn()?.execute(
+        self.conn()?.execute_typed(
             "DELETE FROM records WHERE source = $1 AND entity = $2 AND key = ANY($3)",
-            &[&kind.side().name(), &kind.name(), &keys],
+            &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT), (&keys, Type::TEXT_ARRAY)],
         )?;
         Ok(())
     }
 
     fn links(&self, entity: Entity) -> Result<Vec<Link>> {
-        let rows = self
-            .conn()?
-            .query("SELECT zoho_id, moodle_id FROM links WHERE entity = $1 ORDER BY zoho_id", &[&entity.name()])?;
+        let rows = self.conn()?.query_typed(
+            "SELECT zoho_id, moodle_id FROM links WHERE entity = $1 ORDER BY zoho_id",
+            &[(&entity.name(), Type::TEXT)],
+        )?;
         Ok(rows.into_iter().map(|r| Link { entity, zoho_id: r.get(0), moodle_id: r.get(1) }).collect())
     }
 
     fn put_links(&self, links: &[Link]) -> Result<()> {
+        let batch = LinkBatch::of(links);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Whatever the number of links: drop the Zoho ids the batch itself unlinked and every other holder of
+        // a Moodle id the batch links, then upsert the last pairings (no row left can collide on a Moodle id).
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
-        let at = now();
-        for l in links {
-            tx.execute(
-                "DELETE FROM links WHERE entity = $1 AND moodle_id = $2 AND zoho_id <> $3",
-                &[&l.entity.name(), &l.moodle_id, &l.zoho_id],
-            )?;
-            tx.execute(
-                "INSERT INTO links (entity, zoho_id, moodle_id, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (entity, zoho_id) DO UPDATE SET moodle_id = excluded.moodle_id",
-                &[&l.entity.name(), &l.zoho_id, &l.moodle_id, &at],
+        let (gone_entities, gone_ids) = batch.gone();
+        if !gone_ids.is_empty() {
+            tx.execute_typed(
+                "DELETE FROM links AS l USING UNNEST($1, $2) AS g(entity, zoho_id)
+                  WHERE l.entity = g.entity AND l.zoho_id = g.zoho_id",
+                &[(&gone_entities, Type::TEXT_ARRAY), (&gone_ids, Type::TEXT_ARRAY)],
             )?;
         }
+        let (entities, zoho_ids, moodle_ids) = batch.claims();
+        tx.execute_typed(
+            "DELETE FROM links AS l USING UNNEST($1, $2, $3) AS n(entity, zoho_id, moodle_id)
+              WHERE l.entity = n.entity AND l.moodle_id = n.moodle_id AND l.zoho_id <> n.zoho_id",
+            &[(&entities, Type::TEXT_ARRAY), (&zoho_ids, Type::TEXT_ARRAY), (&moodle_ids, Type::TEXT_ARRAY)],
+        )?;
+        let (entities, zoho_ids, moodle_ids) = batch.linked();
+        tx.execute_typed(
+            "INSERT INTO links (entity, zoho_id, moodle_id, created_at)
+             SELECT entity, zoho_id, moodle_id, $4 FROM UNNEST($1, $2, $3) AS n(entity, zoho_id, moodle_id)
+             ON CONFLICT (entity, zoho_id) DO UPDATE SET moodle_id = excluded.moodle_id",
+            &[
+                (&entities, Type::TEXT_ARRAY),
+                (&zoho_ids, Type::TEXT_ARRAY),
+                (&moodle_ids, Type::TEXT_ARRAY),
+                (&now(), Type::TIMESTAMPTZ),
+            ],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     fn delete_links(&self, entity: Entity, zoho_ids: &[String]) -> Result<()> {
-        self.conn()?
-            .execute("DELETE FROM links WHERE entity = $1 AND zoho_id = ANY($2)", &[&entity.name(), &zoho_ids])?;
+        self.conn()?.execute_typed(
+            "DELETE FROM links WHERE entity = $1 AND zoho_id = ANY($2)",
+            &[(&entity.name(), Type::TEXT), (&zoho_ids, Type::TEXT_ARRAY)],
+        )?;
         Ok(())
     }
 
     fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>> {
-        let rows = self.conn()?.query(
+        let rows = self.conn()?.query_typed(
             "SELECT key, fields, fingerprint, synced_at, run_id FROM sync_state WHERE entity = $1 ORDER BY key",
-            &[&entity.name()],
+            &[(&entity.name(), Type::TEXT)],
         )?;
         rows.into_iter()
             .map(|r| {
@@ -403,23 +496,43 @@ impl RecordStore for PgStore {
     }
 
     fn put_sync_states(&self, states: &[SyncState]) -> Result<()> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let stmt = tx.prepare(
-            "INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at, run_id) VALUES ($1, $2, $3, $4, $5, $6)
+        // ON CONFLICT cannot touch a row twice in one statement: the last state of a key wins, as the
+        // row-at-a-time upserts left it.
+        let mut last: std::collections::BTreeMap<(&str, &str), &SyncState> = std::collections::BTreeMap::new();
+        for st in states {
+            last.insert((st.entity.name(), st.key.as_str()), st);
+        }
+        if last.is_empty() {
+            return Ok(());
+        }
+        let entities: Vec<&str> = last.keys().map(|k| k.0).collect();
+        let keys: Vec<&str> = last.keys().map(|k| k.1).collect();
+        let fields: Vec<Value> = last.values().map(|st| serde_json::to_value(&st.fields)).collect::<Result<_, _>>()?;
+        let fingerprints: Vec<&str> = last.values().map(|st| st.fingerprint.as_str()).collect();
+        let synced_at: Vec<DateTime<Utc>> = last.values().map(|st| st.synced_at).collect();
+        let run_ids: Vec<Option<i64>> = last.values().map(|st| st.run_id).collect();
+        self.conn()?.execute_typed(
+            "INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at, run_id)
+             SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6)
              ON CONFLICT (entity, key) DO UPDATE SET fields = excluded.fields, fingerprint = excluded.fingerprint,
                 synced_at = excluded.synced_at, run_id = excluded.run_id",
+            &[
+                (&entities, Type::TEXT_ARRAY),
+                (&keys, Type::TEXT_ARRAY),
+                (&fields, Type::JSONB_ARRAY),
+                (&fingerprints, Type::TEXT_ARRAY),
+                (&synced_at, Type::TIMESTAMPTZ_ARRAY),
+                (&run_ids, Type::INT8_ARRAY),
+            ],
         )?;
-        for s in states {
-            let fields = serde_json::to_value(&s.fields)?;
-            tx.execute(&stmt, &[&s.entity.name(), &s.key, &fields, &s.fingerprint, &s.synced_at, &s.run_id])?;
-        }
-        tx.commit()?;
         Ok(())
     }
 
     fn delete_sync_states(&self, entity: Entity, keys: &[String]) -> Result<()> {
-        self.conn()?.execute("DELETE FROM sync_state WHERE entity = $1 AND key = ANY($2)", &[&entity.name(), &keys])?;
+        self.conn()?.execute_typed(
+            "DELETE FROM sync_state WHERE entity = $1 AND key = ANY($2)",
+            &[(&entity.name(), Type::TEXT), (&keys, Type::TEXT_ARRAY)],
+        )?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! completes so a run killed at any instant loses nothing.
 
 use chrono::{DateTime, Utc};
+use postgres::types::Type;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
@@ -369,50 +370,68 @@ impl RunStore for PgStore {
     }
 
     fn journal_planned(&self, entries: &[JournalEntry]) -> Result<()> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let stmt = tx.prepare(
-            "INSERT INTO journal (run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )?;
-        let at = now();
-        for e in entries {
-            let seq = e.seq as i32;
-            tx.execute(
-                &stmt,
-                &[
-                    &e.run_id,
-                    &seq,
-                    &e.entity,
-                    &e.key,
-                    &e.target,
-                    &e.op,
-                    &e.changes,
-                    &e.fingerprints,
-                    &e.outcome,
-                    &e.target_id,
-                    &e.message,
-                    &at,
-                ],
-            )?;
+        // One INSERT over arrays: a round trip for the whole chunk, not one per op.
+        if entries.is_empty() {
+            return Ok(());
         }
-        tx.commit()?;
+        let text = |f: fn(&JournalEntry) -> &str| entries.iter().map(f).collect::<Vec<&str>>();
+        let opt_text = |f: fn(&JournalEntry) -> Option<&str>| entries.iter().map(f).collect::<Vec<Option<&str>>>();
+        let json = |f: fn(&JournalEntry) -> Option<&Value>| entries.iter().map(f).collect::<Vec<Option<&Value>>>();
+        let run_ids: Vec<i64> = entries.iter().map(|e| e.run_id).collect();
+        let seqs: Vec<i32> = entries.iter().map(|e| e.seq as i32).collect();
+        // Typed, so the statement goes in one round trip without a separate prepare.
+        self.conn()?.execute_typed(
+            "INSERT INTO journal (run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, created_at)
+             SELECT run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, $1
+               FROM UNNEST($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 AS t(run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message)",
+            &[
+                (&now(), Type::TIMESTAMPTZ),
+                (&run_ids, Type::INT8_ARRAY),
+                (&seqs, Type::INT4_ARRAY),
+                (&text(|e| e.entity.as_str()), Type::TEXT_ARRAY),
+                (&text(|e| e.key.as_str()), Type::TEXT_ARRAY),
+                (&text(|e| e.target.as_str()), Type::TEXT_ARRAY),
+                (&text(|e| e.op.as_str()), Type::TEXT_ARRAY),
+                (&json(|e| e.changes.as_ref()), Type::JSONB_ARRAY),
+                (&json(|e| e.fingerprints.as_ref()), Type::JSONB_ARRAY),
+                (&text(|e| e.outcome.as_str()), Type::TEXT_ARRAY),
+                (&opt_text(|e| e.target_id.as_deref()), Type::TEXT_ARRAY),
+                (&opt_text(|e| e.message.as_deref()), Type::TEXT_ARRAY),
+            ],
+        )?;
         Ok(())
     }
 
     fn journal_outcomes(&self, run_id: i64, outcomes: &[(i64, &str, Option<&str>, Option<&str>)]) -> Result<()> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let stmt = tx.prepare(
-            "UPDATE journal SET outcome = $3, target_id = COALESCE($4, target_id), message = $5, completed_at = $6
-             WHERE run_id = $1 AND seq = $2",
-        )?;
-        let at = now();
+        // One UPDATE over arrays: the outcomes of a whole batch in one round trip. One UPDATE cannot touch a
+        // row twice, so a seq given twice is merged first as the row-at-a-time updates would have left it.
+        let mut merged: std::collections::BTreeMap<i32, (&str, Option<&str>, Option<&str>)> = Default::default();
         for (seq, outcome, target_id, message) in outcomes {
-            let seq = *seq as i32;
-            tx.execute(&stmt, &[&run_id, &seq, outcome, target_id, message, &at])?;
+            let target_id = target_id.or(merged.get(&(*seq as i32)).and_then(|m| m.1));
+            merged.insert(*seq as i32, (outcome, target_id, *message));
         }
-        tx.commit()?;
+        if merged.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<i32> = merged.keys().copied().collect();
+        let names: Vec<&str> = merged.values().map(|m| m.0).collect();
+        let target_ids: Vec<Option<&str>> = merged.values().map(|m| m.1).collect();
+        let messages: Vec<Option<&str>> = merged.values().map(|m| m.2).collect();
+        self.conn()?.execute_typed(
+            "UPDATE journal AS j SET outcome = u.outcome, target_id = COALESCE(u.target_id, j.target_id),
+                    message = u.message, completed_at = $2
+               FROM UNNEST($3, $4, $5, $6) AS u(seq, outcome, target_id, message)
+              WHERE j.run_id = $1 AND j.seq = u.seq",
+            &[
+                (&run_id, Type::INT8),
+                (&now(), Type::TIMESTAMPTZ),
+                (&seqs, Type::INT4_ARRAY),
+                (&names, Type::TEXT_ARRAY),
+                (&target_ids, Type::TEXT_ARRAY),
+                (&messages, Type::TEXT_ARRAY),
+            ],
+        )?;
         Ok(())
     }
 

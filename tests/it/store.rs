@@ -213,6 +213,114 @@ store_test!(links_and_sync_state, |s: &dyn Store| {
     assert!(s.sync_states(Entity::Enrollment).unwrap().is_empty());
 });
 
+/// Links stored one after the other, as `put_links` promises: each link takes its Moodle id from any other Zoho
+/// id of the entity, and replaces its Zoho id's pairing.
+fn links_model(model: &mut std::collections::BTreeMap<(String, String), String>, links: &[zmsync::store::Link]) {
+    for l in links {
+        let e = l.entity.name().to_string();
+        model.retain(|(me, mz), mm| !(me == &e && mm == &l.moodle_id && mz != &l.zoho_id));
+        model.insert((e, l.zoho_id.clone()), l.moodle_id.clone());
+    }
+}
+
+store_test!(link_batches_store_as_if_one_by_one, |s: &dyn Store| {
+    use rand::{Rng, SeedableRng};
+    use zmsync::model::Entity;
+    use zmsync::store::Link;
+    // Few ids, so batches reuse and move them: a Moodle id taken mid-batch, a Zoho id relinked, swaps.
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(25);
+    let mut model = std::collections::BTreeMap::new();
+    for round in 0..60 {
+        let n = rng.gen_range(0..12);
+        let batch: Vec<Link> = (0..n)
+            .map(|_| Link {
+                entity: if rng.gen_bool(0.8) { Entity::Student } else { Entity::Teacher },
+                zoho_id: format!("z{}", rng.gen_range(0..8)),
+                moodle_id: format!("m{}", rng.gen_range(0..8)),
+            })
+            .collect();
+        s.put_links(&batch).unwrap();
+        links_model(&mut model, &batch);
+        let mut stored = std::collections::BTreeMap::new();
+        for e in [Entity::Student, Entity::Teacher] {
+            let got = s.links(e).unwrap();
+            let moodle: std::collections::BTreeSet<&str> = got.iter().map(|l| l.moodle_id.as_str()).collect();
+            assert_eq!(moodle.len(), got.len(), "round {round}: a Moodle id linked twice: {got:?}");
+            for l in got {
+                stored.insert((e.name().to_string(), l.zoho_id), l.moodle_id);
+            }
+        }
+        assert_eq!(stored, model, "round {round}, batch {batch:?}");
+    }
+});
+
+store_test!(base_and_journal_batches_keep_the_last_word, |s: &dyn Store| {
+    use zmsync::model::{Entity, Fields};
+    use zmsync::store::{JournalEntry, NewRun, SyncState};
+    // A key given twice in one batch keeps its last state; the rest of a large batch is stored as given.
+    let state = |key: &str, v: i64, run_id: Option<i64>| {
+        let mut fields = Fields::new();
+        fields.insert("v".into(), json!(v));
+        SyncState {
+            entity: Entity::Enrollment,
+            key: key.into(),
+            fingerprint: zmsync::model::fingerprint(&fields),
+            fields,
+            synced_at: chrono::DateTime::from_timestamp(1_767_261_600 + v, 0).unwrap(),
+            run_id,
+        }
+    };
+    let mut batch: Vec<SyncState> = (0..2_500).map(|i| state(&format!("k{i:05}"), i, Some(7))).collect();
+    batch.push(state("k00003", -1, None));
+    s.put_sync_states(&batch).unwrap();
+    let got = s.sync_states(Entity::Enrollment).unwrap();
+    assert_eq!(got.len(), 2_500);
+    assert_eq!(got[3], state("k00003", -1, None));
+    assert_eq!(got[2_499], state("k02499", 2_499, Some(7)));
+    s.put_sync_states(&[]).unwrap();
+    assert_eq!(s.sync_states(Entity::Enrollment).unwrap().len(), 2_500);
+
+    let id = s.create_run(&NewRun { kind: "full", module: None, dry_run: false, allow_mass_change: false }).unwrap();
+    let entry = |seq: i64| JournalEntry {
+        run_id: id,
+        seq,
+        entity: "student".into(),
+        key: format!("k{seq}"),
+        target: "moodle".into(),
+        op: "create".into(),
+        changes: (seq % 2 == 0).then(|| json!({"email": format!("{seq}@x")})),
+        fingerprints: (seq % 3 == 0).then(|| json!({"zoho": "abc"})),
+        outcome: "planned".into(),
+        target_id: (seq % 5 == 0).then(|| format!("t{seq}")),
+        message: None,
+    };
+    let planned: Vec<JournalEntry> = (1..=2_000).map(entry).collect();
+    s.journal_planned(&planned).unwrap();
+    s.journal_planned(&[]).unwrap();
+    assert_eq!(s.journal(id).unwrap(), planned, "a large chunk is journalled whole, nulls kept");
+    // Outcomes of a batch: a seq given twice keeps its last outcome and the last target id given for it; a
+    // target id not given keeps the stored one.
+    s.journal_outcomes(
+        id,
+        &[
+            (1, "sent", Some("57"), None),
+            (2, "applied", None, None),
+            (1, "applied", None, Some("done")),
+            (5, "failed", None, Some("boom")),
+        ],
+    )
+    .unwrap();
+    s.journal_outcomes(id, &[]).unwrap();
+    let j = s.journal(id).unwrap();
+    let got =
+        |seq: usize| (j[seq - 1].outcome.as_str(), j[seq - 1].target_id.as_deref(), j[seq - 1].message.as_deref());
+    assert_eq!(got(1), ("applied", Some("57"), Some("done")));
+    assert_eq!(got(2), ("applied", None, None));
+    assert_eq!(got(5), ("failed", Some("t5"), Some("boom")));
+    assert_eq!(got(3), ("planned", None, None));
+    assert_eq!(j.len(), 2_000);
+});
+
 store_test!(runs_and_journal, |s: &dyn Store| {
     use zmsync::store::{JournalEntry, NewRun};
     let id = s.create_run(&NewRun { kind: "full", module: None, dry_run: false, allow_mass_change: true }).unwrap();

@@ -244,6 +244,7 @@ fn sync_killed_at_random_points_converges_without_duplicates() {
     killed_at_random_points(None);
 }
 
+/// The same on PostgreSQL, whose journal, outcomes, links and base are written as sets.
 #[test]
 fn sync_killed_at_random_points_converges_on_postgres() {
     let Some(pg) = PgSchema::create() else { return };
