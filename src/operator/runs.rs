@@ -130,6 +130,11 @@ fn reports(store: &dyn Store, row: &RunRow) -> (Option<PathBuf>, Option<PathBuf>
 fn line(store: &dyn Store, row: &RunRow, status: String, counts: BTreeMap<String, i64>) -> RunLine {
     let s = row.summary.as_ref();
     let (report, html) = reports(store, row);
+    // An interrupted run's finished_at is when a later run found it dead, not how long it ran.
+    let duration_s = row
+        .finished_at
+        .filter(|_| status != "interrupted")
+        .map(|f| (f - row.started_at).num_milliseconds() as f64 / 1000.0);
     RunLine {
         id: row.id,
         kind: row.kind.clone(),
@@ -139,7 +144,7 @@ fn line(store: &dyn Store, row: &RunRow, status: String, counts: BTreeMap<String
         dry_run: row.dry_run,
         started_at: row.started_at,
         finished_at: row.finished_at,
-        duration_s: row.finished_at.map(|f| (f - row.started_at).num_milliseconds() as f64 / 1000.0),
+        duration_s,
         ops: counts,
         zoho_calls: u(s.and_then(|s| s.get("zoho_calls"))),
         moodle_calls: u(s.and_then(|s| s.get("moodle_calls"))),
@@ -236,10 +241,12 @@ pub fn detail_text(d: &RunDetail, max: usize) -> String {
         "started {}, {}",
         l.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
         match (l.finished_at, l.duration_s) {
+            _ if l.status == "interrupted" => format!(
+                "never finished: the process was killed or the machine stopped{}; the next run finishes its work \
+                 (a rerun duplicates nothing)",
+                l.finished_at.map(|f| format!(" (found at {})", f.format("%H:%M:%S"))).unwrap_or_default()
+            ),
             (Some(f), Some(d)) => format!("finished {} ({d:.1} s)", f.format("%H:%M:%S")),
-            _ if l.status == "interrupted" => "never finished: the process was killed or the machine stopped; the \
-                                              next run finishes its work (a rerun duplicates nothing)"
-                .to_string(),
             _ => "still running".to_string(),
         }
     );
