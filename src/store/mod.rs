@@ -99,7 +99,9 @@ pub struct SettingRow {
 }
 
 /// The store's public face. Each area of the program adds its methods here, implemented for both dialects.
-pub trait Store: Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore + JournalStore + WatchStore {
+pub trait Store:
+    Send + Sync + RecordStore + RunStore + RunLock + TokenStore + EventStore + JournalStore + WatchStore
+{
     fn dialect(&self) -> Dialect;
     /// Where the store lives: a file path, or `user@host:port/db`. Never a password.
     fn location(&self) -> String;
