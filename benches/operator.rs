@@ -18,7 +18,7 @@ use zmsync::operator::{history, html, revert};
 use zmsync::sandbox::generator::{GenOptions, State};
 use zmsync::sandbox::{Sandbox, SandboxOptions};
 use zmsync::settings::Settings;
-use zmsync::store::{self, JournalEntry, NewRun, Store};
+use zmsync::store::{self, JournalEntry, NewRun};
 
 fn bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("bench exe");

@@ -187,11 +187,12 @@ text-align:left;vertical-align:top}th{background:#f3f4f6}td.n{text-align:right;f
 /// The whole page.
 pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String, ReportError> {
     let journal = store.journal_rows(row.id)?;
-    let detail = super::runs::show(store, row.id)?;
+    // The shown status (a dead `running` row reads as interrupted) without reading the journal twice.
+    let line = super::runs::lines(store, std::slice::from_ref(row))?.pop();
     let s = row.summary.as_ref();
     let issues: IssueSummary =
         s.and_then(|s| s.get("issue_summary")).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-    let status = detail.as_ref().map(|d| d.line.status.clone()).unwrap_or_else(|| row.status.clone());
+    let status = line.map(|l| l.status).unwrap_or_else(|| row.status.clone());
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
         h,
@@ -247,14 +248,9 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
         kv("error", format!("<span class=\"bad\">{}</span>", esc(e)));
     }
     h.push_str("</table>\n");
-    if let Some(d) = &detail {
-        for g in &d.guards {
-            let _ = write!(
-                h,
-                "<p class=\"bad\">guard: {}</p>",
-                esc(g.get("message").and_then(Value::as_str).unwrap_or(""))
-            );
-        }
+    for g in s.and_then(|s| s.get("guards")).and_then(Value::as_array).into_iter().flatten() {
+        let _ =
+            write!(h, "<p class=\"bad\">guard: {}</p>", esc(g.get("message").and_then(Value::as_str).unwrap_or("")));
     }
     if let Some(ents) = s.and_then(|s| s.get("entities")).and_then(Value::as_object) {
         h.push_str("<table><tr><th>entity</th><th>created</th><th>updated</th><th>suspended</th><th>unchanged</th><th>skipped</th><th>failed</th></tr>");
@@ -284,9 +280,9 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
             *actions.entry((r.entry.op.as_str(), r.entry.outcome.as_str())).or_default() += 1;
         }
         let summary: Vec<String> = actions.iter().map(|((a, o), n)| format!("{a} {o} {n}")).collect();
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<details class=\"entity\"><summary><b>{}</b>: {}</summary>\n",
+            "<details class=\"entity\"><summary><b>{}</b>: {}</summary>",
             esc(entity),
             esc(&summary.join(", "))
         );
@@ -365,10 +361,10 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
     h.push_str("<section id=\"issues\"><h2>Issues by cause</h2>\n");
     if issues.skipped_by_policy > 0 {
         let by: Vec<String> = issues.policy.iter().map(|(e, n)| format!("{e} {n}")).collect();
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<p class=\"muted\">Skipped by policy (not issues): {} records waiting for people the policy does not \
-             create, such as students not active in Zoho ({}).</p>\n",
+             create, such as students not active in Zoho ({}).</p>",
             issues.skipped_by_policy,
             esc(&by.join(", "))
         );

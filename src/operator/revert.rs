@@ -561,9 +561,19 @@ pub fn restore_bases(store: &dyn Store, run_id: i64) -> Result<usize, StoreError
     let mut delete: BTreeMap<Entity, Vec<String>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     let mut unlink: BTreeMap<Entity, Vec<String>> = BTreeMap::new();
+    let mut gone: BTreeMap<Kind, Vec<String>> = BTreeMap::new();
     for r in store.journal_rows(run_id)? {
         if r.entry.outcome != "applied" {
             continue;
+        }
+        let reverting = r.detail.refs.as_ref().is_some_and(|f| f.get(REVERT_BASE).is_some());
+        // What a revert removed from Moodle is gone from the stored snapshot too: the re-read after apply may
+        // not have run (a side emptied by the revert is what the empty-side guard refuses to read), and the
+        // next snapshot must not take the emptiness it caused for a failure.
+        if reverting && r.entry.target == "moodle" && matches!(r.entry.op.as_str(), "unenrol" | "delete") {
+            if let (Some(e), Some(k)) = (Entity::from_name(&r.entry.entity), r.detail.moodle_id.clone()) {
+                gone.entry(kind_written(e, Side::Moodle)).or_default().push(k);
+            }
         }
         // A Zoho record the reverted run created, deleted again: the link it made goes with it.
         if r.entry.op == "delete" && r.entry.target == "zoho" {
@@ -600,6 +610,9 @@ pub fn restore_bases(store: &dyn Store, run_id: i64) -> Result<usize, StoreError
     }
     for (e, ids) in unlink {
         store.delete_links(e, &ids)?;
+    }
+    for (k, keys) in gone {
+        store.delete_records(k, &keys)?;
     }
     Ok(n)
 }

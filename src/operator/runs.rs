@@ -160,7 +160,8 @@ pub fn list(store: &dyn Store, limit: i64) -> Result<Vec<RunLine>, StoreError> {
     lines(store, &rows)
 }
 
-fn lines(store: &dyn Store, rows: &[RunRow]) -> Result<Vec<RunLine>, StoreError> {
+/// The lines of `rows` (their shown status, journal counts and reports).
+pub fn lines(store: &dyn Store, rows: &[RunRow]) -> Result<Vec<RunLine>, StoreError> {
     let status = shown_status(rows, store)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut counts: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
