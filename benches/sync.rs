@@ -3,7 +3,7 @@
 //! one dirty student, a first sync of 5,000 students; peak memory of the child; API calls per run.
 //!
 //! First, a first sync of 1,500 students against the fake Moodle's stock cost model (server time per call on 4
-//! PHP workers), next to its floor (`ZMSYNC_BENCH_NO_COST=1` skips it).
+//! PHP workers), next to its floor (`ZMSYNC_BENCH_NO_COST=1` skips it, `ZMSYNC_BENCH_ONLY_COST=1` runs only it).
 //!
 //! Run: `cargo bench --bench sync` (release). `ZMSYNC_BENCH_QUICK=1` skips the 5,000-student case;
 //! `ZMSYNC_BENCH_STEPS=1` runs the incremental run with `-v` and prints where its time went (`run step done`);
@@ -216,6 +216,9 @@ fn main() {
     println!("zmsync sync benchmark: latency 100 ms on both fakes, Zoho cap 10 in flight");
     if std::env::var("ZMSYNC_BENCH_NO_COST").is_err() {
         stock_cost_model_first_sync();
+        if std::env::var("ZMSYNC_BENCH_ONLY_COST").is_ok() {
+            return;
+        }
     }
     let e = Env::new(1500);
     let seen = e.seen();

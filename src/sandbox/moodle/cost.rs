@@ -59,10 +59,18 @@ fn writes(function: &str) -> bool {
     ["_create_", "_update_", "_delete_", "_upsert_", "enrol_manual_"].iter().any(|p| function.contains(p))
 }
 
-/// The rows a call counts: the first list argument for a write, the answer's rows for a read.
+/// The rows a call counts: the first list argument for a write (as PHP decoded it: `a[0][k]…` is a map keyed by
+/// index), the answer's rows for a read.
 pub fn rows(function: &str, args: &Map<String, Value>, answer: Option<&Value>) -> usize {
     if writes(function) {
-        return args.values().find_map(|v| v.as_array().map(Vec::len)).unwrap_or(0);
+        return args
+            .values()
+            .find_map(|v| match v {
+                Value::Array(a) => Some(a.len()),
+                Value::Object(m) => Some(m.len()),
+                _ => None,
+            })
+            .unwrap_or(0);
     }
     match answer {
         Some(Value::Array(a)) => a.len(),
@@ -122,6 +130,8 @@ mod tests {
     fn rows_are_sent_for_writes_and_answered_for_reads() {
         let args = json!({"enrolments": [{}, {}, {}]});
         assert_eq!(rows("enrol_manual_enrol_users", args.as_object().unwrap(), None), 3);
+        let decoded = json!({"users": {"0": {"username": "a"}, "1": {"username": "b"}}});
+        assert_eq!(rows("core_user_create_users", decoded.as_object().unwrap(), None), 2);
         let answer = json!({"users": [{}, {}], "warnings": []});
         assert_eq!(rows("core_user_get_users", &Map::new(), Some(&answer)), 2);
         let m = CostModel::default();
