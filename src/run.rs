@@ -716,6 +716,14 @@ fn refresh(mode: &Mode, done: &[Done], ops: &Spill) -> std::io::Result<Option<(B
             }
             Side::Zoho => {
                 kinds.insert(zk);
+                // A grade created in Zoho got its dashboard row in the same run (apply::moodle_side::
+                // rows_of_new_grades), keyed by the new Zoho id: re-read that row too, or the store lacks it.
+                if op.entity == Entity::Grade && op.action == reconcile::Action::Create {
+                    if let Some(id) = &target {
+                        kinds.insert(Kind::DashboardGrade);
+                        inc.moodle_keys.entry(Kind::DashboardGrade).or_default().push(id.clone());
+                    }
+                }
                 if let Some(id) = target.or_else(|| op.zoho_id.clone()) {
                     inc.zoho_ids.entry(zk).or_default().push(id);
                 }
