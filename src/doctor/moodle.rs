@@ -164,7 +164,7 @@ fn plugin(info: &Result<PluginInfo, MoodleError>) -> Check {
         Err(MoodleError::Exception { errorcode, message, .. }) => Check::fail(
             "moodle.plugin",
             format!("{PLUGIN} did not answer ({errorcode}: {message})"),
-            "install moodle-plugin/ (docs/moodle-plugin.md) and add its functions to the token's service",
+            "copy moodle-plugin/local/student_dashboard into Moodle as local/student_dashboard (docs/moodle-plugin.md §1) and add its functions to the token's service",
         ),
         Err(e) => Check::fail("moodle.plugin", first_line(&e.to_string()), "check MOODLE_URL and that the site is up"),
     }
