@@ -571,16 +571,23 @@ impl EventStore for PgStore {
         // first event's), then the NOTIFY, which the server delivers only on commit, so a follower never wakes
         // for marks that were rolled back. Sent typed, with no separate prepare: one round trip per batch, which
         // matters on a busy machine where every round trip waits for the server process to be scheduled.
+        //
+        // Two receivers on one database may take the same events at once (a proxy that delivers to both): the
+        // events are inserted in event_id order so their locks are always taken in one order, and a statement
+        // that PostgreSQL still aborts as a deadlock or a serialization failure is sent again (it changed
+        // nothing), rather than answered 503.
+        use postgres::error::SqlState;
         use postgres::types::Type;
-        let inserted: std::collections::HashSet<String> = self
-            .conn()?
-            .query_typed(
+        let mut attempt = 0;
+        let rows = loop {
+            attempt += 1;
+            match self.conn()?.query_typed(
                 "WITH input AS (
                      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
                           WITH ORDINALITY AS t(event_id, source, event_type, module, entity_type, record_id, payload, ord)),
                  ins AS (
                      INSERT INTO integration_events_log (event_id, source, event_type, module, entity_type, record_id, payload, status, created_at)
-                     SELECT event_id, source, event_type, module, entity_type, record_id, payload, 'pending', $8 FROM input ORDER BY ord
+                     SELECT event_id, source, event_type, module, entity_type, record_id, payload, 'pending', $8 FROM input ORDER BY event_id
                      ON CONFLICT (event_id) DO NOTHING RETURNING event_id),
                  marks AS (
                      INSERT INTO dirty (source, entity, key, first_event_id, marked_at)
@@ -601,10 +608,21 @@ impl EventStore for PgStore {
                     (&at, Type::TIMESTAMPTZ),
                     (&DIRTY_CHANNEL, Type::TEXT),
                 ],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            ) {
+                Ok(rows) => break rows,
+                Err(e)
+                    if attempt < 4
+                        && matches!(
+                            e.code(),
+                            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                        ) =>
+                {
+                    tracing::debug!(attempt, "event batch aborted by a concurrent receiver's; sent again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
         let mut answered = std::collections::HashSet::new();
         Ok(events
             .iter()
