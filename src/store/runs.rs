@@ -200,33 +200,8 @@ impl RunStore for SqliteStore {
     }
 
     fn journal_planned(&self, entries: &[JournalEntry]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO journal (run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            let at = ts(now());
-            for e in entries {
-                stmt.execute(params![
-                    e.run_id,
-                    e.seq,
-                    e.entity,
-                    e.key,
-                    e.target,
-                    e.op,
-                    e.changes.as_ref().map(Value::to_string),
-                    e.fingerprints.as_ref().map(Value::to_string),
-                    e.outcome,
-                    e.target_id,
-                    e.message,
-                    at
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        // One writer of journal rows: the entries without details.
+        super::journal::JournalStore::journal_planned_with(self, entries, &[])
     }
 
     fn journal_outcomes(&self, run_id: i64, outcomes: &[(i64, &str, Option<&str>, Option<&str>)]) -> Result<()> {
@@ -370,37 +345,8 @@ impl RunStore for PgStore {
     }
 
     fn journal_planned(&self, entries: &[JournalEntry]) -> Result<()> {
-        // One INSERT over arrays: a round trip for the whole chunk, not one per op.
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let text = |f: fn(&JournalEntry) -> &str| entries.iter().map(f).collect::<Vec<&str>>();
-        let opt_text = |f: fn(&JournalEntry) -> Option<&str>| entries.iter().map(f).collect::<Vec<Option<&str>>>();
-        let json = |f: fn(&JournalEntry) -> Option<&Value>| entries.iter().map(f).collect::<Vec<Option<&Value>>>();
-        let run_ids: Vec<i64> = entries.iter().map(|e| e.run_id).collect();
-        let seqs: Vec<i32> = entries.iter().map(|e| e.seq as i32).collect();
-        // Typed, so the statement goes in one round trip without a separate prepare.
-        self.conn()?.execute_typed(
-            "INSERT INTO journal (run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, created_at)
-             SELECT run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message, $1
-               FROM UNNEST($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 AS t(run_id, seq, entity, key, target, op, changes, fingerprints, outcome, target_id, message)",
-            &[
-                (&now(), Type::TIMESTAMPTZ),
-                (&run_ids, Type::INT8_ARRAY),
-                (&seqs, Type::INT4_ARRAY),
-                (&text(|e| e.entity.as_str()), Type::TEXT_ARRAY),
-                (&text(|e| e.key.as_str()), Type::TEXT_ARRAY),
-                (&text(|e| e.target.as_str()), Type::TEXT_ARRAY),
-                (&text(|e| e.op.as_str()), Type::TEXT_ARRAY),
-                (&json(|e| e.changes.as_ref()), Type::JSONB_ARRAY),
-                (&json(|e| e.fingerprints.as_ref()), Type::JSONB_ARRAY),
-                (&text(|e| e.outcome.as_str()), Type::TEXT_ARRAY),
-                (&opt_text(|e| e.target_id.as_deref()), Type::TEXT_ARRAY),
-                (&opt_text(|e| e.message.as_deref()), Type::TEXT_ARRAY),
-            ],
-        )?;
-        Ok(())
+        // One writer of journal rows: the entries without details.
+        super::journal::JournalStore::journal_planned_with(self, entries, &[])
     }
 
     fn journal_outcomes(&self, run_id: i64, outcomes: &[(i64, &str, Option<&str>, Option<&str>)]) -> Result<()> {
