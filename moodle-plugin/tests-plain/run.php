@@ -172,7 +172,7 @@ same(200000, money::percentage_of(1000000, 2000), '20% of 10000');
 same(1, money::percentage_of(5, 2500), '25% of 0.05 rounds half up to 0.01');
 same(0, money::percentage_of(1, 4999), 'just under half a cent rounds down');
 
-// Finance summary: domain.md's example student.
+// Finance summary: the example student ($10,000, 20% scholarship, three $2,000 payments paid, one due).
 $registrations = [
     ['zohoid' => 'R1', 'totalfee' => '10000.00', 'scholarshippercent' => '20.00', 'currency' => 'USD'],
 ];
@@ -304,7 +304,7 @@ same('invalidgrade', (new row_validator('grades', $exists))->validate(['grade' =
 check(row_validator::is_date('2024-02-29'), 'leap day');
 check(!row_validator::is_date('2025-02-29'), 'not a leap year');
 
-// Event payloads: exactly domain.md's shapes, signed bytes stable.
+// Event payloads: exactly the shapes of docs/plugin-contract.md section 9, signed bytes stable.
 $body = event_payload::encode(event_payload::enrolment('moodle-1b4e28ba-2fa1-41d2-883f-0016d3cca427',
     '\\core\\event\\user_enrolment_created', 12, 34, 1767261600));
 same('{"eventid":"moodle-1b4e28ba-2fa1-41d2-883f-0016d3cca427","eventname":"\\\\core\\\\event\\\\user_enrolment_created",'

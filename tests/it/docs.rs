@@ -125,3 +125,147 @@ fn runnable_doc_blocks_work_against_the_sandbox() {
     );
     assert!(ran >= 10, "only {ran} runnable blocks found: did the marker change?");
 }
+
+/// The repository's root.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every text file under `dir` (recursively), skipping `target/`, `node_modules/` and hidden entries.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if std::fs::read_to_string(&p).is_ok() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The targets of the Markdown links `[text](target)` in `text`, with their 1-based line.
+fn link_targets(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find(')') else { break };
+            out.push((i + 1, after[..end].to_string()));
+            rest = &after[end..];
+        }
+    }
+    out
+}
+
+/// Paths into the repository quoted in backticks (`src/…`, `cron/…`, …), with their 1-based line. Patterns
+/// (`000N_name.sql`, `*`, `<arch>`) are left out: they name no one file.
+fn quoted_repo_paths(text: &str) -> Vec<(usize, String)> {
+    const TOP: &[&str] =
+        &["src/", "tests/", "benches/", "cron/", "pkg/", "fixtures/", "migrations/", "moodle-plugin/", "docs/"];
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for (k, piece) in line.split('`').enumerate() {
+            let is_pattern = piece.contains(['*', '<', '{', ' ']) || piece.contains("000N");
+            if k % 2 == 1 && !is_pattern && TOP.iter().any(|t| piece.starts_with(t)) {
+                out.push((i + 1, piece.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_link_finders_find_links_and_quoted_paths() {
+    let text = "see [a](a.md) and [b](https://x.org/b) \n`src/main.rs`, `migrations/*/000N_x.sql`, `zmsync`";
+    assert_eq!(link_targets(text), vec![(1, "a.md".to_string()), (1, "https://x.org/b".to_string())]);
+    assert_eq!(quoted_repo_paths(text), vec![(2, "src/main.rs".to_string())]);
+}
+
+/// Every relative link and every quoted repository path in docs/*.md and README.md names a file that exists.
+#[test]
+fn doc_links_and_paths_name_files_in_the_repository() {
+    let mut broken = Vec::new();
+    for file in doc_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.strip_prefix(root()).unwrap_or(&file).display().to_string();
+        let dir = file.parent().unwrap_or(root());
+        for (line, target) in link_targets(&text) {
+            let target = target.split('#').next().unwrap_or("").trim();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            if !dir.join(target).exists() {
+                broken.push(format!("{name}:{line}: link to {target}"));
+            }
+        }
+        for (line, path) in quoted_repo_paths(&text) {
+            if !root().join(path.trim_end_matches('/')).exists() {
+                broken.push(format!("{name}:{line}: `{path}`"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "docs name files that do not exist:\n{}", broken.join("\n"));
+}
+
+/// The project's working notes (domain, design, API references) are not in the repository: what is shipped
+/// states the fact itself or links a page that is.
+#[test]
+fn shipped_files_point_at_no_file_outside_the_repository() {
+    const OUTSIDE: &[&str] = &["domain.md", "design.md", "reference/", "reference §"];
+    let mut files = vec![root().join("README.md"), root().join(".env.example")];
+    for dir in ["docs", "migrations", "cron", "pkg", "moodle-plugin"] {
+        files.extend(files_under(&root().join(dir)));
+    }
+    let mut hits = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if let Some(word) = OUTSIDE.iter().find(|w| line.contains(*w)) {
+                hits.push(format!("{}:{}: {word}", file.strip_prefix(root()).unwrap_or(file).display(), i + 1));
+            }
+        }
+    }
+    assert!(files.len() > 20, "only {} files scanned", files.len());
+    assert!(hits.is_empty(), "files outside the repository named:\n{}", hits.join("\n"));
+}
+
+/// Every environment variable the code reads (a `ZOHO_*`, `MOODLE_*` or `ZMSYNC_*` name in a string literal
+/// of the product's source, and `DATABASE_URL`) is in `.env.example` and in docs/configuration.md.
+#[test]
+fn env_example_and_configuration_list_every_variable_the_code_reads() {
+    let mut vars = std::collections::BTreeSet::from(["DATABASE_URL".to_string()]);
+    let mut sources = files_under(&root().join("src"));
+    sources.extend(files_under(&root().join("crates")));
+    for file in sources.iter().filter(|p| p.extension().is_some_and(|x| x == "rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for piece in text.split('"').skip(1).step_by(2) {
+            let prefixed =
+                ["ZOHO_", "MOODLE_", "ZMSYNC_"].iter().any(|p| piece.len() > p.len() && piece.starts_with(p));
+            let shaped = piece.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if prefixed && shaped && !piece.starts_with("ZMSYNC_TEST_") && !piece.starts_with("ZMSYNC_BENCH_") {
+                vars.insert(piece.to_string());
+            }
+        }
+    }
+    assert!(vars.len() >= 12, "only {vars:?} found: did the source move?");
+    let example = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    let configuration = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let listed = |v: &str| example.lines().any(|l| l.trim_start_matches(['#', ' ']).starts_with(&format!("{v}=")));
+    let missing: Vec<_> = vars.iter().filter(|v| !listed(v)).collect();
+    assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+    let undocumented: Vec<_> = vars.iter().filter(|v| !configuration.contains(&format!("`{v}`"))).collect();
+    assert!(undocumented.is_empty(), "docs/configuration.md lacks {undocumented:?}");
+    // Secrets are empty in the example.
+    for secret in zmsync::config::SECRET_VARS {
+        assert!(example.lines().any(|l| l == format!("{secret}=")), "{secret} is not listed empty in .env.example");
+    }
+}

@@ -68,7 +68,7 @@ final class observer_test extends \advanced_testcase {
     }
 
     /**
-     * An enrolment queues a task; running it posts the signed body of domain.md's shape.
+     * An enrolment queues a task; running it posts the signed body of the enrolment shape (docs/plugin-contract.md, section 9).
      */
     public function test_enrolment_sends_signed_event(): void {
         $this->resetAfterTest();

@@ -19,7 +19,7 @@ namespace local_student_dashboard\local;
 /**
  * The JSON bodies the plugin posts to the zmsync receiver (docs/plugin-contract.md, section 9).
  *
- * Two shapes, as in domain.md: enrolment events go to {receiverurl}/enrollment, grade events to
+ * Two shapes: enrolment events go to {receiverurl}/enrollment, grade events to
  * {receiverurl}/grade. This class has no Moodle dependency.
  *
  * @package    local_student_dashboard

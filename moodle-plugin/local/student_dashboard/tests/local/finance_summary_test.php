@@ -29,7 +29,7 @@ namespace local_student_dashboard\local;
 final class finance_summary_test extends \basic_testcase {
 
     /**
-     * The example student of domain.md: $10,000, 20% scholarship, three payments of $2,000 paid, one due.
+     * The example student: $10,000, 20% scholarship, three payments of $2,000 paid, one due.
      */
     public function test_domain_example(): void {
         $registrations = [['zohoid' => 'R1', 'totalfee' => '10000.00', 'scholarshippercent' => '20.00', 'currency' => 'USD']];
