@@ -269,3 +269,17 @@ fn env_example_and_configuration_list_every_variable_the_code_reads() {
         assert!(example.lines().any(|l| l == format!("{secret}=")), "{secret} is not listed empty in .env.example");
     }
 }
+
+/// docs/README.md is the index: it links every page of docs/.
+#[test]
+fn the_docs_index_links_every_page() {
+    let index = std::fs::read_to_string(root().join("docs/README.md")).unwrap();
+    let linked: Vec<String> = link_targets(&index).into_iter().map(|(_, t)| t).collect();
+    let missing: Vec<String> = doc_files()
+        .iter()
+        .filter(|p| p.parent() == Some(&root().join("docs")))
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .filter(|n| n != "README.md" && !linked.contains(n))
+        .collect();
+    assert!(missing.is_empty(), "docs/README.md does not link {missing:?}");
+}
