@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::{print_json, Context};
 use crate::cli::{RunsArgs, RunsCommand};
-use crate::exit::{Exit, UsageError};
+use crate::error::{Exit, UsageError};
 use crate::operator::runs;
 
 pub fn run(ctx: &Context, args: RunsArgs) -> Result<Exit> {
