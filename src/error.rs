@@ -116,25 +116,32 @@ fn split(error: &anyhow::Error) -> (String, Vec<String>) {
     let mut parts: Vec<String> = Vec::new();
     let mut hints: Vec<String> = Vec::new();
     for cause in error.chain() {
-        let mut text: Vec<&str> = Vec::new();
-        let full = cause.to_string();
-        for line in full.lines() {
-            match line.trim_start().strip_prefix("hint: ") {
-                Some(h) => {
-                    if !hints.iter().any(|k| k == h.trim()) {
-                        hints.push(h.trim().to_string());
-                    }
-                }
-                None => text.push(line),
+        let (text, said_hints) = split_hints(&cause.to_string());
+        for h in said_hints {
+            if !hints.contains(&h) {
+                hints.push(h);
             }
         }
-        let text = text.join("\n");
         let said = text.trim().is_empty() || parts.iter().any(|p| p.contains(text.trim()));
         if !said {
             parts.push(text);
         }
     }
     (parts.join(": "), hints)
+}
+
+/// One error's text split into its message and the hints it ends with (`\n  hint: …` lines, the form
+/// library errors use). `doctor` shows them the same way.
+pub fn split_hints(text: &str) -> (String, Vec<String>) {
+    let mut message: Vec<&str> = Vec::new();
+    let mut hints = Vec::new();
+    for line in text.lines() {
+        match line.trim_start().strip_prefix("hint: ") {
+            Some(h) => hints.push(h.trim().to_string()),
+            None => message.push(line),
+        }
+    }
+    (message.join("\n"), hints)
 }
 
 /// The exit code for an error that reached the command boundary: from the first error in the chain that says
