@@ -147,43 +147,30 @@ pub fn split_hints(text: &str) -> (String, Vec<String>) {
 /// The exit code for an error that reached the command boundary: from the first error in the chain that says
 /// what it is; 1 (failed) when none does.
 pub fn kind_of(err: &anyhow::Error) -> Exit {
-    for cause in err.chain() {
-        let kind = if cause.is::<UsageError>() || cause.is::<UnknownEntity>() {
-            Some(Exit::Usage)
-        } else if cause.is::<Refused>() || cause.is::<Refusal>() {
-            Some(Exit::Refused)
-        } else if cause.is::<Busy>() {
-            Some(Exit::Busy)
-        } else if let Some(e) = cause.downcast_ref::<ConfigError>() {
-            Some(config(e))
-        } else if let Some(e) = cause.downcast_ref::<StoreError>() {
-            Some(store(e))
-        } else if cause.is::<SettingsError>() {
-            Some(Exit::Usage)
-        } else if let Some(e) = cause.downcast_ref::<RunError>() {
-            Some(run(e))
-        } else if let Some(e) = cause.downcast_ref::<ReconcileError>() {
-            Some(reconcile(e))
-        } else if let Some(e) = cause.downcast_ref::<SnapshotError>() {
-            Some(snapshot(e))
-        } else if let Some(e) = cause.downcast_ref::<ZohoError>() {
-            Some(zoho(e))
-        } else if let Some(e) = cause.downcast_ref::<MoodleError>() {
-            Some(moodle(e))
-        } else if let Some(e) = cause.downcast_ref::<ServeError>() {
-            Some(serve(e))
-        } else if let Some(e) = cause.downcast_ref::<ReportError>() {
-            Some(report(e))
-        } else if let Some(e) = cause.downcast_ref::<RevertError>() {
-            Some(revert(e))
-        } else {
-            None
-        };
-        if let Some(kind) = kind {
-            return kind;
-        }
+    err.chain().find_map(kind_of_one).unwrap_or(Exit::Failed)
+}
+
+/// The kind one error of a chain says it is, if it says.
+fn kind_of_one(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if cause.is::<UsageError>() || cause.is::<UnknownEntity>() || cause.is::<SettingsError>() {
+        return Some(Exit::Usage);
     }
-    Exit::Failed
+    if cause.is::<Refused>() || cause.is::<Refusal>() {
+        return Some(Exit::Refused);
+    }
+    if cause.is::<Busy>() {
+        return Some(Exit::Busy);
+    }
+    None.or_else(|| cause.downcast_ref().map(config))
+        .or_else(|| cause.downcast_ref().map(store))
+        .or_else(|| cause.downcast_ref().map(run))
+        .or_else(|| cause.downcast_ref().map(reconcile))
+        .or_else(|| cause.downcast_ref().map(snapshot))
+        .or_else(|| cause.downcast_ref().map(zoho))
+        .or_else(|| cause.downcast_ref().map(moodle))
+        .or_else(|| cause.downcast_ref().map(serve))
+        .or_else(|| cause.downcast_ref().map(report))
+        .or_else(|| cause.downcast_ref().map(revert))
 }
 
 fn config(e: &ConfigError) -> Exit {
