@@ -124,6 +124,9 @@ fn settings_and_lookup_mistakes() {
     check("no_runs_yet", &s, &s.run(&["report"]).code(2));
     check("no_such_run_report", &s, &s.run(&["report", "42"]).code(2));
     check("no_such_run_revert", &s, &s.run(&["revert", "42", "--cached"]).code(2));
+    check("no_such_run_show", &s, &s.run(&["runs", "show", "42"]).code(2));
+    check("no_such_record", &s, &s.run(&["history", "nobody@example.com"]).code(2));
+    check("no_such_plan_file", &s, &s.run(&["plan", "show", "nope.json"]).code(2));
     check("unknown_module", &s, &s.run(&["snapshot", "--module", "BTEC_Nope"]).code(2));
     check("unknown_entity", &s, &s.run(&["diff", "--cached", "--module", "nope"]).code(2));
 }
