@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::exit::{Exit, ExitKind};
 use crate::secret::Secret;
 
 /// The environment variables that hold secrets. Never printed, logged, stored or written to a report.
@@ -43,19 +42,6 @@ pub enum ConfigError {
     DotEnv { path: PathBuf, line: usize, message: String },
     #[error("missing configuration: {missing}\n  hint: {hint}")]
     Missing { missing: String, hint: String },
-}
-
-impl ExitKind for ConfigError {
-    fn exit(&self) -> Exit {
-        match self {
-            ConfigError::Read { .. }
-            | ConfigError::Parse { .. }
-            | ConfigError::SecretInFile { .. }
-            | ConfigError::Invalid { .. }
-            | ConfigError::DotEnv { .. }
-            | ConfigError::Missing { .. } => Exit::Usage,
-        }
-    }
 }
 
 /// Zoho data centres: `ZOHO_REGION` → (accounts URL, API domain). Reference §2.
@@ -400,7 +386,7 @@ mod tests {
         let e = Config::load(Some(&f), None, &env(&[])).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("z.toml") && msg.contains("regoin") && msg.contains("region"), "{msg}");
-        assert_eq!(e.exit(), Exit::Usage);
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
     }
 
     #[test]

@@ -7,13 +7,14 @@ use tracing_subscriber::EnvFilter;
 
 use zmsync::cli::Cli;
 use zmsync::config::{self, Config};
-use zmsync::exit::{exit_code_for, Exit};
+use zmsync::error::{CommandError, Exit};
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     // .env first: clap and the config read the environment it fills.
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     if let Err(e) = config::load_dotenv(&cwd) {
-        eprintln!("error: {e}");
+        eprint!("{}", CommandError::from(anyhow::Error::from(e)).render());
         return ExitCode::from(Exit::Usage.code());
     }
     let cli = Cli::parse();
@@ -24,10 +25,30 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit_code_for(&e).code())
+            let e = CommandError::from(e);
+            eprint!("{}", e.render());
+            ExitCode::from(e.kind.code())
         }
     }
+}
+
+/// `zmsync runs | head -1`: the reader went away, so there is nobody left to tell. `println!` panics on a
+/// closed stdout; like ripgrep, exit quietly (0) instead of printing a panic. Every other panic keeps the
+/// default report.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

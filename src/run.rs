@@ -14,7 +14,6 @@ use serde_json::json;
 
 use crate::apply::{self, Done, Outcome, Spill, SpillWriter, Tally};
 use crate::config::Config;
-use crate::exit::{Exit, ExitKind};
 use crate::model::{Entity, Kind, Record, Side};
 use crate::reconcile::{self, Plan};
 use crate::settings::Settings;
@@ -67,26 +66,24 @@ pub enum RunError {
     Snapshot(#[from] snapshot::SnapshotError),
     #[error(transparent)]
     Reconcile(#[from] reconcile::ReconcileError),
-    #[error("{0}")]
+    #[error(transparent)]
     Apply(#[from] apply::ApplyError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A file or directory the run needs cannot be written: the message names it and the fix.
     #[error("{0}")]
     File(String),
 }
 
-impl ExitKind for RunError {
-    fn exit(&self) -> Exit {
-        match self {
-            RunError::Locked(_) => Exit::Busy,
-            RunError::Refused(_) => Exit::Refused,
-            RunError::Usage(_) => Exit::Usage,
-            RunError::Store(e) => e.exit(),
-            RunError::Snapshot(e) => e.exit(),
-            RunError::Reconcile(e) => e.exit(),
-            _ => Exit::Failed,
-        }
+impl RunError {
+    /// A guard refused the plan or the snapshot: nothing was written (recorded as `refused`, not `failed`).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            RunError::Refused(_)
+                | RunError::Reconcile(reconcile::ReconcileError::Refused(_))
+                | RunError::Snapshot(snapshot::SnapshotError::Refused(_))
+        )
     }
 }
 
@@ -148,12 +145,9 @@ pub struct PhaseCalls {
 }
 
 impl RunReport {
-    pub fn exit(&self) -> Exit {
-        if self.rejected + self.failed > 0 || self.dirty_failed > 0 || self.report_error.is_some() {
-            Exit::Partial
-        } else {
-            Exit::Done
-        }
+    /// Some records were rejected or failed, dirty marks failed, or the report could not be written.
+    pub fn is_partial(&self) -> bool {
+        self.rejected + self.failed > 0 || self.dirty_failed > 0 || self.report_error.is_some()
     }
 
     /// One screen for a person.
@@ -286,7 +280,7 @@ pub fn run(store: &dyn Store, settings: &Settings, config: &Config, opts: &RunOp
             crate::operator::html::write_beside(store, r);
         }
         Err(e) => {
-            let status = if e.exit() == Exit::Refused { "refused" } else { "failed" };
+            let status = if e.is_refusal() { "refused" } else { "failed" };
             store.finish_run(run_id, status, &json!({}), Some(&e.to_string()))?;
             // The marks taken stay dirty, with the error, for a later run once due.
             for m in &claimed {

@@ -8,8 +8,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::exit::{Exit, ExitKind};
-
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("unknown setting `{key}`\n  hint: valid keys are: {valid}")]
@@ -18,12 +16,6 @@ pub enum SettingsError {
     BadJson { key: String, message: String, example: String },
     #[error("the value for `{key}` has the wrong shape: {message}\n  expected: {shape}\n  current:  {current}")]
     WrongShape { key: String, message: String, shape: String, current: String },
-}
-
-impl ExitKind for SettingsError {
-    fn exit(&self) -> Exit {
-        Exit::Usage
-    }
 }
 
 // ---- the typed shapes ----------------------------------------------------------------------------------

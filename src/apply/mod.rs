@@ -97,9 +97,9 @@ pub struct Done {
 pub enum ApplyError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Zoho(#[from] zoho::ZohoError),
-    #[error("{0}")]
+    #[error(transparent)]
     Moodle(#[from] moodle::MoodleError),
     /// The plan's ops could not be read back (see [`spill`]).
     #[error("cannot read the plan's ops back: {0}")]

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::exit::Exit;
+use crate::error::Exit;
 
 pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     let mut cmd = Cli::command();

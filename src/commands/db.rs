@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{print_json, Context};
 use crate::cli::DbCommand;
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::store::LATEST_VERSION;
 
 pub fn run(ctx: &Context, cmd: DbCommand) -> Result<Exit> {

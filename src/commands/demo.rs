@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use super::Context;
 use crate::cli::DemoArgs;
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::run::{self, RunOptions, Scope};
 use crate::sandbox::generator::{GenOptions, State};
 use crate::sandbox::{Sandbox, SandboxOptions};
@@ -49,8 +49,8 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<Exit> {
         } else {
             print!("{}", report.text());
         }
-        if report.exit() != Exit::Done {
-            worst = report.exit();
+        if Exit::of_run(&report) != Exit::Done {
+            worst = Exit::of_run(&report);
         }
         if i == 1 && report.applied > 0 {
             eprintln!("note: the second run still wrote {} changes", report.applied);

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 
 use super::Context;
 use crate::cli::{DiffArgs, DiffFormat};
-use crate::exit::{Exit, Refused};
+use crate::error::{Exit, Refused};
 use crate::reconcile::plan::{counts_table, Guard, GuardOutcome};
 use crate::reconcile::{self, report, Options};
 use crate::settings::Settings;

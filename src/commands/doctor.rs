@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::Context;
 use crate::doctor;
-use crate::exit::Exit;
+use crate::error::Exit;
 
 pub fn run(ctx: &Context) -> Result<Exit> {
     let report = doctor::run(&ctx.config);

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{print_json, Context};
 use crate::cli::EventsCommand;
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::settings::Settings;
 use crate::store::events::EventRow;
 

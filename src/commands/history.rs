@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::{print_json, Context};
 use crate::cli::HistoryArgs;
-use crate::exit::{Exit, UsageError};
+use crate::error::{Exit, UsageError};
 use crate::model::Entity;
 use crate::operator::history;
 

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{actor, print_json, Context};
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::settings::REGISTRY;
 
 pub fn run(ctx: &Context) -> Result<Exit> {

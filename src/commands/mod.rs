@@ -23,7 +23,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::store::{self, Store};
 
 /// What every command gets: the configuration and the output mode.

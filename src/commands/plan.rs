@@ -7,10 +7,10 @@ use std::io::IsTerminal;
 
 use super::{print_json, Context};
 use crate::cli::{PlanArgs, PlanCommand, ReconcileArgs};
-use crate::exit::{Exit, ExitKind, Refused, UsageError};
+use crate::error::{kind_of, Exit, UsageError};
 use crate::reconcile::{self, Options, Plan};
 use crate::settings::Settings;
-use crate::snapshot::{self, SnapshotError};
+use crate::snapshot;
 use crate::store::Store;
 
 pub fn run(ctx: &Context, args: PlanArgs) -> Result<Exit> {
@@ -73,10 +73,14 @@ pub(super) fn refresh(ctx: &Context, store: &dyn Store, settings: &Settings, arg
             }
             Ok(())
         }
-        Err(SnapshotError::Refused(r)) => Err(Refused(SnapshotError::Refused(r).to_string()).into()),
-        Err(e) if e.exit() == Exit::Usage => {
-            Err(UsageError(format!("{e}\n  hint: to plan from the snapshot already in the store, add --cached")).into())
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            if kind_of(&e) == Exit::Usage {
+                Err(UsageError(format!("{e}\n  hint: to plan from the snapshot already in the store, add --cached"))
+                    .into())
+            } else {
+                Err(e)
+            }
         }
-        Err(e) => Err(e.into()),
     }
 }

@@ -5,22 +5,14 @@ use serde_json::json;
 
 use super::{print_json, Context};
 use crate::cli::ReportArgs;
-use crate::exit::{Exit, ExitKind, UsageError};
+use crate::error::Exit;
 use crate::operator::{html, report};
-
-fn usage(e: report::ReportError) -> anyhow::Error {
-    if e.exit() == Exit::Usage {
-        UsageError(e.to_string()).into()
-    } else {
-        e.into()
-    }
-}
 
 pub fn run(ctx: &Context, args: ReportArgs) -> Result<Exit> {
     let store = ctx.store()?;
-    let row = report::run_row(store.as_ref(), args.run).map_err(usage)?;
+    let row = report::run_row(store.as_ref(), args.run)?;
     if let Some(out) = &args.html {
-        html::write(store.as_ref(), &row, out, args.trend_runs.max(1)).map_err(usage)?;
+        html::write(store.as_ref(), &row, out, args.trend_runs.max(1))?;
         if ctx.json {
             print_json(&json!({"run_id": row.id, "html": out}));
         } else {
@@ -29,7 +21,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<Exit> {
         return Ok(Exit::Done);
     }
     let out = args.out.clone().unwrap_or_else(|| report::csv_path(store.as_ref(), &row));
-    let n = report::write_csv(store.as_ref(), &row, &out).map_err(usage)?;
+    let n = report::write_csv(store.as_ref(), &row, &out)?;
     if ctx.json {
         print_json(&json!({"run_id": row.id, "report": out, "rows": n}));
     } else {

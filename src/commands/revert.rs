@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{print_json, Context};
 use crate::cli::{ReconcileArgs, RevertArgs};
-use crate::exit::{Exit, UsageError};
+use crate::error::Exit;
 use crate::operator::revert::{self, RevertError};
 use crate::settings::Settings;
 
@@ -14,14 +14,10 @@ pub fn run(ctx: &Context, args: RevertArgs) -> Result<Exit> {
     let settings = Settings::from_rows(&store.settings_map()?)?;
     // The run must exist before anything is fetched.
     if store.run(args.run)?.is_none() {
-        return Err(UsageError(RevertError::NoRun(args.run).to_string()).into());
+        return Err(RevertError::NoRun(args.run).into());
     }
     super::plan::refresh(ctx, store.as_ref(), &settings, &ReconcileArgs { module: None, cached: args.cached })?;
-    let r = match revert::plan(store.as_ref(), &settings, args.run, args.allow_mass_change) {
-        Ok(r) => r,
-        Err(e @ (RevertError::NoRun(_) | RevertError::DryRun(_))) => return Err(UsageError(e.to_string()).into()),
-        Err(RevertError::Store(e)) => return Err(e.into()),
-    };
+    let r = revert::plan(store.as_ref(), &settings, args.run, args.allow_mass_change)?;
     // A refused plan is never written: nothing downstream can apply it by mistake.
     let refused = crate::reconcile::enforce(&r.plan);
     if refused.is_ok() {

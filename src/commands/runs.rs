@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::{print_json, Context};
 use crate::cli::{RunsArgs, RunsCommand};
-use crate::exit::{Exit, UsageError};
+use crate::error::{Exit, UsageError};
 use crate::operator::runs;
 
 pub fn run(ctx: &Context, args: RunsArgs) -> Result<Exit> {
@@ -20,9 +20,7 @@ pub fn run(ctx: &Context, args: RunsArgs) -> Result<Exit> {
         }
         Some(RunsCommand::Show { run, issues, limit }) => {
             let Some(d) = runs::show(store.as_ref(), run)? else {
-                return Err(
-                    UsageError(format!("the store has no run {run}\n  hint: `zmsync runs` lists the runs")).into()
-                );
+                return Err(crate::operator::report::ReportError::NoRun(run).into());
             };
             if let Some(cause) = issues {
                 let Some(g) = d.issues.group(&cause) else {

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::SandboxArgs;
-use crate::exit::{Exit, UsageError};
+use crate::error::{Exit, UsageError};
 use crate::sandbox::generator::GenOptions;
 use crate::sandbox::{Sandbox, SandboxOptions};
 

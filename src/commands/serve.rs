@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::Context;
 use crate::cli::ServeArgs;
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::webhook::server::Receiver;
 use crate::webhook::{Secrets, ServeOptions};
 

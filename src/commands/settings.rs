@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{actor, print_json, Context};
 use crate::cli::SettingsCommand;
-use crate::exit::Exit;
+use crate::error::Exit;
 use crate::settings::{self, REGISTRY};
 
 pub fn run(ctx: &Context, cmd: SettingsCommand) -> Result<Exit> {

@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use super::{print_json, Context};
-use crate::exit::{Exit, ExitKind, Refused, UsageError};
+use crate::error::{Exit, UsageError};
 use crate::settings::Settings;
-use crate::snapshot::{self, Options, SnapshotError};
+use crate::snapshot::{self, Options};
 
 pub fn run(ctx: &Context, module: Option<String>) -> Result<Exit> {
     let store = ctx.store()?;
@@ -31,8 +31,6 @@ pub fn run(ctx: &Context, module: Option<String>) -> Result<Exit> {
             }
             Ok(Exit::Done)
         }
-        Err(SnapshotError::Refused(r)) => Err(Refused(SnapshotError::Refused(r).to_string()).into()),
-        Err(e) if e.exit() == Exit::Usage => Err(UsageError(e.to_string()).into()),
         Err(e) => Err(e.into()),
     }
 }

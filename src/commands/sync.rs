@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::{print_json, Context};
 use crate::cli::{ApplyArgs, RunArgs, SyncArgs};
-use crate::exit::{Busy, Exit, Refused, UsageError};
+use crate::error::{Busy, CommandError, Exit};
 use crate::run::{self, RunError, RunOptions, Scope};
 use crate::settings::Settings;
 use crate::store::Store;
@@ -76,18 +76,18 @@ pub fn once(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit>
     let settings = Settings::from_rows(&store.settings_map()?)?;
     match run::run(store, &settings, &ctx.config, opts) {
         Ok(report) => {
-            if ctx.quiet && report.exit() == Exit::Done {
+            let exit = Exit::of_run(&report);
+            if ctx.quiet && exit == Exit::Done {
                 // Cron mails any output: a run that needs nobody says nothing.
             } else if ctx.json {
                 print_json(&serde_json::to_value(&report)?);
             } else {
                 print!("{}", report.text());
             }
-            Ok(report.exit())
+            Ok(exit)
         }
         Err(e @ RunError::Locked(_)) => Err(Busy(e.to_string()).into()),
-        Err(e @ RunError::Refused(_)) => Err(name_the_run(store, Refused(e.to_string()).into())),
-        Err(RunError::Usage(m)) => Err(UsageError(m).into()),
+        Err(e @ RunError::Usage(_)) => Err(e.into()),
         Err(e) => Err(name_the_run(store, e.into())),
     }
 }
@@ -128,8 +128,10 @@ fn follow(ctx: &Context, store: &dyn Store, opts: &RunOptions) -> Result<Exit> {
             Ok(_) => {}
             Err(e) => {
                 // A failed run leaves its marks dirty with the error; keep following after a pause.
-                tracing::error!("incremental run failed: {e:#}");
-                eprintln!("incremental run failed: {e:#}");
+                let e = CommandError::from(e);
+                let shown = e.render_as("incremental run failed");
+                tracing::error!("{}", shown.trim_end());
+                eprint!("{shown}");
                 worst = Exit::Partial;
                 std::thread::sleep(Duration::from_secs(2));
             }

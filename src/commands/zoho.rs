@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{print_json, Context};
 use crate::cli::{WatchArgs, ZohoCommand};
-use crate::exit::{Exit, UsageError};
+use crate::error::{Exit, UsageError};
 use crate::settings::Settings;
 use crate::store::{bridge, ChannelRow, Store};
 use crate::zoho::channel::{self, ASK_FOR, RENEW_WITHIN};

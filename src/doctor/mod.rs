@@ -82,6 +82,11 @@ impl Check {
     }
 }
 
+/// An error's first line: its message without the hint lines (the check says its own fix).
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
 fn fold(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

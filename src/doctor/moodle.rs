@@ -2,7 +2,7 @@
 //! lives in the Moodle client), and the dashboard plugin answers with the contract version this zmsync speaks.
 
 use super::zoho::host_of;
-use super::{clock, Check, NET_TIMEOUT};
+use super::{clock, first_line, Check, NET_TIMEOUT};
 use crate::config::Config;
 use crate::mapping::person::IDENTITY_FIELDS;
 use crate::moodle::calls::{needed_functions, PluginInfo, PluginSite, CONTRACT_VERSION, PLUGIN};
@@ -195,8 +195,4 @@ fn site_failure(host: &str, e: &MoodleError) -> Check {
         ),
         other => Check::fail(name, first_line(&other.to_string()), "check MOODLE_URL and the site"),
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }

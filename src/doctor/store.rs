@@ -39,9 +39,7 @@ pub fn checks(config: &Config, r: &mut Report) -> Opened {
             };
             // The store's own message already names the location (never a password); drop its hint line,
             // the fix below says the same.
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or_default().to_string();
-            r.push(Check::fail("store", first, fix));
+            r.push(Check::fail("store", super::first_line(&e.to_string()), fix));
             if let Some(path) = &sqlite_path {
                 push_disk(path, r);
             }

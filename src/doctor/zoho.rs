@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{clock, Check, NET_TIMEOUT};
+use super::{clock, first_line, Check, NET_TIMEOUT};
 use crate::config::Config;
 use crate::mapping::ZohoNames;
 use crate::model::Entity;
@@ -212,16 +212,13 @@ fn api_failure(name: &str, e: &ZohoError) -> Check {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
-}
-
 /// The `hint:` line the client's errors carry, or a generic fix.
 fn hint_of(s: &str) -> String {
-    s.lines()
-        .find_map(|l| l.trim().strip_prefix("hint: "))
-        .unwrap_or("check the network and https://status.zoho.com, then run `zmsync doctor` again")
-        .to_string()
+    crate::error::split_hints(s)
+        .1
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "check the network and https://status.zoho.com, then run `zmsync doctor` again".to_string())
 }
 
 pub(crate) fn host_of(url: &str) -> String {

@@ -25,7 +25,6 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::config::{ConfigError, MoodleConfig};
-use crate::exit::{Exit, ExitKind};
 use crate::secret::Secret;
 use crate::zoho::retry::{self, Backoff};
 
@@ -79,20 +78,6 @@ impl MoodleError {
         match self {
             MoodleError::Exception { errorcode, .. } => Some(errorcode),
             _ => None,
-        }
-    }
-}
-
-impl ExitKind for MoodleError {
-    fn exit(&self) -> Exit {
-        match self {
-            MoodleError::Config(_) | MoodleError::SiteNotReady { .. } | MoodleError::RowTooLarge { .. } => Exit::Usage,
-            MoodleError::Exception { errorcode, .. }
-                if errorcode == "invalidtoken" || errorcode == "accessexception" =>
-            {
-                Exit::Usage
-            }
-            _ => Exit::Failed,
         }
     }
 }
@@ -242,10 +227,10 @@ impl Client {
                     if replay == Replay::Unsafe && !e.is_connect() {
                         return Err(MoodleError::UnknownOutcome {
                             function: function.into(),
-                            message: e.without_url().to_string(),
+                            message: crate::transport::describe(e),
                         });
                     }
-                    (e.without_url().to_string(), None)
+                    (crate::transport::describe(e), None)
                 }
                 Ok(resp) => {
                     self.note_date(&resp, started);
@@ -255,10 +240,10 @@ impl Client {
                         Err(e) if replay == Replay::Unsafe => {
                             return Err(MoodleError::UnknownOutcome {
                                 function: function.into(),
-                                message: e.without_url().to_string(),
+                                message: crate::transport::describe(e),
                             })
                         }
-                        Err(e) => (e.without_url().to_string(), None),
+                        Err(e) => (crate::transport::describe(e), None),
                         Ok(bytes) if status.is_success() => match serde_json::from_slice::<Value>(&bytes) {
                             Ok(v) => {
                                 drop(permit);
@@ -359,6 +344,6 @@ mod tests {
         assert_eq!(exception_or("f", json!({"warnings": []})).unwrap(), json!({"warnings": []}));
         let e = exception_or("f", json!({"exception":"x","errorcode":"invalidtoken","message":"Invalid token"}))
             .unwrap_err();
-        assert_eq!(e.exit(), Exit::Usage);
+        assert_eq!(e.errorcode(), Some("invalidtoken"));
     }
 }

@@ -36,16 +36,6 @@ pub enum ReportError {
     Write { path: PathBuf, message: String },
 }
 
-impl crate::exit::ExitKind for ReportError {
-    fn exit(&self) -> crate::exit::Exit {
-        match self {
-            ReportError::NoRun(_) | ReportError::NoRuns => crate::exit::Exit::Usage,
-            ReportError::Store(e) => e.exit(),
-            ReportError::Write { .. } => crate::exit::Exit::Failed,
-        }
-    }
-}
-
 /// Run `id`, or the newest run.
 pub fn run_row(store: &dyn Store, id: Option<i64>) -> Result<RunRow, ReportError> {
     match id {

@@ -4,7 +4,6 @@
 
 use super::plan::{Guard, GuardOutcome, GuardVerdict, Plan};
 use super::Inputs;
-use crate::exit::Refused;
 use crate::model::{Entity, Side};
 use crate::settings::{MaxRemovals, Settings};
 
@@ -72,14 +71,19 @@ pub fn evaluate(plan: &mut Plan, inputs: &Inputs, settings: &Settings, allow_mas
     plan.guards = verdicts;
 }
 
-/// `Err` when a guard refused the plan: the messages of every refusal, for exit 4.
-pub fn enforce(plan: &Plan) -> Result<(), Refused> {
+/// A guard refused the plan: the messages of every refusal, one a line. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// `Err` when a guard refused the plan: the messages of every refusal.
+pub fn enforce(plan: &Plan) -> Result<(), Refusal> {
     let refusals: Vec<&str> =
         plan.guards.iter().filter(|g| g.outcome == GuardOutcome::Refused).map(|g| g.message.as_str()).collect();
     if refusals.is_empty() {
         Ok(())
     } else {
-        Err(Refused(refusals.join("\n")))
+        Err(Refusal(refusals.join("\n")))
     }
 }
 

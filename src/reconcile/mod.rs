@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-pub use guards::enforce;
+pub use guards::{enforce, Refusal};
 pub use plan::{Action, Conflict, Counts, Fingerprints, GuardVerdict, Issue, IssueKind, Op, Plan, StaleCheck};
 
 use self::diff::{Agreed, Differ, EntityDiff, EntityRules};
 use self::entities::World;
 use self::link::{Linked, Rules};
-use crate::exit::{Exit, ExitKind, Refused, UsageError};
 use crate::model::{Entity, Kind, Record};
 use crate::settings::Settings;
 use crate::store::{Link, RecordStore, StoreError, SyncState};
@@ -30,18 +29,14 @@ use crate::store::{Link, RecordStore, StoreError, SyncState};
 pub enum ReconcileError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Refused(Refused),
+    #[error(transparent)]
+    Refused(Refusal),
 }
 
-impl ExitKind for ReconcileError {
-    fn exit(&self) -> Exit {
-        match self {
-            ReconcileError::Store(e) => e.exit(),
-            ReconcileError::Refused(_) => Exit::Refused,
-        }
-    }
-}
+/// A `--module` value that names no entity, or a disabled one: the user's mistake, said with the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownEntity(pub String);
 
 /// What to reconcile.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +53,7 @@ pub struct Options {
 
 /// The entities a `--module` value names: an entity name (`student`) or a Zoho module (`BTEC_Students`);
 /// `None` = every enabled entity. Classes bring their teaching.
-pub fn select(module: Option<&str>, settings: &Settings) -> Result<Vec<Entity>, UsageError> {
+pub fn select(module: Option<&str>, settings: &Settings) -> Result<Vec<Entity>, UnknownEntity> {
     let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| e.enabled(settings)).collect();
     let Some(m) = module else { return Ok(enabled) };
     let wanted: Vec<Entity> = Entity::ALL
@@ -67,14 +62,14 @@ pub fn select(module: Option<&str>, settings: &Settings) -> Result<Vec<Entity>, 
         .collect();
     if wanted.is_empty() {
         let names: Vec<&str> = Entity::ALL.iter().map(|e| e.name()).collect();
-        return Err(UsageError(format!(
+        return Err(UnknownEntity(format!(
             "unknown module `{m}`; use an entity ({}) or a Zoho module name (BTEC_Students…)",
             names.join(", ")
         )));
     }
     let on: Vec<Entity> = wanted.iter().copied().filter(|e| enabled.contains(e)).collect();
     if on.is_empty() {
-        return Err(UsageError(format!(
+        return Err(UnknownEntity(format!(
             "module `{m}` is disabled in modules.enabled; enable it with `zmsync settings set modules.enabled …`"
         )));
     }

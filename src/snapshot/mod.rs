@@ -21,7 +21,6 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::exit::{Exit, ExitKind};
 use crate::model::{Entity, Kind};
 use crate::moodle::{self, MoodleError};
 use crate::settings::Settings;
@@ -72,29 +71,17 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{0}")]
+    #[error(transparent)]
     Zoho(#[from] ZohoError),
-    #[error("{0}")]
+    #[error(transparent)]
     Moodle(#[from] MoodleError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The empty-side guard refused: nothing was written.
     #[error("snapshot refused, nothing was written:\n{}", .0.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
     Refused(Vec<String>),
     #[error("cannot start the network runtime: {0}")]
     Runtime(#[from] std::io::Error),
-}
-
-impl ExitKind for SnapshotError {
-    fn exit(&self) -> Exit {
-        match self {
-            SnapshotError::Zoho(e) => e.exit(),
-            SnapshotError::Moodle(e) => e.exit(),
-            SnapshotError::Store(e) => e.exit(),
-            SnapshotError::Refused(_) => Exit::Refused,
-            SnapshotError::Runtime(_) => Exit::Failed,
-        }
-    }
 }
 
 /// Runs one snapshot. Blocks; the store is only touched from this thread.

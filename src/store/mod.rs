@@ -21,8 +21,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::exit::{Exit, ExitKind};
-
 pub use events::EventStore;
 pub use journal::{JournalRow, JournalStore, OpDetail};
 pub use lock::{RunLock, RunLockGuard};
@@ -74,17 +72,6 @@ pub enum StoreError {
     Time(String),
     #[error("the store thread has stopped")]
     Closed,
-}
-
-impl ExitKind for StoreError {
-    fn exit(&self) -> Exit {
-        match self {
-            StoreError::InvalidUrl { .. } | StoreError::SqliteOpen { .. } | StoreError::SchemaTooNew { .. } => {
-                Exit::Usage
-            }
-            _ => Exit::Failed,
-        }
-    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -20,7 +20,6 @@ pub mod signature;
 pub mod writer;
 
 use crate::config::Config;
-use crate::exit::{Exit, ExitKind};
 use crate::secret::Secret;
 use crate::settings::SettingsError;
 use crate::store::StoreError;
@@ -62,14 +61,4 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Settings(#[from] SettingsError),
-}
-
-impl ExitKind for ServeError {
-    fn exit(&self) -> Exit {
-        match self {
-            ServeError::Bind { .. } => Exit::Usage,
-            ServeError::Store(e) => e.exit(),
-            ServeError::Settings(e) => e.exit(),
-        }
-    }
 }

@@ -208,10 +208,10 @@ impl Auth {
                             return parse_grant(status.as_u16(), &bytes, &self.accounts_url)
                         }
                         Ok(_) => format!("HTTP {status}"),
-                        Err(e) => e.without_url().to_string(),
+                        Err(e) => crate::transport::describe(e),
                     }
                 }
-                Err(e) => e.without_url().to_string(),
+                Err(e) => crate::transport::describe(e),
             };
             match self.backoff.delay(attempt, None) {
                 Some(d) => {

@@ -29,7 +29,6 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
 use crate::config::{ConfigError, ZohoConfig};
-use crate::exit::{Exit, ExitKind};
 use crate::settings::Settings;
 
 pub use auth::TokenCache;
@@ -122,21 +121,6 @@ fn api_hint(code: &str) -> &'static str {
         "LIMIT_EXCEEDED" | "INVALID_URL_PATTERN" | "REQUIRED_PARAM_MISSING" => "\n  hint: this is a bug in zmsync",
         "INVALID_HOST" => "\n  hint: check ZOHO_API_DOMAIN / ZOHO_REGION",
         _ => "",
-    }
-}
-
-impl ExitKind for ZohoError {
-    fn exit(&self) -> Exit {
-        match self {
-            ZohoError::Config(_)
-            | ZohoError::Auth {
-                failure: AuthFailure::InvalidCode | AuthFailure::InvalidClient | AuthFailure::Other(_),
-                ..
-            }
-            | ZohoError::ScopeMismatch { .. }
-            | ZohoError::NoPermission { .. } => Exit::Usage,
-            _ => Exit::Failed,
-        }
     }
 }
 
@@ -314,10 +298,10 @@ impl Client {
                     if replay == Replay::Unsafe && !e.is_connect() {
                         return Err(ZohoError::UnknownOutcome {
                             module: module.into(),
-                            message: e.without_url().to_string(),
+                            message: crate::transport::describe(e),
                         });
                     }
-                    (e.without_url().to_string(), None)
+                    (crate::transport::describe(e), None)
                 }
                 Ok(resp) => {
                     let status = resp.status();
@@ -335,10 +319,10 @@ impl Client {
                             if replay == Replay::Unsafe {
                                 return Err(ZohoError::UnknownOutcome {
                                     module: module.into(),
-                                    message: e.without_url().to_string(),
+                                    message: crate::transport::describe(e),
                                 });
                             }
-                            self.pause(module, &mut attempt, &e.without_url().to_string(), None, false).await?;
+                            self.pause(module, &mut attempt, &crate::transport::describe(e), None, false).await?;
                             continue;
                         }
                     };

@@ -7,6 +7,7 @@ mod converge;
 mod deletions;
 mod docs;
 mod doctor;
+mod errors;
 mod fakes;
 mod follow;
 mod operator;
