@@ -7,6 +7,7 @@ use rusqlite::params_from_iter;
 use serde_json::Value;
 
 use super::postgres::PgStore;
+use super::runs::{pg_entry, sqlite_entry};
 use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{now, JournalEntry, Result};
 
@@ -60,19 +61,7 @@ type SqliteRaw = (JournalRow, [Option<String>; 5], String, Option<String>);
 fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqliteRaw> {
     Ok((
         JournalRow {
-            entry: JournalEntry {
-                run_id: r.get(0)?,
-                seq: r.get(1)?,
-                entity: r.get(2)?,
-                key: r.get(3)?,
-                target: r.get(4)?,
-                op: r.get(5)?,
-                changes: None,
-                fingerprints: None,
-                outcome: r.get(8)?,
-                target_id: r.get(9)?,
-                message: r.get(10)?,
-            },
+            entry: sqlite_entry(r)?,
             detail: OpDetail {
                 zoho_id: r.get(11)?,
                 moodle_id: r.get(12)?,
@@ -197,19 +186,7 @@ impl JournalStore for SqliteStore {
 
 fn pg_row(r: &postgres::Row) -> JournalRow {
     JournalRow {
-        entry: JournalEntry {
-            run_id: r.get(0),
-            seq: i64::from(r.get::<_, i32>(1)),
-            entity: r.get(2),
-            key: r.get(3),
-            target: r.get(4),
-            op: r.get(5),
-            changes: r.get(6),
-            fingerprints: r.get(7),
-            outcome: r.get(8),
-            target_id: r.get(9),
-            message: r.get(10),
-        },
+        entry: pg_entry(r),
         detail: OpDetail {
             zoho_id: r.get(11),
             moodle_id: r.get(12),

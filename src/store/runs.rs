@@ -229,23 +229,7 @@ impl RunStore for SqliteStore {
         )?;
         let rows = stmt
             .query_map([run_id], |r| {
-                Ok((
-                    JournalEntry {
-                        run_id: r.get(0)?,
-                        seq: r.get(1)?,
-                        entity: r.get(2)?,
-                        key: r.get(3)?,
-                        target: r.get(4)?,
-                        op: r.get(5)?,
-                        changes: None,
-                        fingerprints: None,
-                        outcome: r.get(8)?,
-                        target_id: r.get(9)?,
-                        message: r.get(10)?,
-                    },
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                ))
+                Ok((sqlite_entry(r)?, r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
@@ -258,7 +242,42 @@ impl RunStore for SqliteStore {
     }
 }
 
+/// The journal entry in the first eleven columns of a journal row (`run_id, seq, entity, key, target, op,
+/// changes, fingerprints, outcome, target_id, message`), its two JSON columns left for the caller to parse.
+pub(super) fn sqlite_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        run_id: r.get(0)?,
+        seq: r.get(1)?,
+        entity: r.get(2)?,
+        key: r.get(3)?,
+        target: r.get(4)?,
+        op: r.get(5)?,
+        changes: None,
+        fingerprints: None,
+        outcome: r.get(8)?,
+        target_id: r.get(9)?,
+        message: r.get(10)?,
+    })
+}
+
 // ---- PostgreSQL ------------------------------------------------------------------------------------------
+
+/// The journal entry in the first eleven columns of a journal row (see [`sqlite_entry`]).
+pub(super) fn pg_entry(r: &postgres::Row) -> JournalEntry {
+    JournalEntry {
+        run_id: r.get(0),
+        seq: i64::from(r.get::<_, i32>(1)),
+        entity: r.get(2),
+        key: r.get(3),
+        target: r.get(4),
+        op: r.get(5),
+        changes: r.get(6),
+        fingerprints: r.get(7),
+        outcome: r.get(8),
+        target_id: r.get(9),
+        message: r.get(10),
+    }
+}
 
 fn pg_run(r: &postgres::Row) -> RunRow {
     RunRow {
@@ -387,21 +406,6 @@ impl RunStore for PgStore {
                FROM journal WHERE run_id = $1 ORDER BY seq",
             &[&run_id],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| JournalEntry {
-                run_id: r.get(0),
-                seq: i64::from(r.get::<_, i32>(1)),
-                entity: r.get(2),
-                key: r.get(3),
-                target: r.get(4),
-                op: r.get(5),
-                changes: r.get(6),
-                fingerprints: r.get(7),
-                outcome: r.get(8),
-                target_id: r.get(9),
-                message: r.get(10),
-            })
-            .collect())
+        Ok(rows.iter().map(pg_entry).collect())
     }
 }
