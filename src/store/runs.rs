@@ -6,6 +6,7 @@ use postgres::types::Type;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
+use super::journal::{pg_entry, sqlite_entry};
 use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{now, Result};
@@ -242,42 +243,7 @@ impl RunStore for SqliteStore {
     }
 }
 
-/// The journal entry in the first eleven columns of a journal row (`run_id, seq, entity, key, target, op,
-/// changes, fingerprints, outcome, target_id, message`), its two JSON columns left for the caller to parse.
-pub(super) fn sqlite_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
-    Ok(JournalEntry {
-        run_id: r.get(0)?,
-        seq: r.get(1)?,
-        entity: r.get(2)?,
-        key: r.get(3)?,
-        target: r.get(4)?,
-        op: r.get(5)?,
-        changes: None,
-        fingerprints: None,
-        outcome: r.get(8)?,
-        target_id: r.get(9)?,
-        message: r.get(10)?,
-    })
-}
-
 // ---- PostgreSQL ------------------------------------------------------------------------------------------
-
-/// The journal entry in the first eleven columns of a journal row (see [`sqlite_entry`]).
-pub(super) fn pg_entry(r: &postgres::Row) -> JournalEntry {
-    JournalEntry {
-        run_id: r.get(0),
-        seq: i64::from(r.get::<_, i32>(1)),
-        entity: r.get(2),
-        key: r.get(3),
-        target: r.get(4),
-        op: r.get(5),
-        changes: r.get(6),
-        fingerprints: r.get(7),
-        outcome: r.get(8),
-        target_id: r.get(9),
-        message: r.get(10),
-    }
-}
 
 fn pg_run(r: &postgres::Row) -> RunRow {
     RunRow {
