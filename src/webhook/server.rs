@@ -29,19 +29,15 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
 use super::payloads::{self, PayloadError};
-use super::ratelimit::RateLimiter;
 use super::routes::{self, Route, RouteError};
 use super::signature;
-use super::startup::{open_store, open_writer_store, warn_disabled};
-use super::writer::{self, WriterHandle};
 use super::{Secrets, ServeError, ServeOptions};
 use crate::secret::Secret;
 use crate::store::events::{InsertOutcome, NewEvent};
-use crate::store::Store;
 
-pub(super) use super::startup::reload_settings;
 pub use super::startup::RELOAD_EVERY;
-pub(super) use super::timing::{Breakdown, Stages};
+pub(super) use super::startup::{finish, reload_settings, start, Shared};
+pub(super) use super::timing::Stages;
 pub use super::timing::{TIMING_TARGET, TIMING_VAR};
 
 /// The largest body accepted (413 above it, checked on the declared length before reading and while reading).
@@ -58,15 +54,6 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections at most; one more is answered 503 and closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;
-
-pub(super) struct Shared {
-    secrets: Secrets,
-    replay_window: Duration,
-    pub(super) limiter: RateLimiter,
-    writer: WriterHandle,
-    pub(super) reader: Box<dyn Store>,
-    pub(super) breakdown: Option<Breakdown>,
-}
 
 /// An answer: status, JSON body, extra headers.
 pub(super) struct Answer {
@@ -141,33 +128,6 @@ impl Receiver {
         finish(shared);
         Ok(())
     }
-}
-
-/// The state every request shares, from the options: both store connections, the limiter, the breakdown.
-pub(super) fn start(opts: &ServeOptions, stop: &Arc<AtomicBool>) -> Result<Arc<Shared>, ServeError> {
-    let (writer_store, retry_for) = open_writer_store(&opts.database_url, stop)?;
-    let reader = open_store(&opts.database_url)?;
-    let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
-    warn_disabled(&opts.secrets);
-    let writer = writer::new(writer_store, retry_for);
-    Ok(Arc::new(Shared {
-        secrets: opts.secrets.clone(),
-        replay_window: opts.replay_window,
-        limiter: RateLimiter::new(&settings.webhook_limits),
-        writer,
-        reader,
-        breakdown: Breakdown::from_env(),
-    }))
-}
-
-/// After the last request: the breakdown, if kept, and the closing line.
-pub(super) fn finish(shared: Arc<Shared>) {
-    tracing::info!("webhook receiver draining");
-    if let Some(b) = &shared.breakdown {
-        b.log();
-    }
-    drop(shared);
-    tracing::info!("webhook receiver stopped");
 }
 
 /// How long a stopping receiver waits for its connections to finish their requests.

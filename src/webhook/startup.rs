@@ -1,14 +1,52 @@
-//! What the receiver opens and watches besides its socket: the writer's and the reader's store connections,
-//! the settings re-read while serving, and the warning for each route left disabled.
+//! What the receiver opens and watches besides its socket: the state every request shares (the writer's and
+//! the reader's store connections, the rate limiter, the breakdown), the settings re-read while serving, and
+//! the warning for each route left disabled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::server::Shared;
-use super::writer;
-use super::{Secrets, ServeError};
+use super::ratelimit::RateLimiter;
+use super::timing::Breakdown;
+use super::writer::{self, WriterHandle};
+use super::{Secrets, ServeError, ServeOptions};
 use crate::store::{self, Store};
+
+pub(super) struct Shared {
+    pub(super) secrets: Secrets,
+    pub(super) replay_window: Duration,
+    pub(super) limiter: RateLimiter,
+    pub(super) writer: WriterHandle,
+    pub(super) reader: Box<dyn Store>,
+    pub(super) breakdown: Option<Breakdown>,
+}
+
+/// The state every request shares, from the options: both store connections, the limiter, the breakdown.
+pub(super) fn start(opts: &ServeOptions, stop: &Arc<AtomicBool>) -> Result<Arc<Shared>, ServeError> {
+    let (writer_store, retry_for) = open_writer_store(&opts.database_url, stop)?;
+    let reader = open_store(&opts.database_url)?;
+    let settings = crate::settings::Settings::from_rows(&reader.settings_map()?)?;
+    warn_disabled(&opts.secrets);
+    let writer = writer::new(writer_store, retry_for);
+    Ok(Arc::new(Shared {
+        secrets: opts.secrets.clone(),
+        replay_window: opts.replay_window,
+        limiter: RateLimiter::new(&settings.webhook_limits),
+        writer,
+        reader,
+        breakdown: Breakdown::from_env(),
+    }))
+}
+
+/// After the last request: the breakdown, if kept, and the closing line.
+pub(super) fn finish(shared: Arc<Shared>) {
+    tracing::info!("webhook receiver draining");
+    if let Some(b) = &shared.breakdown {
+        b.log();
+    }
+    drop(shared);
+    tracing::info!("webhook receiver stopped");
+}
 
 /// How long one SQLite write attempt waits for another process's write lock.
 const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -19,7 +57,7 @@ const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// On PostgreSQL a connection is waited for at most [`PG_WAIT`], and a failing batch retried for as long: a
 /// server that is gone is answered 503 within about a second, not after the pool's usual 10 s. Returns the
 /// store and how long the writer retries a failing batch.
-pub(super) fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<(Box<dyn Store>, Duration), ServeError> {
+fn open_writer_store(url: &str, stop: &Arc<AtomicBool>) -> Result<(Box<dyn Store>, Duration), ServeError> {
     let Some(path) = url.strip_prefix("sqlite://") else {
         let retry_for = if is_postgres(url) { PG_WAIT } else { writer::RETRY_FOR };
         return Ok((open_store(url)?, retry_for));
@@ -55,7 +93,7 @@ fn is_postgres(url: &str) -> bool {
 }
 
 /// The store, on PostgreSQL with a pool that waits at most [`PG_WAIT`] for a connection.
-pub(super) fn open_store(url: &str) -> Result<Box<dyn Store>, store::StoreError> {
+fn open_store(url: &str) -> Result<Box<dyn Store>, store::StoreError> {
     if is_postgres(url) {
         return Ok(Box::new(store::postgres::PgStore::open_waiting(url, PG_WAIT)?));
     }
@@ -103,7 +141,7 @@ pub(super) fn reload_settings(shared: &Shared, stop: &AtomicBool, reload: &Atomi
     }
 }
 
-pub(super) fn warn_disabled(secrets: &Secrets) {
+fn warn_disabled(secrets: &Secrets) {
     if secrets.zoho.is_none() {
         tracing::warn!(
             "ZOHO_WEBHOOK_HMAC_SECRET is not set: the Zoho webhook routes (/v1/events/zoho/<entity>) are DISABLED and answer 503; set it and restart"
