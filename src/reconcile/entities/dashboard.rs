@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 
-use super::shared::{id_num, ignored, op, removal_reason, ByKey};
+use super::shared::{id_num, ignored, op, removal, ByKey};
 use super::World;
 use crate::mapping::dashboard;
 use crate::model::{Entity, Fields, Kind, Record, Side};
@@ -116,13 +116,7 @@ impl EntityRules for DashboardRules<'_> {
         let policy = self.settings.deletions.finance;
         let what = "deleted in Zoho";
         match policy {
-            RemovalAction::Delete => op(
-                Action::Delete,
-                Fields::new(),
-                Fields::new(),
-                removal_reason(self.entity, policy, what),
-                Fields::new(),
-            ),
+            RemovalAction::Delete => removal(Action::Delete, self.entity, policy, what),
             other => ignored(self.entity, other, what),
         }
     }

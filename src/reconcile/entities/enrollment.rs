@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use serde_json::{json, Value};
 
 use super::shared::{
-    id_num, ignored, natural_key, one, op, pair_by_student_class, ref_id, removal_reason, view, view_equals, ByKey,
-    ByStudentClass,
+    id_num, ignored, natural_key, one, op, pair_by_student_class, ref_id, removal, removal_reason, view, view_equals,
+    ByKey, ByStudentClass,
 };
 use super::World;
 use crate::model::{Entity, Fields, Kind, Record, Side};
@@ -172,13 +172,9 @@ impl EntityRules for EnrolRules<'_> {
                     "deleted in Zoho since the last sync"
                 };
                 match policy {
-                    RemovalAction::Unenrol | RemovalAction::Delete => op(
-                        Action::Unenrol,
-                        Fields::new(),
-                        Fields::new(),
-                        removal_reason(self.entity, policy, what),
-                        Fields::new(),
-                    ),
+                    RemovalAction::Unenrol | RemovalAction::Delete => {
+                        removal(Action::Unenrol, self.entity, policy, what)
+                    }
                     RemovalAction::Suspend => {
                         if tgt.field("active") == &Value::Bool(false) {
                             return Outcome::Nothing;

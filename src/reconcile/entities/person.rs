@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Value};
 
-use super::shared::{ignored, known_names, one, op, removal_reason, view, view_equals};
+use super::shared::{ignored, known_names, one, op, removal, view, view_equals};
 use super::World;
 use crate::mapping::person;
 use crate::model::{Entity, Fields, Kind, Record, Side};
@@ -136,21 +136,9 @@ impl EntityRules for PersonRules<'_> {
                 if raw.map(|u| u.field("suspended") == &Value::Bool(true)).unwrap_or(false) {
                     return Outcome::Nothing;
                 }
-                op(
-                    Action::Suspend,
-                    Fields::new(),
-                    Fields::new(),
-                    removal_reason(self.entity, policy, what),
-                    Fields::new(),
-                )
+                removal(Action::Suspend, self.entity, policy, what)
             }
-            RemovalAction::Delete => op(
-                Action::Delete,
-                Fields::new(),
-                Fields::new(),
-                removal_reason(self.entity, policy, what),
-                Fields::new(),
-            ),
+            RemovalAction::Delete => removal(Action::Delete, self.entity, policy, what),
             other => ignored(self.entity, other, what),
         }
     }

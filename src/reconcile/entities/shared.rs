@@ -90,6 +90,11 @@ pub(super) fn id_num(s: Option<&str>) -> Value {
     s.and_then(|s| s.parse::<i64>().ok()).map(|n| json!(n)).unwrap_or(Value::Null)
 }
 
+/// A removal that writes no field: `action` under the deletion policy, with its reason.
+pub(super) fn removal(action: Action, entity: Entity, policy: RemovalAction, what: &str) -> Outcome {
+    op(action, Fields::new(), Fields::new(), removal_reason(entity, policy, what), Fields::new())
+}
+
 pub(super) fn removal_reason(entity: Entity, policy: RemovalAction, what: &str) -> String {
     format!("{what}; deletions.policy.{} = {}", policy_key(entity), removal_name(policy))
 }
