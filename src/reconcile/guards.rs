@@ -13,6 +13,43 @@ pub fn limit(max: &MaxRemovals, total: u64) -> u64 {
     share.max(max.min_records)
 }
 
+/// The mass-change verdict of `removals` of an entity's `total` records, `None` within the limit. `what` is
+/// what removes them (`plan`, `revert`); `review`, how the operator looks at them before letting them through.
+pub fn mass_change(
+    entity: Entity,
+    removals: u64,
+    total: u64,
+    settings: &Settings,
+    allow: bool,
+    what: &str,
+    review: &str,
+) -> Option<GuardVerdict> {
+    let max = limit(&settings.max_removals, total);
+    if removals <= max {
+        return None;
+    }
+    let message = format!(
+        "{}: the {what} removes or suspends {removals} of {total} {entity} records, over the limit of {max} \
+         (guards.max_removals: the larger of {}% and {}); {}",
+        if allow { "allowed" } else { "refused" },
+        settings.max_removals.percent,
+        settings.max_removals.min_records,
+        if allow {
+            "let through by --allow-mass-change".to_string()
+        } else {
+            format!("{review}, then run again with --allow-mass-change if it is right")
+        }
+    );
+    Some(GuardVerdict {
+        entity,
+        guard: Guard::MassChange,
+        count: removals,
+        limit: max,
+        outcome: if allow { GuardOutcome::Allowed } else { GuardOutcome::Refused },
+        message,
+    })
+}
+
 /// Adds the guard verdicts to `plan`. Only problems are recorded (a passed check is silent).
 pub fn evaluate(plan: &mut Plan, inputs: &Inputs, settings: &Settings, allow_mass_change: bool) {
     let mut verdicts = Vec::new();
@@ -43,30 +80,15 @@ pub fn evaluate(plan: &mut Plan, inputs: &Inputs, settings: &Settings, allow_mas
         }
         let removals = plan.ops.iter().filter(|o| o.entity == entity && o.action.is_removal()).count() as u64;
         let total = expected.max(inputs.records(zk).len() as u64);
-        let max = limit(&settings.max_removals, total);
-        if removals > max {
-            let outcome = if allow_mass_change { GuardOutcome::Allowed } else { GuardOutcome::Refused };
-            let message = format!(
-                "{}: the plan removes or suspends {removals} of {total} {entity} records, over the limit of {max} \
-                 (guards.max_removals: the larger of {}% and {}); {}",
-                if allow_mass_change { "allowed" } else { "refused" },
-                settings.max_removals.percent,
-                settings.max_removals.min_records,
-                if allow_mass_change {
-                    "let through by --allow-mass-change".to_string()
-                } else {
-                    "review it with `zmsync diff`, then run again with --allow-mass-change if it is right".to_string()
-                }
-            );
-            verdicts.push(GuardVerdict {
-                entity,
-                guard: Guard::MassChange,
-                count: removals,
-                limit: max,
-                outcome,
-                message,
-            });
-        }
+        verdicts.extend(mass_change(
+            entity,
+            removals,
+            total,
+            settings,
+            allow_mass_change,
+            "plan",
+            "review it with `zmsync diff`",
+        ));
     }
     plan.guards = verdicts;
 }

@@ -60,19 +60,7 @@ type SqliteRaw = (JournalRow, [Option<String>; 5], String, Option<String>);
 fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqliteRaw> {
     Ok((
         JournalRow {
-            entry: JournalEntry {
-                run_id: r.get(0)?,
-                seq: r.get(1)?,
-                entity: r.get(2)?,
-                key: r.get(3)?,
-                target: r.get(4)?,
-                op: r.get(5)?,
-                changes: None,
-                fingerprints: None,
-                outcome: r.get(8)?,
-                target_id: r.get(9)?,
-                message: r.get(10)?,
-            },
+            entry: sqlite_entry(r)?,
             detail: OpDetail {
                 zoho_id: r.get(11)?,
                 moodle_id: r.get(12)?,
@@ -197,19 +185,7 @@ impl JournalStore for SqliteStore {
 
 fn pg_row(r: &postgres::Row) -> JournalRow {
     JournalRow {
-        entry: JournalEntry {
-            run_id: r.get(0),
-            seq: i64::from(r.get::<_, i32>(1)),
-            entity: r.get(2),
-            key: r.get(3),
-            target: r.get(4),
-            op: r.get(5),
-            changes: r.get(6),
-            fingerprints: r.get(7),
-            outcome: r.get(8),
-            target_id: r.get(9),
-            message: r.get(10),
-        },
+        entry: pg_entry(r),
         detail: OpDetail {
             zoho_id: r.get(11),
             moodle_id: r.get(12),
@@ -312,5 +288,40 @@ impl JournalStore for PgStore {
             &[&ids],
         )?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+}
+
+/// The journal entry in the first eleven columns of a journal row (`run_id, seq, entity, key, target, op,
+/// changes, fingerprints, outcome, target_id, message`), its two JSON columns left for the caller to parse.
+pub(super) fn sqlite_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        run_id: r.get(0)?,
+        seq: r.get(1)?,
+        entity: r.get(2)?,
+        key: r.get(3)?,
+        target: r.get(4)?,
+        op: r.get(5)?,
+        changes: None,
+        fingerprints: None,
+        outcome: r.get(8)?,
+        target_id: r.get(9)?,
+        message: r.get(10)?,
+    })
+}
+
+/// The journal entry in the first eleven columns of a journal row (see [`sqlite_entry`]).
+pub(super) fn pg_entry(r: &postgres::Row) -> JournalEntry {
+    JournalEntry {
+        run_id: r.get(0),
+        seq: i64::from(r.get::<_, i32>(1)),
+        entity: r.get(2),
+        key: r.get(3),
+        target: r.get(4),
+        op: r.get(5),
+        changes: r.get(6),
+        fingerprints: r.get(7),
+        outcome: r.get(8),
+        target_id: r.get(9),
+        message: r.get(10),
     }
 }

@@ -6,6 +6,7 @@ use postgres::types::Type;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
+use super::journal::{pg_entry, sqlite_entry};
 use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{now, Result};
@@ -229,23 +230,7 @@ impl RunStore for SqliteStore {
         )?;
         let rows = stmt
             .query_map([run_id], |r| {
-                Ok((
-                    JournalEntry {
-                        run_id: r.get(0)?,
-                        seq: r.get(1)?,
-                        entity: r.get(2)?,
-                        key: r.get(3)?,
-                        target: r.get(4)?,
-                        op: r.get(5)?,
-                        changes: None,
-                        fingerprints: None,
-                        outcome: r.get(8)?,
-                        target_id: r.get(9)?,
-                        message: r.get(10)?,
-                    },
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                ))
+                Ok((sqlite_entry(r)?, r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
@@ -387,21 +372,6 @@ impl RunStore for PgStore {
                FROM journal WHERE run_id = $1 ORDER BY seq",
             &[&run_id],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| JournalEntry {
-                run_id: r.get(0),
-                seq: i64::from(r.get::<_, i32>(1)),
-                entity: r.get(2),
-                key: r.get(3),
-                target: r.get(4),
-                op: r.get(5),
-                changes: r.get(6),
-                fingerprints: r.get(7),
-                outcome: r.get(8),
-                target_id: r.get(9),
-                message: r.get(10),
-            })
-            .collect())
+        Ok(rows.iter().map(pg_entry).collect())
     }
 }

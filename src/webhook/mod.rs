@@ -17,6 +17,8 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod signature;
+mod startup;
+mod timing;
 pub mod writer;
 
 use crate::config::Config;
