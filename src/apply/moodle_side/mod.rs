@@ -7,15 +7,23 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use super::{ref_i64, str_field, ApplyError, Ctx, Outcome};
-use crate::mapping::{class, dashboard, enrollment, person};
-use crate::model::{Entity, Fields, Kind};
-use crate::moodle::{self, calls::USERS_PER_CALL, MoodleError, Replay};
-use crate::reconcile::{Action, Op};
+use super::{str_field, ApplyError, Ctx, Outcome};
+use crate::moodle::{self, MoodleError, Replay};
+use crate::reconcile::Op;
 use crate::store::Link;
+
+mod courses;
+mod enrolments;
+mod rows;
+mod users;
+
+pub use courses::courses;
+pub use enrolments::{enrolments, unenrol};
+pub use rows::{delete_rows, plugin_rows, rows_of_new_grades};
+pub use users::{delete_users, users};
 
 /// What Moodle did with one row of a write.
 #[derive(Debug, Clone)]
@@ -146,17 +154,7 @@ async fn settle(ctx: &Ctx, ops: &[&Op], results: Vec<(usize, Row)>) -> Result<()
     ctx.finish(results.iter().map(|(i, r)| (ops[*i], outcome(r, ops[*i].moodle_id.clone()))).collect()).await
 }
 
-// ---- users -----------------------------------------------------------------------------------------------
-
-pub async fn users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    if ops.is_empty() {
-        return Ok(());
-    }
-    let creates: Vec<&Op> = ops.iter().copied().filter(|o| o.action == Action::Create).collect();
-    let updates: Vec<&Op> = ops.iter().copied().filter(|o| o.action != Action::Create).collect();
-    create_users(ctx, &creates).await?;
-    update_users(ctx, &updates).await
-}
+// ---- identity: users and courses found by id number, or created ---------------------------------------
 
 /// Users by id number: `idnumber → id`.
 async fn users_by_idnumber(ctx: &Ctx, idnumbers: Vec<String>) -> Result<HashMap<String, i64>, ApplyError> {
@@ -165,39 +163,6 @@ async fn users_by_idnumber(ctx: &Ctx, idnumbers: Vec<String>) -> Result<HashMap<
     }
     let found = moodle(ctx)?.users_by_field("idnumber", &idnumbers).await?;
     Ok(found.iter().filter_map(|u| Some((u.get("idnumber")?.as_str()?.to_string(), u.get("id")?.as_i64()?))).collect())
-}
-
-async fn create_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    if ops.is_empty() {
-        return Ok(());
-    }
-    // Identity first: a user that already exists (an earlier run died before recording it) is linked.
-    let wanted: Vec<String> =
-        ops.iter().filter_map(|o| str_field(&o.changes, "id_number")).map(str::to_string).collect();
-    let existing = users_by_idnumber(ctx, wanted).await?;
-    let mut linked = Vec::new();
-    let mut to_create: Vec<&Op> = Vec::new();
-    let mut rows = Vec::new();
-    let mut refused = Vec::new();
-    for op in ops {
-        if let Some(id) = str_field(&op.changes, "id_number").and_then(|n| existing.get(n)) {
-            linked.push((*op, *id));
-            continue;
-        }
-        match person::moodle_user_create(&op.changes, &ctx.settings.accounts) {
-            Ok(row) => {
-                to_create.push(op);
-                rows.push(Value::Object(row));
-            }
-            Err(e) => refused.push((*op, Outcome::Rejected { code: "incomplete".into(), message: e.to_string() })),
-        }
-    }
-    ctx.finish(refused).await?;
-    found(ctx, linked, "already in Moodle (found by id number): linked, not created again").await?;
-    send_all(ctx, "core_user_create_users", "users", rows, USERS_PER_CALL, true, async |batch| {
-        created(ctx, &to_create, batch, "id_number").await
-    })
-    .await
 }
 
 /// Links, queues the write-back and journals objects found by identity.
@@ -268,38 +233,6 @@ async fn created(ctx: &Ctx, ops: &[&Op], results: Vec<(usize, Row)>, identity: &
     ctx.finish(lost).await
 }
 
-async fn update_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    let mut rows = Vec::new();
-    let mut sendable = Vec::new();
-    let mut missing = Vec::new();
-    for op in ops {
-        let Some(id) = op.moodle_id.as_deref().and_then(|m| m.parse::<i64>().ok()) else {
-            missing.push(*op);
-            continue;
-        };
-        let mut row = person::moodle_user_update(&op.changes);
-        match op.action {
-            Action::Suspend => {
-                row.insert("suspended".into(), json!(1));
-            }
-            Action::Restore => {
-                row.insert("suspended".into(), json!(0));
-            }
-            _ => {}
-        }
-        row.insert("id".into(), json!(id));
-        rows.push(Value::Object(row));
-        sendable.push(*op);
-    }
-    super::skip(ctx, &missing, "no Moodle user id").await?;
-    send_all(ctx, "core_user_update_users", "users", rows, USERS_PER_CALL, false, async |batch| {
-        settle(ctx, &sendable, batch).await
-    })
-    .await
-}
-
-// ---- courses ---------------------------------------------------------------------------------------------
-
 async fn courses_by_idnumber(ctx: &Ctx) -> Result<HashMap<String, i64>, ApplyError> {
     let all = moodle(ctx)?.courses().await?;
     Ok(all
@@ -311,362 +244,6 @@ async fn courses_by_idnumber(ctx: &Ctx) -> Result<HashMap<String, i64>, ApplyErr
         .collect())
 }
 
-/// The category new courses go into, by idnumber (`moodle.accounts.course_category_idnumber`); created if
-/// missing.
-async fn category(ctx: &Ctx) -> Result<Result<i64, Outcome>, ApplyError> {
-    let m = moodle(ctx)?;
-    let idnumber = ctx.settings.accounts.course_category_idnumber.clone();
-    let find = |cats: &[Value]| {
-        cats.iter()
-            .find(|c| c.get("idnumber").and_then(Value::as_str) == Some(idnumber.as_str()))
-            .and_then(|c| c.get("id").and_then(Value::as_i64))
-    };
-    if let Some(id) = find(&m.categories().await?) {
-        return Ok(Ok(id));
-    }
-    let row = json!({"name": format!("zmsync ({idnumber})"), "idnumber": idnumber, "parent": 0});
-    match send(m.clone(), "core_course_create_categories", "categories", vec![row], true).await.pop() {
-        Some(Row::Ok(Some(id))) => Ok(Ok(id)),
-        Some(Row::Unknown(_)) | Some(Row::Ok(None)) => match find(&m.categories().await?) {
-            Some(id) => Ok(Ok(id)),
-            None => Ok(Err(Outcome::Failed { message: "could not create the course category".into() })),
-        },
-        Some(r) => Ok(Err(outcome(&r, None))),
-        None => Ok(Err(Outcome::Failed { message: "no answer creating the course category".into() })),
-    }
-}
-
-pub async fn courses(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    if ops.is_empty() {
-        return Ok(());
-    }
-    let creates: Vec<&Op> = ops.iter().copied().filter(|o| o.action == Action::Create).collect();
-    let updates: Vec<&Op> = ops.iter().copied().filter(|o| o.action != Action::Create).collect();
-    if !creates.is_empty() {
-        match category(ctx).await? {
-            Err(o) => ctx.finish_all(&creates, o).await?,
-            Ok(categoryid) => create_courses(ctx, &creates, categoryid).await?,
-        }
-    }
-    let mut rows = Vec::new();
-    let mut sendable = Vec::new();
-    let mut missing = Vec::new();
-    for op in updates {
-        let Some(id) = op.moodle_id.as_deref().and_then(|m| m.parse::<i64>().ok()) else {
-            missing.push(op);
-            continue;
-        };
-        let mut row = class::moodle_course_update(&op.changes);
-        row.insert("id".into(), json!(id));
-        rows.push(Value::Object(row));
-        sendable.push(op);
-    }
-    super::skip(ctx, &missing, "no Moodle course id").await?;
-    send_all(ctx, "core_course_update_courses", "courses", rows, USERS_PER_CALL, false, async |batch| {
-        settle(ctx, &sendable, batch).await
-    })
-    .await
-}
-
-async fn create_courses(ctx: &Ctx, ops: &[&Op], categoryid: i64) -> Result<(), ApplyError> {
-    let existing = courses_by_idnumber(ctx).await?;
-    let mut linked = Vec::new();
-    let mut to_create = Vec::new();
-    let mut rows = Vec::new();
-    let mut refused = Vec::new();
-    for op in ops {
-        if let Some(id) = existing.get(&op.key) {
-            linked.push((*op, *id));
-            continue;
-        }
-        match class::moodle_course_create(&op.key, &op.changes) {
-            Ok(mut row) => {
-                row.insert("categoryid".into(), json!(categoryid));
-                to_create.push(*op);
-                rows.push(Value::Object(row));
-            }
-            Err(e) => refused.push((*op, Outcome::Rejected { code: "incomplete".into(), message: e.to_string() })),
-        }
-    }
-    ctx.finish(refused).await?;
-    found(ctx, linked, "already in Moodle (found by course idnumber): linked, not created again").await?;
-    send_all(ctx, "core_course_create_courses", "courses", rows, USERS_PER_CALL, true, async |batch| {
-        created(ctx, &to_create, batch, "idnumber").await
-    })
-    .await
-}
-
-// ---- enrolments ------------------------------------------------------------------------------------------
-
-/// The person entity and its ref name for an enrolment-like op.
-fn person_of(op: &Op) -> (Entity, &'static str) {
-    if op.entity == Entity::Teaching {
-        (Entity::Teacher, "teacher_zoho_id")
-    } else {
-        (Entity::Student, "student_zoho_id")
-    }
-}
-
-/// The whole enrolment to send: Moodle's enrol call is an upsert that resets what it is not given.
-fn enrol_fields(ctx: &Ctx, op: &Op) -> Fields {
-    let mut fields = match op.refs.get("fields") {
-        Some(Value::Object(m)) => m.clone().into_iter().collect(),
-        _ => op
-            .moodle_id
-            .as_deref()
-            .and_then(|k| ctx.record(Kind::MoodleEnrolment, k))
-            .map(|r| r.fields.clone())
-            .unwrap_or_default(),
-    };
-    fields.extend(op.changes.clone());
-    if op.action == Action::Suspend {
-        fields.insert("active".into(), json!(false));
-    }
-    fields
-}
-
-pub async fn enrolments(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    let mut rows = Vec::new();
-    let mut sendable = Vec::new();
-    let mut waiting = Vec::new();
-    for op in ops {
-        let (pe, pref) = person_of(op);
-        let user = ref_i64(ctx, op, "userid", pe, pref);
-        let course = ref_i64(ctx, op, "courseid", Entity::Class, "class_zoho_id");
-        let role = op.refs.get("roleid").and_then(Value::as_i64);
-        let (Some(u), Some(c), Some(r)) = (user, course, role) else {
-            waiting.push(*op);
-            continue;
-        };
-        rows.push(Value::Object(enrollment::moodle_enrol(r, u, c, &enrol_fields(ctx, op))));
-        sendable.push(*op);
-    }
-    super::skip(ctx, &waiting, "its user or course does not exist in Moodle (not created in this run)").await?;
-    let ids: Vec<Option<String>> =
-        rows.iter().map(|r| Some(format!("{}:{}", r.get("courseid")?, r.get("userid")?))).collect();
-    // Batches Moodle saved before raising (no mail for the welcome messages) are confirmed by one read-back of
-    // their courses at the end, not bisected.
-    let mut committed: Vec<(usize, String)> = Vec::new();
-    send_all(ctx, "enrol_manual_enrol_users", "enrolments", rows, 200, false, async |batch| {
-        let mut now = Vec::with_capacity(batch.len());
-        for (i, r) in batch {
-            match r {
-                Row::Committed(code) => committed.push((i, code)),
-                r => now.push((sendable[i], outcome(&r, ids[i].clone()))),
-            }
-        }
-        ctx.finish(now).await
-    })
-    .await?;
-    confirm_committed(ctx, &sendable, &ids, committed).await
-}
-
-/// Reads back the enrolments of rows Moodle saved before raising, in one call for all their courses: each found
-/// is applied with the warning, each missing failed (the next run sends it again).
-async fn confirm_committed(
-    ctx: &Ctx,
-    ops: &[&Op],
-    ids: &[Option<String>],
-    committed: Vec<(usize, String)>,
-) -> Result<(), ApplyError> {
-    if committed.is_empty() {
-        return Ok(());
-    }
-    tracing::warn!(
-        rows = committed.len(),
-        "Moodle saved enrolments and then raised \"{}\": outgoing mail is not set up for its welcome messages",
-        committed[0].1
-    );
-    let key = |courseid: &Value, userid: &Value| format!("{courseid}:{userid}");
-    let mut courses: Vec<i64> =
-        committed.iter().filter_map(|(i, _)| ids[*i].as_deref()?.split(':').next()?.parse().ok()).collect();
-    courses.sort_unstable();
-    courses.dedup();
-    let found: std::collections::HashSet<String> = match moodle(ctx)?.enrolments(&courses).await {
-        Ok((rows, _)) => rows
-            .iter()
-            .map(|r| key(r.get("courseid").unwrap_or(&Value::Null), r.get("userid").unwrap_or(&Value::Null)))
-            .collect(),
-        Err(e) => {
-            let message = format!("Moodle raised \"{}\" after saving, and reading it back failed: {e}", committed[0].1);
-            let ops: Vec<&Op> = committed.iter().map(|(i, _)| ops[*i]).collect();
-            return ctx.finish_all(&ops, Outcome::Failed { message }).await;
-        }
-    };
-    let outcomes = committed
-        .into_iter()
-        .map(|(i, code)| {
-            let id = ids[i].clone();
-            let o = if id.as_deref().is_some_and(|k| found.contains(k)) {
-                outcome(&Row::Committed(code), id)
-            } else {
-                Outcome::Failed { message: format!("Moodle raised \"{code}\" and the enrolment is not there") }
-            };
-            (ops[i], o)
-        })
-        .collect();
-    ctx.finish(outcomes).await
-}
-
-pub async fn unenrol(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    let mut rows = Vec::new();
-    let mut sendable = Vec::new();
-    let mut missing = Vec::new();
-    for op in ops {
-        let (pe, pref) = person_of(op);
-        match (ref_i64(ctx, op, "userid", pe, pref), ref_i64(ctx, op, "courseid", Entity::Class, "class_zoho_id")) {
-            (Some(u), Some(c)) => {
-                let mut row = Map::new();
-                row.insert("userid".into(), json!(u));
-                row.insert("courseid".into(), json!(c));
-                if let Some(r) = op.refs.get("roleid").and_then(Value::as_i64) {
-                    row.insert("roleid".into(), json!(r));
-                }
-                rows.push(Value::Object(row));
-                sendable.push(*op);
-            }
-            _ => missing.push(*op),
-        }
-    }
-    super::skip(ctx, &missing, "no Moodle user or course id").await?;
-    send_all(ctx, "enrol_manual_unenrol_users", "enrolments", rows, 200, false, async |batch| {
-        settle(ctx, &sendable, batch).await
-    })
-    .await
-}
-
-// ---- the dashboard plugin's rows -------------------------------------------------------------------------
-
-pub async fn plugin_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    // The four tables at once; within a table, every batch at once (the client bounds what is in flight).
-    let tables = [Entity::Unit, Entity::Registration, Entity::Payment, Entity::DashboardGrade].map(|entity| {
-        let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
-        plugin_table(ctx, entity, mine)
-    });
-    let [a, b, c, d] = tables;
-    tokio::try_join!(a, b, c, d)?;
-    Ok(())
-}
-
-async fn plugin_table(ctx: &Ctx, entity: Entity, mine: Vec<&Op>) -> Result<(), ApplyError> {
-    if mine.is_empty() {
-        return Ok(());
-    }
-    let (zk, _) = entity.kinds();
-    let mut rows = Vec::new();
-    let mut sendable = Vec::new();
-    let mut refused = Vec::new();
-    for op in mine {
-        let fields: Fields = match op.refs.get("fields") {
-            Some(Value::Object(m)) if op.action != Action::Create => m.clone().into_iter().collect(),
-            _ => op.changes.clone(),
-        };
-        let userid = ref_i64(ctx, op, "userid", Entity::Student, "student_zoho_id")
-            .or_else(|| str_field(&fields, "student").and_then(|s| ctx.moodle_id(Entity::Student, s)?.parse().ok()));
-        match dashboard::plugin_row(zk, &op.key, &fields, userid) {
-            Ok(row) => {
-                rows.push(Value::Object(row));
-                sendable.push(op);
-            }
-            Err(e) => refused.push((op, Outcome::Skipped { reason: format!("cannot write the row: {e}") })),
-        }
-    }
-    ctx.finish(refused).await?;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // One request per batch; the plugin answers warnings by position within it. Each batch is journalled as
-    // it completes (an upsert by zoho_id, so a batch repeated after a crash changes nothing twice).
-    let m = moodle(ctx)?;
-    let table = dashboard::table(zk);
-    let function = format!("{}_upsert_{table}", moodle::calls::PLUGIN);
-    let mut set = JoinSet::new();
-    for r in m.batcher(&function, moodle::batch::PLUGIN_MAX_ROWS).split(&rows, 0)? {
-        let (m, start, batch) = (m.clone(), r.start, rows[r].to_vec());
-        set.spawn(async move { (start, batch.len(), m.upsert_rows(table, &batch).await) });
-    }
-    while let Some(joined) = set.join_next().await {
-        let Ok((start, n, result)) = joined else { continue };
-        let ops = &sendable[start..start + n];
-        match result {
-            Ok(r) => {
-                let mut outs: Vec<Outcome> = ops.iter().map(|o| Outcome::applied(Some(o.key.clone()))).collect();
-                for w in r.warnings {
-                    if let Some(i) = w.itemid.and_then(|i| usize::try_from(i).ok()).filter(|i| *i < outs.len()) {
-                        outs[i] = Outcome::Rejected { code: w.warningcode.clone(), message: w.message.clone() };
-                    }
-                }
-                ctx.finish(ops.iter().copied().zip(outs).collect()).await?;
-            }
-            Err(MoodleError::Exception { errorcode, message, .. }) => {
-                ctx.finish_all(ops, Outcome::Rejected { code: errorcode, message }).await?
-            }
-            Err(e) => ctx.finish_all(ops, Outcome::Failed { message: e.to_string() }).await?,
-        }
-    }
-    Ok(())
-}
-
-/// The dashboard rows of grades this run just created in Zoho (from Moodle's course totals): written now, under
-/// their new Zoho ids, so the next run finds them in place. A failure here is only logged: the next run plans the
-/// row like any other grade recorded in Zoho.
-pub async fn rows_of_new_grades(ctx: &Ctx, created: &[(&Op, Outcome)]) {
-    if !Entity::DashboardGrade.enabled(&ctx.settings)
-        || Entity::DashboardGrade.direction(&ctx.settings) == crate::settings::Direction::Disabled
-    {
-        return;
-    }
-    let Some(m) = ctx.moodle.as_ref() else { return };
-    let mut rows = Vec::new();
-    for (op, o) in created {
-        let (Action::Create, Some(id)) = (op.action, o.target_id()) else { continue };
-        let r = |k: &str| op.refs.get(k).cloned().unwrap_or(Value::Null);
-        let userid = op.moodle_id.as_deref().and_then(|k| k.split(':').nth(1)?.parse::<i64>().ok());
-        let mut fields = Fields::new();
-        fields.insert("student".into(), r("student_zoho_id"));
-        fields.insert("unit".into(), r("unit_id"));
-        fields.insert("class".into(), r("class_zoho_id"));
-        fields.insert("graded_date".into(), r("graded_date"));
-        for f in ["grade", "moodle_grade"] {
-            fields.insert(f.into(), op.changes.get(f).cloned().unwrap_or(Value::Null));
-        }
-        if let Ok(row) = dashboard::plugin_row(Kind::Grade, id, &fields, userid) {
-            rows.push(Value::Object(row));
-        }
-    }
-    if rows.is_empty() {
-        return;
-    }
-    match m.upsert_rows(dashboard::table(Kind::Grade), &rows).await {
-        Ok(r) if r.warnings.is_empty() => {}
-        Ok(r) => tracing::warn!(warnings = r.warnings.len(), "dashboard rows of new Zoho grades: the next run retries"),
-        Err(e) => tracing::warn!("dashboard rows of new Zoho grades not written ({e}); the next run writes them"),
-    }
-}
-
-/// Deletes users, only planned where `deletions.policy` says `delete`. `core_user_delete_users` is Moodle's own
-/// soft delete (the row stays with `deleted` set; username, email and idnumber are mangled; enrolments go). A
-/// batch is transactional, so a rejected id is found by bisecting it like any other write.
-pub async fn delete_users(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    let mut rows = Vec::new();
-    let mut sendable = Vec::new();
-    let mut missing = Vec::new();
-    for op in ops {
-        match op.moodle_id.as_deref().and_then(|m| m.parse::<i64>().ok()) {
-            Some(id) => {
-                rows.push(json!(id));
-                sendable.push(*op);
-            }
-            None => missing.push(*op),
-        }
-    }
-    super::skip(ctx, &missing, "no Moodle user id").await?;
-    send_all(ctx, "core_user_delete_users", "userids", rows, USERS_PER_CALL, false, async |batch| {
-        ctx.finish(batch.iter().map(|(i, r)| (sendable[*i], deleted_outcome(r))).collect()).await
-    })
-    .await
-}
-
 /// A user Moodle no longer knows (a retried call whose first attempt landed, or an admin who deleted it by hand)
 /// is where the delete wanted it: gone.
 fn deleted_outcome(row: &Row) -> Outcome {
@@ -674,21 +251,4 @@ fn deleted_outcome(row: &Row) -> Outcome {
         Row::Rejected(code, _) if code == "invaliduser" || code == "invalidrecordunknown" => Outcome::applied(None),
         r => outcome(r, None),
     }
-}
-
-pub async fn delete_rows(ctx: &Ctx, ops: &[&Op]) -> Result<(), ApplyError> {
-    for entity in [Entity::Unit, Entity::Registration, Entity::Payment, Entity::DashboardGrade] {
-        let mine: Vec<&Op> = ops.iter().copied().filter(|o| o.entity == entity).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let ids: Vec<String> = mine.iter().map(|o| o.key.clone()).collect();
-        let outcome = match moodle(ctx)?.delete_rows(dashboard::table(entity.kinds().0), &ids).await {
-            Ok(_) => Outcome::applied(None),
-            Err(MoodleError::Exception { errorcode, message, .. }) => Outcome::Rejected { code: errorcode, message },
-            Err(e) => Outcome::Failed { message: e.to_string() },
-        };
-        ctx.finish_all(&mine, outcome).await?;
-    }
-    Ok(())
 }
