@@ -45,7 +45,6 @@ pub(super) fn reread(
 
 /// Step 6 after apply: records the agreed base (see [`record_base`]) and, applying a saved plan, restores the
 /// bases its revert set aside.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn base(
     store: &dyn Store,
     settings: &Settings,
