@@ -1,11 +1,12 @@
-//! Parse the command line, load configuration, dispatch, map errors to exit codes — nothing else.
+//! Parse the command line, tune the allocator for a sync, load configuration, dispatch, map errors to exit
+//! codes — nothing else.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use zmsync::cli::Cli;
+use zmsync::cli::{Cli, Command};
 use zmsync::config::{self, Config};
 use zmsync::error::{CommandError, Exit};
 
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
         return ExitCode::from(Exit::Usage.code());
     }
     let cli = Cli::parse();
+    // Before a sync starts its threads (planning's rayon pool, the fetch runtime): they share one heap arena.
+    if matches!(cli.command, Command::Sync(_) | Command::Apply(_) | Command::Demo(_)) {
+        zmsync::process::one_heap_arena();
+    }
     init_logging(cli.global.verbose, cli.global.quiet);
     let result = Config::load(cli.global.config.as_deref(), cli.global.database_url.as_deref(), &Config::process_env())
         .map_err(anyhow::Error::from)

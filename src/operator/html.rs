@@ -17,12 +17,13 @@ pub const TREND_RUNS: i64 = 30;
 /// Records listed per group (failures, issues, changes of an entity); the rest are counted.
 const MAX_LISTED: usize = 200;
 
-/// Writes the page of the run `report` describes beside its CSV. A failure is logged, never fails the run:
-/// the CSV and the journal are what count, and `zmsync report RUN --html FILE` draws it again.
-pub fn write_beside(store: &dyn Store, report: &crate::run::RunReport) {
-    let Some(csv) = &report.report else { return };
+/// Writes the page of run `run_id` beside its CSV `csv` (none: the run wrote no CSV, nor then a page). A
+/// failure is logged, never fails the run: the CSV and the journal are what count, and `zmsync report RUN
+/// --html FILE` draws it again.
+pub fn write_beside(store: &dyn Store, run_id: i64, csv: Option<&Path>) {
+    let Some(csv) = csv else { return };
     let out = csv.with_extension("html");
-    let result = report_run_row(store, report.run_id).and_then(|row| write(store, &row, &out, TREND_RUNS));
+    let result = report_run_row(store, run_id).and_then(|row| write(store, &row, &out, TREND_RUNS));
     if let Err(e) = result {
         tracing::warn!("could not write the HTML report {}: {e}", out.display());
     }

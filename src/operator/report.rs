@@ -51,7 +51,21 @@ pub fn csv_path(store: &dyn Store, row: &RunRow) -> PathBuf {
         .and_then(|s| s.get("report"))
         .and_then(Value::as_str)
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::run::default_report_dir(store).join(format!("run-{}.csv", row.id)))
+        .unwrap_or_else(|| default_report_dir(store).join(format!("run-{}.csv", row.id)))
+}
+
+/// The default report directory: `reports/` beside an SQLite store, else in the working directory.
+pub fn default_report_dir(store: &dyn Store) -> PathBuf {
+    let loc = store.location();
+    match store.dialect() {
+        crate::store::Dialect::Sqlite => {
+            Path::new(&loc).parent().map(|p| p.join("reports")).unwrap_or_else(|| PathBuf::from("reports"))
+        }
+        // Absolute, so the path printed in the summary works from anywhere.
+        crate::store::Dialect::Postgres => {
+            std::env::current_dir().map(|d| d.join("reports")).unwrap_or_else(|_| PathBuf::from("reports"))
+        }
+    }
 }
 
 /// The cells of one journal row, as the run's report writes them.

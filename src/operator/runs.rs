@@ -116,13 +116,7 @@ fn u(v: Option<&Value>) -> u64 {
 
 /// The CSV report of run `id` and its HTML page: as the summary names it, else where runs put them.
 fn reports(store: &dyn Store, row: &RunRow) -> (Option<PathBuf>, Option<PathBuf>) {
-    let csv = row
-        .summary
-        .as_ref()
-        .and_then(|s| s.get("report"))
-        .and_then(Value::as_str)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::run::default_report_dir(store).join(format!("run-{}.csv", row.id)));
+    let csv = super::report::csv_path(store, row);
     let html = csv.with_extension("html");
     (csv.exists().then_some(csv), html.exists().then_some(html))
 }
