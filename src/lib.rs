@@ -15,6 +15,7 @@ pub mod model;
 pub mod moodle;
 pub mod operator;
 pub mod reconcile;
+pub mod retry;
 pub mod run;
 pub mod sandbox;
 pub mod secret;

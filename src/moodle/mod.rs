@@ -26,8 +26,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::{ConfigError, MoodleConfig};
 use crate::exit::{Exit, ExitKind};
+use crate::retry::{self, Backoff};
 use crate::secret::Secret;
-use crate::zoho::retry::{self, Backoff};
 
 pub use batch::Batcher;
 pub use calls::{SiteCheck, Warning};

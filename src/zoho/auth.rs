@@ -18,8 +18,8 @@ use tokio::sync::Mutex;
 
 use super::counters_add;
 use super::limits::Counters;
-use super::retry::Backoff;
 use super::{AuthFailure, ZohoError};
+use crate::retry::Backoff;
 use crate::secret::Secret;
 use crate::store::CachedToken;
 

@@ -12,10 +12,9 @@ use super::watch::WatchedChannel;
 use crate::mapping::ZohoNames;
 use crate::model::Entity;
 use crate::settings::Settings;
+pub use crate::settings::{resolve_notify_url as notify_url, NOTIFY_PATH};
 use crate::store::ChannelRow;
 
-/// The receiver's route for Notification API callbacks.
-pub const NOTIFY_PATH: &str = "/v1/events/zoho/notify";
 /// Zoho keeps a channel at most a week (v4 on). zmsync asks for a little less, so that clock skew never
 /// pushes the request past the maximum (which Zoho silently turns into one hour).
 pub const ASK_FOR: Duration = Duration::minutes(7 * 24 * 60 - 10);
@@ -40,20 +39,6 @@ pub fn desired_events(settings: &Settings) -> Vec<String> {
         modules.iter().flat_map(|m| ["create", "edit", "delete"].map(|op| format!("{m}.{op}"))).collect();
     events.sort();
     events
-}
-
-/// The notify URL for a receiver's public base URL (`https://sync.example.edu`) or a full notify URL (kept as
-/// given). Only http and https are accepted.
-pub fn notify_url(given: &str) -> Result<String, String> {
-    let given = given.trim();
-    let url = url::Url::parse(given).map_err(|e| format!("`{given}` is not a URL ({e})"))?;
-    if url.scheme() != "https" && url.scheme() != "http" {
-        return Err(format!("`{given}`: Zoho posts only to http or https URLs"));
-    }
-    if url.path() == "/" && url.query().is_none() {
-        return Ok(format!("{}{NOTIFY_PATH}", given.trim_end_matches('/')));
-    }
-    Ok(given.to_string())
 }
 
 /// One way the channel Zoho holds differs from what it should be.

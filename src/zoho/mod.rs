@@ -5,7 +5,8 @@
 //! - [`split`]: a whole module read from both ends at once (ids ascending and descending), meeting in the middle.
 //! - [`write`]: insert/update/upsert/delete in batches of ≤100 with per-record results in input order.
 //! - [`meta`]: the org's modules and a module's fields (settings API).
-//! - [`limits`]: the in-flight limiter and the run's counters; [`retry`]: the in-run backoff.
+//! - [`limits`]: the in-flight limiter and the run's counters; [`retry`](crate::retry): the in-run backoff
+//!   shared with the Moodle client.
 //!
 //! Every call goes through [`Client::send`]: token, limiter, one attempt, then the decision — done, refresh
 //! once on 401, back off on 429/5xx/transport failures, or stop.
@@ -15,7 +16,6 @@ pub mod channel;
 pub mod limits;
 pub mod meta;
 pub mod read;
-pub mod retry;
 pub mod split;
 pub mod watch;
 pub mod write;
@@ -32,11 +32,12 @@ use crate::config::{ConfigError, ZohoConfig};
 use crate::exit::{Exit, ExitKind};
 use crate::settings::Settings;
 
+use crate::retry;
+pub use crate::retry::Backoff;
 pub use auth::TokenCache;
 pub use limits::ZohoStats;
 pub use meta::{FieldMeta, ModuleMeta};
 pub use read::{DeletedRecord, ListQuery, Pages};
-pub use retry::Backoff;
 pub use split::SplitPages;
 pub use write::{RecordOutcome, WriteOp};
 
