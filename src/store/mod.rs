@@ -23,14 +23,16 @@ use serde_json::Value;
 
 use crate::exit::{Exit, ExitKind};
 
+pub use crate::zoho::auth::CachedToken;
+pub use crate::zoho::channel::ChannelRow;
 pub use events::EventStore;
 pub use journal::{JournalRow, JournalStore, OpDetail};
 pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
-pub use tokens::{CachedToken, TokenStore};
-pub use watch::{ChannelRow, WatchStore};
+pub use tokens::TokenStore;
+pub use watch::WatchStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

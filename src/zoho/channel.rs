@@ -13,7 +13,6 @@ use crate::mapping::ZohoNames;
 use crate::model::Entity;
 use crate::settings::Settings;
 pub use crate::settings::{resolve_notify_url as notify_url, NOTIFY_PATH};
-use crate::store::ChannelRow;
 
 /// Zoho keeps a channel at most a week (v4 on). zmsync asks for a little less, so that clock skew never
 /// pushes the request past the maximum (which Zoho silently turns into one hour).
@@ -22,6 +21,20 @@ pub const ASK_FOR: Duration = Duration::minutes(7 * 24 * 60 - 10);
 pub const RENEW_WITHIN: Duration = Duration::days(2);
 /// `doctor` fails the channel when less than this remains.
 pub const DOCTOR_MIN_LEFT: Duration = Duration::days(1);
+
+/// The channel zmsync subscribed, as the store remembers it (`zoho_channel`, at most one row).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChannelRow {
+    /// Digits, chosen by zmsync; Zoho echoes it in every callback.
+    pub channel_id: String,
+    pub notify_url: String,
+    /// `{Module}.{create|edit|delete}`, as subscribed.
+    pub events: Vec<String>,
+    /// The expiry Zoho answered with.
+    pub expiry: DateTime<Utc>,
+    pub subscribed_at: DateTime<Utc>,
+    pub renewed_at: DateTime<Utc>,
+}
 
 /// The events for every enabled module, sorted: `{Module}.create`, `.edit`, `.delete`.
 pub fn desired_events(settings: &Settings) -> Vec<String> {

@@ -28,8 +28,9 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, DATE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use crate::config::{ConfigError, ZohoConfig};
+use crate::config::ConfigError;
 use crate::exit::{Exit, ExitKind};
+use crate::secret::Secret;
 use crate::settings::Settings;
 
 use crate::retry;
@@ -40,6 +41,19 @@ pub use meta::{FieldMeta, ModuleMeta};
 pub use read::{DeletedRecord, ListQuery, Pages};
 pub use split::SplitPages;
 pub use write::{RecordOutcome, WriteOp};
+
+/// How to reach Zoho: region, hosts and OAuth credentials (`config` builds it from the environment).
+#[derive(Debug, Clone)]
+pub struct ZohoConfig {
+    pub region: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    /// Token endpoint host; from the region unless `ZOHO_ACCOUNTS_URL` (or the file) overrides it.
+    pub accounts_url: String,
+    /// API host to use until a token answer names its own `api_domain`.
+    pub api_domain: String,
+}
 
 /// Why the token endpoint refused us.
 #[derive(Debug, Clone, PartialEq)]
