@@ -14,6 +14,7 @@ pub mod memory;
 pub mod model;
 pub mod moodle;
 pub mod operator;
+pub mod progress;
 pub mod reconcile;
 pub mod retry;
 pub mod run;

@@ -25,9 +25,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{Entity, Fields, Kind, Record, Side};
+use crate::progress::Bars;
 use crate::reconcile::{Action, Op, Plan};
 use crate::settings::Settings;
-use crate::snapshot::progress::Bars;
 use crate::store::bridge::StoreBridge;
 use crate::store::{JournalEntry, Link, StoreError};
 use crate::{moodle, zoho};

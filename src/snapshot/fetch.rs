@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use super::plan::Plan;
-use super::progress::Bars;
 use super::summary::Unmappable;
 use super::{Mode, Options, SnapshotError};
 use crate::config::Config;
 use crate::mapping::{self, MapError, ZohoNames};
 use crate::model::{Kind, Record, Side};
 use crate::moodle::{self, calls};
+use crate::progress::Bars;
 use crate::settings::Settings;
 use crate::store::bridge::{self, StoreBridge};
 use crate::zoho::{self, ListQuery};

@@ -11,7 +11,6 @@
 
 mod fetch;
 mod plan;
-pub mod progress;
 mod summary;
 
 use std::collections::BTreeMap;
