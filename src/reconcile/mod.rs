@@ -23,8 +23,9 @@ use self::entities::World;
 use self::link::{Linked, Rules};
 use crate::exit::{Exit, ExitKind, Refused, UsageError};
 use crate::model::{Entity, Kind, Record};
+use crate::model::{Link, SyncState};
 use crate::settings::Settings;
-use crate::store::{Link, RecordStore, StoreError, SyncState};
+use crate::store::{RecordStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
