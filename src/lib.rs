@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
+pub mod bridge;
 pub mod cli;
 pub mod commands;
 pub mod config;

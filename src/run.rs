@@ -2,7 +2,7 @@
 //! CSV report, summary.
 //!
 //! Threads: the store is synchronous and is used from this thread only; the network phases (snapshot, apply)
-//! run on tokio behind a [`crate::store::bridge`].
+//! run on tokio behind a [`crate::bridge`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::apply::{self, Done, Outcome, Spill, SpillWriter, Tally};
+use crate::bridge;
 use crate::config::Config;
 use crate::exit::{Exit, ExitKind};
 use crate::model::{Entity, Kind, Record, Side};
@@ -20,7 +21,6 @@ use crate::progress::Bars;
 use crate::reconcile::{self, Plan};
 use crate::settings::Settings;
 use crate::snapshot::{self, Incremental, Mode};
-use crate::store::bridge;
 use crate::store::events::{retry_delay, DirtyMark};
 use crate::store::{JournalEntry, NewRun, Store, StoreError};
 use crate::{moodle, zoho};

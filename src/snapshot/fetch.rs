@@ -11,13 +11,13 @@ use tokio::task::JoinSet;
 use super::plan::Plan;
 use super::summary::Unmappable;
 use super::{Mode, Options, SnapshotError};
+use crate::bridge::{self, StoreBridge};
 use crate::config::Config;
 use crate::mapping::{self, MapError, ZohoNames};
 use crate::model::{Kind, Record, Side};
 use crate::moodle::{self, calls};
 use crate::progress::Bars;
 use crate::settings::Settings;
-use crate::store::bridge::{self, StoreBridge};
 use crate::zoho::{self, ListQuery};
 
 /// Records mapped and staged per store call (Moodle answers arrive whole; Zoho pages are 200).

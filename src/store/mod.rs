@@ -4,7 +4,6 @@
 //! The store is synchronous. Never call it from inside a tokio task: the `postgres` crate runs its own
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
-pub mod bridge;
 pub mod events;
 mod journal;
 mod lock;
