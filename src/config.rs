@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::moodle::MoodleConfig;
 use crate::secret::Secret;
+pub use crate::zoho::ZohoConfig;
 
 /// The environment variables that hold secrets. Never printed, logged, stored or written to a report.
 pub const SECRET_VARS: &[&str] = &[
@@ -64,24 +66,6 @@ pub struct Config {
     pub zoho: ZohoConfig,
     pub moodle: MoodleConfig,
     pub webhook: WebhookSecrets,
-}
-
-#[derive(Debug, Clone)]
-pub struct ZohoConfig {
-    pub region: String,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    pub refresh_token: Option<Secret>,
-    /// Token endpoint host; from the region unless `ZOHO_ACCOUNTS_URL` (or the file) overrides it.
-    pub accounts_url: String,
-    /// API host to use until a token answer names its own `api_domain`.
-    pub api_domain: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct MoodleConfig {
-    pub url: Option<String>,
-    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default)]

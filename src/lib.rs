@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
+pub mod bridge;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -15,7 +16,9 @@ pub mod model;
 pub mod moodle;
 pub mod operator;
 pub mod process;
+pub mod progress;
 pub mod reconcile;
+pub mod retry;
 pub mod run;
 pub mod sandbox;
 pub mod secret;

@@ -10,8 +10,10 @@ use serde_json::Value;
 use crate::settings::{Direction, Settings};
 
 mod fields;
+mod sync;
 
 pub use fields::Fields;
+pub use sync::{Link, SyncState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -228,12 +228,29 @@ fn at_least_one(v: &Value) -> Result<(), String> {
     }
 }
 
-fn notify_url(v: &Value) -> Result<(), String> {
+fn notify_url_setting(v: &Value) -> Result<(), String> {
     match v.as_str() {
         Some("") => Ok(()),
-        Some(s) => crate::zoho::channel::notify_url(s).map(|_| ()),
+        Some(s) => resolve_notify_url(s).map(|_| ()),
         None => Err("expected a string: the URL, or \"\"".into()),
     }
+}
+
+/// The receiver's route for Zoho Notification API callbacks.
+pub const NOTIFY_PATH: &str = "/v1/events/zoho/notify";
+
+/// The notify URL for a receiver's public base URL (`https://sync.example.edu`) or a full notify URL (kept as
+/// given). Only http and https are accepted.
+pub fn resolve_notify_url(given: &str) -> Result<String, String> {
+    let given = given.trim();
+    let url = url::Url::parse(given).map_err(|e| format!("`{given}` is not a URL ({e})"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(format!("`{given}`: Zoho posts only to http or https URLs"));
+    }
+    if url.path() == "/" && url.query().is_none() {
+        return Ok(format!("{}{NOTIFY_PATH}", given.trim_end_matches('/')));
+    }
+    Ok(given.to_string())
 }
 
 fn field_map(v: &Value) -> Result<(), String> {
@@ -408,7 +425,7 @@ pub static REGISTRY: &[SettingDef] = &[
             "where Zoho's Notification API channel posts (`zmsync zoho watch`): the receiver's public notify URL",
         shape: r#""https://HOST/v1/events/zoho/notify" or "" (no channel)"#,
         default: || json!(""),
-        check: notify_url,
+        check: notify_url_setting,
     },
 ];
 

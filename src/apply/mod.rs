@@ -24,11 +24,11 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::bridge::StoreBridge;
 use crate::model::{Entity, Fields, Kind, Record, Side};
+use crate::progress::Bars;
 use crate::reconcile::{Action, Op, Plan};
 use crate::settings::Settings;
-use crate::snapshot::progress::Bars;
-use crate::store::bridge::StoreBridge;
 use crate::store::{JournalEntry, Link, StoreError};
 use crate::{moodle, zoho};
 pub use spill::{Entry, Spill, SpillWriter};

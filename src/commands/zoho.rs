@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{print_json, Context};
+use crate::bridge;
 use crate::cli::{WatchArgs, ZohoCommand};
 use crate::error::{Exit, UsageError};
 use crate::settings::Settings;
-use crate::store::{bridge, ChannelRow, Store};
+use crate::store::{ChannelRow, Store};
 use crate::zoho::channel::{self, ASK_FOR, RENEW_WITHIN};
 use crate::zoho::watch::{ChannelRequest, WatchedChannel};
 use crate::zoho::{Client, ClientOptions, ZohoError};

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::bridge;
 use crate::config::Config;
-use crate::store::bridge;
 
 /// How long one network check may take before it is reported as failing (doctor must answer quickly, even
 /// when a host swallows packets).
@@ -143,7 +143,7 @@ pub fn run(config: &Config) -> Report {
     };
     let checks = match &opened.store {
         Some(store) => bridge::serve(store.as_ref(), |b| net(Some(bridge::token_cache(&b)))),
-        None => tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(net(None))),
+        None => bridge::runtime().map(|rt| rt.block_on(net(None))),
     };
     match checks {
         Ok(checks) => report.checks.extend(checks),

@@ -7,8 +7,8 @@ use crate::config::Config;
 use crate::mapping::person::IDENTITY_FIELDS;
 use crate::moodle::calls::{needed_functions, PluginInfo, PluginSite, CONTRACT_VERSION, PLUGIN};
 use crate::moodle::{Client, ClientOptions, MoodleError};
+use crate::retry::Backoff;
 use crate::settings::Settings;
-use crate::zoho::Backoff;
 
 pub async fn checks(config: &Config, settings: Result<&Settings, &str>) -> Vec<Check> {
     let mut out = Vec::new();

@@ -24,12 +24,19 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::config::{ConfigError, MoodleConfig};
+use crate::config::ConfigError;
+use crate::retry::{self, Backoff};
 use crate::secret::Secret;
-use crate::zoho::retry::{self, Backoff};
 
 pub use batch::Batcher;
 pub use calls::{SiteCheck, Warning};
+
+/// How to reach Moodle: site URL and web-service token (`config` builds it from the environment).
+#[derive(Debug, Clone)]
+pub struct MoodleConfig {
+    pub url: Option<String>,
+    pub token: Option<Secret>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MoodleError {

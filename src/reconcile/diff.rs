@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::plan::{Action, Conflict, Counts, Fingerprints, Issue, IssueKind, Op};
+use crate::model::SyncState;
 use crate::model::{Entity, Fields, Record, Side};
 use crate::settings::{ConflictPolicy, Direction};
-use crate::store::SyncState;
 
 /// One key of an entity with whatever each side and the base hold for it.
 #[derive(Debug, Clone)]

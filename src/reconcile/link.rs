@@ -12,8 +12,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Value};
 
 use super::plan::{Action, Fingerprints, Issue, IssueKind, Op};
+use crate::model::Link;
 use crate::model::{Entity, Fields, Record, Side};
-use crate::store::Link;
 
 /// Zoho id ⇄ Moodle id for one entity. The ids are borrowed from the records and links they were read from.
 #[derive(Debug, Default, Clone)]

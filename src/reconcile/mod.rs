@@ -25,8 +25,9 @@ use self::diff::{Agreed, Differ, EntityDiff, EntityRules};
 use self::entities::World;
 use self::link::{Linked, Rules};
 use crate::model::{Entity, Kind, Record};
+use crate::model::{Link, SyncState};
 use crate::settings::Settings;
-use crate::store::{Link, RecordStore, StoreError, SyncState};
+use crate::store::{RecordStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -10,9 +10,9 @@ use super::{RunError, RunOptions, Scope};
 use crate::apply::{self, Done, Outcome, Spill};
 use crate::config::Config;
 use crate::model::{Entity, Kind, Record, Side};
+use crate::progress::Bars;
 use crate::reconcile;
 use crate::settings::Settings;
-use crate::snapshot::progress::Bars;
 use crate::snapshot::{self, Incremental, Mode};
 use crate::store::{Store, StoreError};
 

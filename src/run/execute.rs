@@ -6,11 +6,11 @@ use serde_json::json;
 
 use super::RunError;
 use crate::apply::{self, Done, Spill};
+use crate::bridge;
 use crate::config::Config;
 use crate::model::{Entity, Side};
 use crate::reconcile;
 use crate::settings::Settings;
-use crate::store::bridge;
 use crate::store::{JournalEntry, Store};
 use crate::{moodle, zoho};
 

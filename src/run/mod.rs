@@ -3,7 +3,7 @@
 //! report and the files it writes are in [`report`].
 //!
 //! Threads: the store is synchronous and is used from this thread only; the network phases (snapshot, apply)
-//! run on tokio behind a [`crate::store::bridge`].
+//! run on tokio behind a [`crate::bridge`].
 
 mod agree;
 mod execute;
@@ -21,10 +21,10 @@ use serde_json::json;
 use crate::apply::{self, Outcome};
 use crate::config::Config;
 use crate::process::release_freed;
+use crate::progress::Bars;
 use crate::reconcile;
 use crate::settings::Settings;
 use crate::snapshot;
-use crate::snapshot::progress::Bars;
 use crate::store::events::DirtyMark;
 use crate::store::{NewRun, Store, StoreError};
 

@@ -4,9 +4,10 @@
 use super::{RunError, RunOptions, Scope};
 use crate::apply::{Spill, SpillWriter};
 use crate::model::Entity;
+use crate::progress::Bars;
 use crate::reconcile::{self, Plan};
 use crate::settings::Settings;
-use crate::snapshot::{self, progress::Bars};
+use crate::snapshot;
 use crate::store::Store;
 
 /// What a run covers, from its scope.

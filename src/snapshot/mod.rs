@@ -7,11 +7,10 @@
 //! new snapshot or the old one.
 //!
 //! Threads: the network runs on tokio; the store is served on the calling thread through a
-//! [`StoreBridge`](crate::store::bridge::StoreBridge) (never called inside a task, design.md's hazard).
+//! [`StoreBridge`](crate::bridge::StoreBridge) (never called inside a task, design.md's hazard).
 
 mod fetch;
 mod plan;
-pub mod progress;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -20,11 +19,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use crate::bridge::{self, StoreBridge};
 use crate::config::Config;
 use crate::model::{Entity, Kind};
 use crate::moodle::{self, MoodleError};
 use crate::settings::Settings;
-use crate::store::bridge::{self, StoreBridge};
 use crate::store::{Store, StoreError};
 use crate::zoho::{self, ZohoError};
 

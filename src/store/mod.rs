@@ -4,7 +4,6 @@
 //! The store is synchronous. Never call it from inside a tokio task: the `postgres` crate runs its own
 //! runtime and panics there. Network phases hand store work to a blocking thread instead.
 
-pub mod bridge;
 pub mod events;
 mod journal;
 mod lock;
@@ -21,14 +20,16 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use crate::zoho::auth::CachedToken;
+pub use crate::zoho::channel::ChannelRow;
 pub use events::EventStore;
 pub use journal::{JournalRow, JournalStore, OpDetail};
 pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
-pub use tokens::{CachedToken, TokenStore};
-pub use watch::{ChannelRow, WatchStore};
+pub use tokens::TokenStore;
+pub use watch::WatchStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

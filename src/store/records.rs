@@ -14,25 +14,7 @@ use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{now, Result};
 use crate::model::{Entity, Fields, Kind, Record};
-
-/// A pairing of one Zoho record with one Moodle object, for an entity.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Link {
-    pub entity: Entity,
-    pub zoho_id: String,
-    pub moodle_id: String,
-}
-
-/// What both sides agreed on for one record after the last successful sync.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SyncState {
-    pub entity: Entity,
-    pub key: String,
-    pub fields: Fields,
-    pub fingerprint: String,
-    pub synced_at: DateTime<Utc>,
-    pub run_id: Option<i64>,
-}
+pub use crate::model::{Link, SyncState};
 
 pub trait RecordStore {
     /// Adds one page of a snapshot in progress. A key staged twice keeps the last version.

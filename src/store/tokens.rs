@@ -4,7 +4,6 @@
 //! sync, the receiver's incremental runs) share one through the store. The refresh token and client secret
 //! never come here: they stay in the environment.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::postgres::PgStore;
@@ -12,18 +11,7 @@ use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{now, Result};
 use crate::model::Kind;
 use crate::secret::Secret;
-
-/// One cached access token, keyed by the client id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CachedToken {
-    pub client_id: String,
-    /// The token endpoint it came from; a token is reused only with the same accounts host.
-    pub accounts_url: String,
-    pub api_domain: String,
-    pub access_token: Secret,
-    pub expires_at: DateTime<Utc>,
-    pub refreshed_at: DateTime<Utc>,
-}
+use crate::zoho::auth::CachedToken;
 
 pub trait TokenStore {
     fn zoho_token(&self, client_id: &str) -> Result<Option<CachedToken>>;

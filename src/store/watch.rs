@@ -1,26 +1,13 @@
 //! The Zoho Notification API channel `zmsync zoho watch` subscribed (`zoho_channel`, at most one row): what
 //! zmsync expects Zoho to hold, so that a rerun amends the same channel and `doctor` can compare.
 
-use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde_json::Value;
 
 use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{Result, StoreError};
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ChannelRow {
-    /// Digits, chosen by zmsync; Zoho echoes it in every callback.
-    pub channel_id: String,
-    pub notify_url: String,
-    /// `{Module}.{create|edit|delete}`, as subscribed.
-    pub events: Vec<String>,
-    /// The expiry Zoho answered with.
-    pub expiry: DateTime<Utc>,
-    pub subscribed_at: DateTime<Utc>,
-    pub renewed_at: DateTime<Utc>,
-}
+use crate::zoho::channel::ChannelRow;
 
 pub trait WatchStore {
     fn zoho_channel(&self) -> Result<Option<ChannelRow>>;

@@ -18,12 +18,23 @@ use tokio::sync::Mutex;
 
 use super::counters_add;
 use super::limits::Counters;
-use super::retry::Backoff;
 use super::{AuthFailure, ZohoError};
+use crate::retry::Backoff;
 use crate::secret::Secret;
-use crate::store::CachedToken;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One cached access token, keyed by the client id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedToken {
+    pub client_id: String,
+    /// The token endpoint it came from; a token is reused only with the same accounts host.
+    pub accounts_url: String,
+    pub api_domain: String,
+    pub access_token: Secret,
+    pub expires_at: DateTime<Utc>,
+    pub refreshed_at: DateTime<Utc>,
+}
 
 /// Where access tokens outlive the process (the store's `zoho_tokens`). Implementations must not block the
 /// async runtime: the store is synchronous, so they hand the work to a store thread.

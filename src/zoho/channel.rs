@@ -12,10 +12,8 @@ use super::watch::WatchedChannel;
 use crate::mapping::ZohoNames;
 use crate::model::Entity;
 use crate::settings::Settings;
-use crate::store::ChannelRow;
+pub use crate::settings::{resolve_notify_url as notify_url, NOTIFY_PATH};
 
-/// The receiver's route for Notification API callbacks.
-pub const NOTIFY_PATH: &str = "/v1/events/zoho/notify";
 /// Zoho keeps a channel at most a week (v4 on). zmsync asks for a little less, so that clock skew never
 /// pushes the request past the maximum (which Zoho silently turns into one hour).
 pub const ASK_FOR: Duration = Duration::minutes(7 * 24 * 60 - 10);
@@ -23,6 +21,20 @@ pub const ASK_FOR: Duration = Duration::minutes(7 * 24 * 60 - 10);
 pub const RENEW_WITHIN: Duration = Duration::days(2);
 /// `doctor` fails the channel when less than this remains.
 pub const DOCTOR_MIN_LEFT: Duration = Duration::days(1);
+
+/// The channel zmsync subscribed, as the store remembers it (`zoho_channel`, at most one row).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChannelRow {
+    /// Digits, chosen by zmsync; Zoho echoes it in every callback.
+    pub channel_id: String,
+    pub notify_url: String,
+    /// `{Module}.{create|edit|delete}`, as subscribed.
+    pub events: Vec<String>,
+    /// The expiry Zoho answered with.
+    pub expiry: DateTime<Utc>,
+    pub subscribed_at: DateTime<Utc>,
+    pub renewed_at: DateTime<Utc>,
+}
 
 /// The events for every enabled module, sorted: `{Module}.create`, `.edit`, `.delete`.
 pub fn desired_events(settings: &Settings) -> Vec<String> {
@@ -40,20 +52,6 @@ pub fn desired_events(settings: &Settings) -> Vec<String> {
         modules.iter().flat_map(|m| ["create", "edit", "delete"].map(|op| format!("{m}.{op}"))).collect();
     events.sort();
     events
-}
-
-/// The notify URL for a receiver's public base URL (`https://sync.example.edu`) or a full notify URL (kept as
-/// given). Only http and https are accepted.
-pub fn notify_url(given: &str) -> Result<String, String> {
-    let given = given.trim();
-    let url = url::Url::parse(given).map_err(|e| format!("`{given}` is not a URL ({e})"))?;
-    if url.scheme() != "https" && url.scheme() != "http" {
-        return Err(format!("`{given}`: Zoho posts only to http or https URLs"));
-    }
-    if url.path() == "/" && url.query().is_none() {
-        return Ok(format!("{}{NOTIFY_PATH}", given.trim_end_matches('/')));
-    }
-    Ok(given.to_string())
 }
 
 /// One way the channel Zoho holds differs from what it should be.

@@ -5,7 +5,8 @@
 //! - [`split`]: a whole module read from both ends at once (ids ascending and descending), meeting in the middle.
 //! - [`write`]: insert/update/upsert/delete in batches of ≤100 with per-record results in input order.
 //! - [`meta`]: the org's modules and a module's fields (settings API).
-//! - [`limits`]: the in-flight limiter and the run's counters; [`retry`]: the in-run backoff.
+//! - [`limits`]: the in-flight limiter and the run's counters; [`retry`](crate::retry): the in-run backoff
+//!   shared with the Moodle client.
 //!
 //! Every call goes through [`Client::send`]: token, limiter, one attempt, then the decision — done, refresh
 //! once on 401, back off on 429/5xx/transport failures, or stop.
@@ -15,7 +16,6 @@ pub mod channel;
 pub mod limits;
 pub mod meta;
 pub mod read;
-pub mod retry;
 pub mod split;
 pub mod watch;
 pub mod write;
@@ -28,16 +28,31 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, DATE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use crate::config::{ConfigError, ZohoConfig};
+use crate::config::ConfigError;
+use crate::secret::Secret;
 use crate::settings::Settings;
 
+use crate::retry;
+pub use crate::retry::Backoff;
 pub use auth::TokenCache;
 pub use limits::ZohoStats;
 pub use meta::{FieldMeta, ModuleMeta};
 pub use read::{DeletedRecord, ListQuery, Pages};
-pub use retry::Backoff;
 pub use split::SplitPages;
 pub use write::{RecordOutcome, WriteOp};
+
+/// How to reach Zoho: region, hosts and OAuth credentials (`config` builds it from the environment).
+#[derive(Debug, Clone)]
+pub struct ZohoConfig {
+    pub region: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    /// Token endpoint host; from the region unless `ZOHO_ACCOUNTS_URL` (or the file) overrides it.
+    pub accounts_url: String,
+    /// API host to use until a token answer names its own `api_domain`.
+    pub api_domain: String,
+}
 
 /// Why the token endpoint refused us.
 #[derive(Debug, Clone, PartialEq)]

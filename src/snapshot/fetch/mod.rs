@@ -9,15 +9,15 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::plan::Plan;
-use super::progress::Bars;
 use super::summary::Unmappable;
 use super::{Mode, Options, SnapshotError};
+use crate::bridge::{self, StoreBridge};
 use crate::config::Config;
 use crate::mapping::{self, MapError};
 use crate::model::{Kind, Record, Side};
 use crate::moodle;
+use crate::progress::Bars;
 use crate::settings::Settings;
-use crate::store::bridge::{self, StoreBridge};
 use crate::zoho;
 
 mod from_moodle;

@@ -1,17 +1,44 @@
 //! The async boundary (design.md): network phases run on tokio, the store is synchronous and must never be
 //! called inside a tokio task (the `postgres` crate runs its own runtime and panics there). [`serve`] runs the
-//! async part on its own runtime in a helper thread while the calling thread serves store calls sent through
-//! a [`StoreBridge`], one at a time, in order.
+//! async part on the process's one network runtime ([`runtime`]) from a helper thread while the calling thread
+//! serves store calls sent through a [`StoreBridge`], one at a time, in order.
+//!
+//! This is the binary's adapter between the clients and the store: it knows both, neither knows it.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CachedToken, Store, StoreError};
-use crate::zoho::auth::{BoxFuture, TokenCache};
+use crate::store::{Store, StoreError};
+use crate::zoho::auth::{BoxFuture, CachedToken, TokenCache};
 
 type Job = Box<dyn FnOnce(&dyn Store) + Send>;
+
+/// What the store thread is sent: a job, or (from [`serve`] itself) word that the network part has finished.
+enum Msg {
+    Job(Job),
+    Done,
+}
+
+/// Worker threads of the network runtime: the clients wait on the network, not on the CPU.
+const WORKERS: usize = 2;
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The process's one network runtime, built on first use and kept until the process ends: every snapshot,
+/// apply, `zoho` command and doctor check of a process runs on it (a receiver's incremental runs too), where
+/// each used to build and tear down its own.
+pub fn runtime() -> std::io::Result<&'static Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).enable_all().build()?;
+    // Two threads may race to build it; the loser's runtime is dropped here, outside any runtime.
+    let _ = RUNTIME.set(rt);
+    RUNTIME.get().ok_or_else(|| std::io::Error::other("the network runtime was not kept"))
+}
 
 /// Jobs queued at once: enough to keep the store busy, small enough that pages waiting to be stored do not
 /// pile up in memory (senders wait when it is full).
@@ -24,7 +51,7 @@ pub struct BridgeClosed;
 /// An async handle to the synchronous store. Cheap to clone.
 #[derive(Clone)]
 pub struct StoreBridge {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl StoreBridge {
@@ -37,7 +64,7 @@ impl StoreBridge {
         let job: Job = Box::new(move |s| {
             let _ = otx.send(f(s));
         });
-        self.tx.send(job).await.map_err(|_| BridgeClosed)?;
+        self.tx.send(Msg::Job(job)).await.map_err(|_| BridgeClosed)?;
         orx.await.map_err(|_| BridgeClosed)
     }
 
@@ -50,31 +77,45 @@ impl StoreBridge {
     }
 }
 
-/// Runs `net(bridge)` to completion on a fresh multi-threaded tokio runtime in a helper thread while this
-/// thread serves the bridge's store calls. Returns what `net` returned.
+/// Runs `net(bridge)` to completion on the network [`runtime`] from a helper thread while this thread serves
+/// the bridge's store calls. Returns what `net` returned. Store calls still queued when `net` returns are
+/// served; a task `net` left behind that calls the bridge afterwards gets [`BridgeClosed`].
 pub fn serve<T, F, Fut>(store: &dyn Store, net: F) -> std::io::Result<T>
 where
     T: Send,
     F: FnOnce(StoreBridge) -> Fut + Send,
     Fut: Future<Output = T>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+    let rt = runtime()?;
+    let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+    let done = SendDone(tx.clone());
     std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            let out = rt.block_on(net(StoreBridge { tx }));
-            // Dropping the runtime drops any task still holding a bridge, which ends the serving loop below.
-            drop(rt);
-            out
+            let _done = done;
+            rt.block_on(net(StoreBridge { tx }))
         });
-        while let Some(job) = rx.blocking_recv() {
-            job(store);
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                Msg::Job(job) => job(store),
+                Msg::Done => break,
+            }
         }
+        rx.close();
         match worker.join() {
             Ok(out) => Ok(out),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+/// Sends [`Msg::Done`] when dropped, after `net` returned or panicked: it queues behind every job `net` sent and
+/// ends the serving loop even if a task still holds a bridge.
+struct SendDone(mpsc::Sender<Msg>);
+
+impl Drop for SendDone {
+    fn drop(&mut self) {
+        let _ = self.0.blocking_send(Msg::Done);
+    }
 }
 
 /// The store's `zoho_tokens` as the Zoho client's token cache. Failures are logged, never fatal: without the
