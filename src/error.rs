@@ -205,7 +205,7 @@ fn run(e: &RunError) -> Exit {
 
 fn reconcile(e: &ReconcileError) -> Exit {
     match e {
-        ReconcileError::Store(e) => store(e),
+        ReconcileError::Store(e) => e.downcast_ref::<StoreError>().map(store).unwrap_or(Exit::Failed),
         ReconcileError::Refused(_) => Exit::Refused,
     }
 }

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::diff::Agreed;
+use super::source::Records;
 use super::{analyse, groups, select, Inputs, Options, ReconcileError};
 use crate::model::{Entity, Kind};
+use crate::model::{Link, SyncState};
 use crate::settings::Settings;
-use crate::store::{Link, RecordStore, SyncState};
 
 /// What [`baseline`] recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub struct BaselineSummary {
 
 /// Records, for every pair that agrees, its link and its `sync_state` base. Apply calls this after a run;
 /// tests use it to establish a base before drifting.
-pub fn baseline<S: RecordStore + ?Sized>(
+pub fn baseline<S: Records + ?Sized>(
     store: &S,
     settings: &Settings,
     run_id: Option<i64>,
@@ -29,7 +30,7 @@ pub fn baseline<S: RecordStore + ?Sized>(
 }
 
 /// [`baseline`] for these entities only (an incremental run records the ones it reconciled).
-pub fn baseline_of<S: RecordStore + ?Sized>(
+pub fn baseline_of<S: Records + ?Sized>(
     store: &S,
     settings: &Settings,
     entities: Vec<Entity>,
@@ -44,7 +45,7 @@ pub fn baseline_of<S: RecordStore + ?Sized>(
 /// [`baseline_of`] one group at a time, to hold less at once: students, teachers and classes together (the
 /// records every entity resolves through, read once and kept), then each other entity with its own records,
 /// dropped before the next (teaching and enrolments share Moodle's enrolments and go together).
-pub fn baseline_each<S: RecordStore + ?Sized>(
+pub fn baseline_each<S: Records + ?Sized>(
     store: &S,
     settings: &Settings,
     entities: &[Entity],
@@ -67,7 +68,7 @@ pub fn baseline_each<S: RecordStore + ?Sized>(
 
 /// Stores the links and `sync_state` rows of `agreed` that differ from what `inputs` read (a pair whose base
 /// already has this fingerprint, and whose link is already stored, is not written again).
-pub(super) fn record_agreed<S: RecordStore + ?Sized>(
+pub(super) fn record_agreed<S: Records + ?Sized>(
     store: &S,
     inputs: &Inputs,
     agreed: BTreeMap<Entity, Vec<Agreed>>,

@@ -9,6 +9,7 @@ pub mod guards;
 pub mod link;
 pub mod plan;
 pub mod report;
+pub mod source;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -24,15 +25,15 @@ use self::baseline::{base_rows, record_agreed};
 use self::diff::{Agreed, Differ, EntityDiff, EntityRules};
 use self::entities::World;
 use self::link::{Linked, Rules};
+pub use self::source::{Records, SourceError};
 use crate::model::{Entity, Kind, Record};
 use crate::model::{Link, SyncState};
 use crate::settings::Settings;
-use crate::store::{RecordStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] SourceError),
     #[error(transparent)]
     Refused(Refusal),
 }
@@ -94,7 +95,7 @@ const IDENTITY: [Entity; 3] = [Entity::Student, Entity::Teacher, Entity::Class];
 impl Inputs {
     /// Reads what reconciling `entities` needs: their records, links and base, and always the records and
     /// links of students, teachers and classes (everything else refers to them).
-    pub fn load<S: RecordStore + ?Sized>(store: &S, entities: &[Entity]) -> Result<Inputs, StoreError> {
+    pub fn load<S: Records + ?Sized>(store: &S, entities: &[Entity]) -> Result<Inputs, SourceError> {
         let mut kinds: Vec<Kind> =
             vec![Kind::Student, Kind::Teacher, Kind::MoodleUser, Kind::Class, Kind::MoodleCourse];
         let mut with_base: Vec<Entity> = IDENTITY.to_vec();
@@ -139,11 +140,7 @@ pub struct Analysis {
 
 /// Reads the store and plans. The plan carries the guard verdicts; a refused plan is returned too (a diff
 /// report still shows it) — call [`enforce`] before saving or applying one.
-pub fn reconcile<S: RecordStore + ?Sized>(
-    store: &S,
-    settings: &Settings,
-    opts: &Options,
-) -> Result<Plan, ReconcileError> {
+pub fn reconcile<S: Records + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
     let entities =
         if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
     let inputs = Inputs::load(store, &entities)?;
@@ -151,7 +148,7 @@ pub fn reconcile<S: RecordStore + ?Sized>(
 }
 
 /// [`reconcile`], then the guards: a refused plan is an error (exit 4).
-pub fn plan<S: RecordStore + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
+pub fn plan<S: Records + ?Sized>(store: &S, settings: &Settings, opts: &Options) -> Result<Plan, ReconcileError> {
     let plan = reconcile(store, settings, opts)?;
     enforce(&plan).map_err(ReconcileError::Refused)?;
     Ok(plan)
@@ -387,7 +384,7 @@ fn groups(entities: &[Entity]) -> Vec<Vec<Entity>> {
 
 impl Inputs {
     /// Adds the records, links and base of `group` not yet loaded.
-    fn load_group<S: RecordStore + ?Sized>(&mut self, store: &S, group: &[Entity]) -> Result<(), StoreError> {
+    fn load_group<S: Records + ?Sized>(&mut self, store: &S, group: &[Entity]) -> Result<(), SourceError> {
         for e in group {
             let (z, m) = e.kinds();
             for k in [z, m] {
@@ -425,12 +422,12 @@ pub fn reconcile_each<S, E>(
     mut each: impl FnMut(Plan) -> Result<(), E>,
 ) -> Result<Vec<Entity>, E>
 where
-    S: RecordStore + ?Sized,
+    S: Records + ?Sized,
     E: From<ReconcileError>,
 {
     let entities =
         if opts.entities.is_empty() { select(None, settings).unwrap_or_default() } else { opts.entities.clone() };
-    let store_err = |e: StoreError| E::from(ReconcileError::Store(e));
+    let store_err = |e: SourceError| E::from(ReconcileError::Store(e));
     let mut inputs = Inputs::load(store, &[]).map_err(store_err)?;
     let identity: Vec<Kind> = inputs.records.keys().copied().collect();
     let opts = Options { entities: Vec::new(), collect_agreed: record, ..opts.clone() };
@@ -480,7 +477,7 @@ where
 /// Reconciles once for a run: the plan and, when `record` is set and the plan has no ops, the base recorded
 /// from the same pass (the pairs it found agreeing are the base; nothing is reconciled twice). Returns the
 /// plan and the entities whose base was recorded.
-pub fn reconcile_for_run<S: RecordStore + ?Sized>(
+pub fn reconcile_for_run<S: Records + ?Sized>(
     store: &S,
     settings: &Settings,
     opts: &Options,

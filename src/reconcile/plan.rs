@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::source::{Records, SourceError};
 use crate::model::{Entity, Fields, Kind, Side};
-use crate::store::{RecordStore, StoreError};
 
 /// What an op does to its target record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,7 +264,7 @@ impl Plan {
     }
 
     /// The ops whose records changed since the plan was made (apply skips them). Reads the store.
-    pub fn stale_ops<S: RecordStore + ?Sized>(&self, store: &S) -> Result<Vec<u64>, StoreError> {
+    pub fn stale_ops<S: Records + ?Sized>(&self, store: &S) -> Result<Vec<u64>, SourceError> {
         let check = StaleCheck::load(store, &self.entities)?;
         Ok(self.ops.iter().filter(|op| check.is_stale(op)).map(|op| op.seq).collect())
     }
@@ -367,7 +367,7 @@ pub struct StaleCheck {
 }
 
 impl StaleCheck {
-    pub fn load<S: RecordStore + ?Sized>(store: &S, entities: &[Entity]) -> Result<StaleCheck, StoreError> {
+    pub fn load<S: Records + ?Sized>(store: &S, entities: &[Entity]) -> Result<StaleCheck, SourceError> {
         let mut records = HashMap::new();
         let mut base = HashMap::new();
         for e in entities {

@@ -73,7 +73,7 @@ pub(super) fn plan(
     let mut spill = SpillWriter::new()?;
     let (stale, based) = match saved {
         Some(p) => {
-            let stale = p.stale_ops(store)?;
+            let stale = p.stale_ops(store).map_err(reconcile::ReconcileError::from)?;
             for op in &p.ops {
                 spill.push(op)?;
             }

@@ -15,6 +15,7 @@ use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::{now, Result};
 use crate::model::{Entity, Fields, Kind, Record};
 pub use crate::model::{Link, SyncState};
+use crate::reconcile::SourceError;
 
 pub trait RecordStore {
     /// Adds one page of a snapshot in progress. A key staged twice keeps the last version.
@@ -518,3 +519,27 @@ impl RecordStore for PgStore {
         Ok(())
     }
 }
+
+/// Reconcile's view of a store (declared by the core, which names no database).
+macro_rules! reconcile_records {
+    ($($t:ty),*) => {$(
+        impl crate::reconcile::Records for $t {
+            fn records(&self, kind: Kind) -> Result<Vec<Record>, SourceError> {
+                RecordStore::records(self, kind).map_err(SourceError::new)
+            }
+            fn links(&self, entity: Entity) -> Result<Vec<Link>, SourceError> {
+                RecordStore::links(self, entity).map_err(SourceError::new)
+            }
+            fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>, SourceError> {
+                RecordStore::sync_states(self, entity).map_err(SourceError::new)
+            }
+            fn put_links(&self, links: &[Link]) -> Result<(), SourceError> {
+                RecordStore::put_links(self, links).map_err(SourceError::new)
+            }
+            fn put_sync_states(&self, states: &[SyncState]) -> Result<(), SourceError> {
+                RecordStore::put_sync_states(self, states).map_err(SourceError::new)
+            }
+        }
+    )*};
+}
+reconcile_records!(dyn super::Store + '_, super::sqlite::SqliteStore, super::postgres::PgStore);

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rustc_hash::FxHashMap;
 
 use super::link::Linked;
+use crate::model::SyncState;
 use crate::model::{Entity, Kind, Record};
 use crate::settings::Settings;
-use crate::store::SyncState;
 
 pub use class::{class_pairs, ClassRules};
 pub use dashboard::{dashboard_pairs, DashboardRules};
@@ -30,7 +30,7 @@ pub struct World<'a> {
     pub settings: &'a Settings,
     pub records: &'a BTreeMap<Kind, Vec<Record>>,
     pub states: &'a BTreeMap<Entity, Vec<SyncState>>,
-    pub links: &'a BTreeMap<Entity, Vec<crate::store::Link>>,
+    pub links: &'a BTreeMap<Entity, Vec<crate::model::Link>>,
     /// Moodle users and courses by id (built once: the identity step, people and classes all look them up).
     pub users: &'a FxHashMap<&'a str, &'a Record>,
     pub courses: &'a FxHashMap<&'a str, &'a Record>,
