@@ -42,8 +42,6 @@ pub enum ConfigError {
     Invalid { origin: String, message: String },
     #[error("{path}:{line}: malformed line in .env: {message}\n  hint: each line is NAME=value (quotes optional); comments start with #")]
     DotEnv { path: PathBuf, line: usize, message: String },
-    #[error("missing configuration: {missing}\n  hint: {hint}")]
-    Missing { missing: String, hint: String },
 }
 
 /// Zoho data centres: `ZOHO_REGION` → (accounts URL, API domain). Reference §2.
@@ -228,51 +226,6 @@ impl Config {
     /// The process environment as an [`Env`].
     pub fn process_env() -> Env {
         std::env::vars().collect()
-    }
-}
-
-impl ZohoConfig {
-    /// The client id and both secrets, or one error naming every missing variable.
-    pub fn credentials(&self) -> Result<(&str, &Secret, &Secret), ConfigError> {
-        let mut missing = Vec::new();
-        if self.client_id.is_none() {
-            missing.push("ZOHO_CLIENT_ID");
-        }
-        if self.client_secret.is_none() {
-            missing.push("ZOHO_CLIENT_SECRET");
-        }
-        if self.refresh_token.is_none() {
-            missing.push("ZOHO_REFRESH_TOKEN");
-        }
-        match (&self.client_id, &self.client_secret, &self.refresh_token) {
-            (Some(id), Some(secret), Some(refresh)) => Ok((id, secret, refresh)),
-            _ => Err(ConfigError::Missing {
-                missing: missing.join(", "),
-                hint: "set them in the environment or in .env (a Self Client in Zoho's API console gives them)".into(),
-            }),
-        }
-    }
-}
-
-impl MoodleConfig {
-    pub fn credentials(&self) -> Result<(&str, &Secret), ConfigError> {
-        match (&self.url, &self.token) {
-            (Some(url), Some(token)) => Ok((url, token)),
-            _ => {
-                let mut missing = Vec::new();
-                if self.url.is_none() {
-                    missing.push("MOODLE_URL");
-                }
-                if self.token.is_none() {
-                    missing.push("MOODLE_TOKEN");
-                }
-                Err(ConfigError::Missing {
-                    missing: missing.join(", "),
-                    hint: "set them in the environment or in .env (docs/moodle-plugin.md shows how to make the token)"
-                        .into(),
-                })
-            }
-        }
     }
 }
 

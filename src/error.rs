@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::config::ConfigError;
+use crate::credentials::ClientConfigError;
 use crate::moodle::MoodleError;
 use crate::operator::report::ReportError;
 use crate::operator::revert::RevertError;
@@ -152,7 +153,11 @@ pub fn kind_of(err: &anyhow::Error) -> Exit {
 
 /// The kind one error of a chain says it is, if it says.
 fn kind_of_one(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
-    if cause.is::<UsageError>() || cause.is::<UnknownEntity>() || cause.is::<SettingsError>() {
+    if cause.is::<UsageError>()
+        || cause.is::<UnknownEntity>()
+        || cause.is::<SettingsError>()
+        || cause.is::<ClientConfigError>()
+    {
         return Some(Exit::Usage);
     }
     if cause.is::<Refused>() || cause.is::<Refusal>() {
@@ -179,8 +184,7 @@ fn config(e: &ConfigError) -> Exit {
         | ConfigError::Parse { .. }
         | ConfigError::SecretInFile { .. }
         | ConfigError::Invalid { .. }
-        | ConfigError::DotEnv { .. }
-        | ConfigError::Missing { .. } => Exit::Usage,
+        | ConfigError::DotEnv { .. } => Exit::Usage,
     }
 }
 
@@ -272,11 +276,11 @@ mod tests {
 
     #[test]
     fn a_wrapped_error_prints_once_and_its_hint_after_it() {
-        let inner = ConfigError::Missing { missing: "ZOHO_CLIENT_ID".into(), hint: "set it in .env".into() };
+        let inner = ClientConfigError::Missing { missing: "ZOHO_CLIENT_ID".into(), hint: "set it in .env".into() };
         // The shape that printed everything twice: a wrapper whose text is its source's.
         #[derive(Debug, thiserror::Error)]
         #[error("{0}")]
-        struct Wrapper(#[source] ConfigError);
+        struct Wrapper(#[source] ClientConfigError);
         let e = CommandError::from(anyhow::Error::from(Wrapper(inner)).context("run 3 (full) failed"));
         assert_eq!(e.kind, Exit::Usage);
         assert_eq!(

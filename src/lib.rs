@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod doctor;
 pub mod error;
 pub mod mapping;

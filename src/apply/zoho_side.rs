@@ -16,7 +16,7 @@ use crate::zoho::{self, RecordOutcome, WriteOp};
 
 fn client(ctx: &Ctx) -> Result<&zoho::Client, ApplyError> {
     ctx.zoho.as_ref().ok_or_else(|| {
-        ApplyError::Zoho(zoho::ZohoError::Config(crate::config::ConfigError::Invalid {
+        ApplyError::Zoho(zoho::ZohoError::Config(crate::credentials::ClientConfigError::Invalid {
             origin: "apply".into(),
             message: "no Zoho client: set ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN".into(),
         }))

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::config::ConfigError;
+use crate::credentials::ClientConfigError;
 use crate::retry::{self, Backoff};
 use crate::secret::Secret;
 
@@ -41,7 +41,7 @@ pub struct MoodleConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum MoodleError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ClientConfigError),
     #[error("Moodle {function}: {errorcode}: {message}{}{}", .debuginfo.as_ref().map(|d| format!(" ({d})")).unwrap_or_default(), exception_hint(.errorcode))]
     Exception { function: String, errorcode: String, message: String, debuginfo: Option<String> },
     #[error("Moodle {function} failed after {attempts} attempts: {message}\n  hint: check MOODLE_URL, that the site is up and that web services and the REST protocol are enabled")]

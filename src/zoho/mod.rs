@@ -28,7 +28,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, DATE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use crate::config::ConfigError;
+use crate::credentials::ClientConfigError;
 use crate::secret::Secret;
 use crate::settings::Settings;
 
@@ -71,7 +71,7 @@ pub enum AuthFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum ZohoError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ClientConfigError),
     #[error("{}", auth_message(.failure, .accounts_url))]
     Auth { failure: AuthFailure, accounts_url: String },
     #[error(
