@@ -722,7 +722,7 @@ mod tests {
                 let mut row = Map::new();
                 for k in ["roleid", "userid", "courseid", "timestart", "timeend", "suspend", "extra"]
                     .iter()
-                    .take(if seed % 2 == 0 { 5 } else { 3 + (x >> 33) as usize % 5 })
+                    .take(if seed.is_multiple_of(2) { 5 } else { 3 + (x >> 33) as usize % 5 })
                 {
                     row.insert((*k).into(), json!(i));
                 }
@@ -744,7 +744,7 @@ mod tests {
             assert!(after.len() <= before.len(), "seed {seed}: {} calls, was {}", after.len(), before.len());
             assert_eq!(after.iter().map(|r| r.len()).sum::<usize>(), n, "seed {seed}: every row sent once");
             // Rows of one size (seed even): calls as even as a greedy split makes them, the last one included.
-            if seed % 2 == 0 {
+            if seed.is_multiple_of(2) {
                 let (lo, hi) = after.iter().fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.len()), hi.max(r.len())));
                 assert!(hi - lo < after.len(), "seed {seed}: {} calls of {lo} to {hi} rows", after.len());
             }
