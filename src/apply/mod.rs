@@ -2,9 +2,9 @@
 //!
 //! Ops are grouped by target and kind and run in dependency order, phases that do not depend on each other side
 //! by side: links of pairs already matched; then users (followed by the dashboard plugin's rows), courses (with
-//! their category) and the Zoho side (enrolments and grades from Moodle) at once; then write-backs (of pairs
-//! matched and of what was just created) and teacher and student enrolments (their ids resolved through the
-//! links made just before) at once; removals last. Within a phase, batches run with bounded concurrency; the
+//! their category) and the Zoho side (enrolments and grades from Moodle) at once; as soon as users and courses
+//! are done, beside what is left of those, write-backs (of pairs matched and of what was just created) and
+//! teacher and student enrolments (their ids resolved through the links made just before); removals last. Within a phase, batches run with bounded concurrency; the
 //! clients retry transient failures; a record the API rejects is reported and never retried in this run.
 //!
 //! Crash safety comes from three rules: every outcome goes to the journal the moment its batch completes;
@@ -428,7 +428,7 @@ pub async fn apply(ctx: &Ctx, plan: &Spill, skip_seqs: &[u64]) -> Result<Vec<Don
     let lap =
         |what: &str| tracing::info!(phase = what, elapsed_ms = t.elapsed().as_millis() as u64, "apply phase done");
     // 2. Phases run as soon as what they depend on is done, side by side: users (then their dashboard rows),
-    //    courses, and the Zoho side (enrolments and grades from Moodle, which depend on neither).
+    //    courses, and the Zoho side (enrolments and grades from Moodle, which depend on neither); 3 below.
     fn is_person(o: &Entry) -> bool {
         matches!(o.entity, Entity::Student | Entity::Teacher) && o.target == Side::Moodle
     }
@@ -489,10 +489,22 @@ pub async fn apply(ctx: &Ctx, plan: &Spill, skip_seqs: &[u64]) -> Result<Vec<Don
         ("enrolments", seqs(enrolments)),
         ("removals", seqs(removals)),
     ]);
+    // 3. What needs both users and courses starts the moment both are done, beside what is still running of 2
+    //    (the dashboard rows, the Zoho records): write-backs (planned ones and those of what was just created or
+    //    found) and enrolments (their ids resolved through the links just made). The Moodle client's semaphore
+    //    (FIFO) keeps the calls in flight at its limit: the enrolments fill the workers the rows' tail leaves idle.
+    let (users_done, users_seen) = tokio::sync::watch::channel(false);
+    let (courses_done, courses_seen) = tokio::sync::watch::channel(false);
+    let both_done = || {
+        let (mut u, mut c) = (users_seen.clone(), courses_seen.clone());
+        async move { u.wait_for(|d| *d).await.is_ok() && c.wait_for(|d| *d).await.is_ok() }
+    };
     let people = async {
         in_chunks!(plan, live(users), |ops| moodle_side::users(ctx, &ops));
         lap("users");
-        // Dashboard rows need only the users; sent alongside the enrolments they were several times slower.
+        users_done.send_replace(true);
+        // Dashboard rows need only the users. Before the enrolments could start early they ran beside them from
+        // the start and were several times slower; now they start first and the enrolments take their tail.
         in_chunks!(plan, live(rows), |ops| moodle_side::plugin_rows(ctx, &ops));
         lap("plugin_rows");
         Ok::<_, ApplyError>(())
@@ -500,29 +512,37 @@ pub async fn apply(ctx: &Ctx, plan: &Spill, skip_seqs: &[u64]) -> Result<Vec<Don
     let classes = async {
         in_chunks!(plan, live(courses), |ops| moodle_side::courses(ctx, &ops));
         lap("courses");
+        courses_done.send_replace(true);
         Ok(())
     };
     let zoho = async {
         in_chunks!(plan, live(zoho_enrolments), |ops| zoho_side::records(ctx, &ops));
         in_chunks!(plan, live(zoho_grades), |ops| zoho_side::records(ctx, &ops));
         lap("zoho_records");
-        Ok(())
-    };
-    tokio::try_join!(people, classes, zoho)?;
-    // 3. What needs both users and courses, side by side: write-backs (planned ones and those of what was just
-    //    created or found) and enrolments (their ids resolved through the links just made).
-    tokio::try_join!(
-        async {
+        if both_done().await {
             in_chunks!(plan, live(wb), |ops| zoho_side::write_backs(ctx, &ops));
             lap("write_backs");
-            Ok::<_, ApplyError>(())
-        },
-        async {
-            in_chunks!(plan, live(enrolments), |ops| moodle_side::enrolments(ctx, &ops));
-            lap("enrolments");
-            Ok(())
         }
-    )?;
+        Ok(())
+    };
+    let enrol = async {
+        if both_done().await {
+            // The read-back of a chunk's enrolments saved before a raise overlaps the next chunk's sends.
+            let mut to_confirm = moodle_side::ToConfirm::default();
+            for chunk in plan.chunks(live(enrolments)) {
+                let owned = plan.read(&chunk)?;
+                let ops: Vec<&Op> = owned.iter().collect();
+                let (sent, confirmed) =
+                    tokio::join!(moodle_side::enrolments(ctx, &ops), moodle_side::confirm_committed(ctx, to_confirm));
+                confirmed?;
+                to_confirm = sent?;
+            }
+            moodle_side::confirm_committed(ctx, to_confirm).await?;
+            lap("enrolments");
+        }
+        Ok(())
+    };
+    tokio::try_join!(people, classes, zoho, enrol)?;
     // 4. Removals last: nothing above depends on them.
     in_chunks!(plan, live(unenrols), |ops| moodle_side::unenrol(ctx, &ops));
     in_chunks!(plan, live(row_deletes), |ops| moodle_side::delete_rows(ctx, &ops));

@@ -21,7 +21,7 @@ mod rows;
 mod users;
 
 pub use courses::courses;
-pub use enrolments::{enrolments, unenrol};
+pub use enrolments::{confirm_committed, enrolments, unenrol, ToConfirm};
 pub use rows::{delete_rows, plugin_rows, rows_of_new_grades};
 pub use users::{delete_users, users};
 
