@@ -22,11 +22,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::generator::{date_str, zoho_time, HUMAN_USER};
 use super::seed::{
     json_lookup_id, json_str, DeletedStub, Drift, DriftKind, JsonObject, MoodleEnrolment, MoodleSeed, MoodleUser,
     ZohoSeed,
 };
+use super::world::{date_str, zoho_time, AS_OF, HUMAN_USER};
 use crate::mapping::{self, canon, enrollment, grade, ZohoNames};
 use crate::model::{Fields, Kind, Record};
 use crate::settings::{ConflictPolicy, Settings};
@@ -323,7 +323,7 @@ pub fn plan_mapped<'z>(
             conflict: false,
         };
     let pair = |c: i64, u: i64| Some(format!("{c}:{u}"));
-    let today = super::generator::AS_OF / 86_400;
+    let today = AS_OF / 86_400;
 
     for i in 0..count {
         let kind = DriftKind::ALL[i % DriftKind::ALL.len()];
