@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Map, Value};
 
-use super::moodle_side::{RawFields, BLOCK};
+use super::raw_fields::{RawFields, BLOCK};
 use crate::mapping::{dashboard, ZohoNames};
 use crate::model::Kind;
 use crate::sandbox::seed::{JsonObject, PluginTables, ZohoSeed};

@@ -9,6 +9,7 @@
 mod dashboard_rows;
 mod moodle_side;
 mod names;
+mod raw_fields;
 mod record;
 mod zoho_side;
 

@@ -1,7 +1,6 @@
 //! The Moodle side of `synced`: what a completed sync leaves behind, built only through `mapping::*` (the
 //! functions the sync writes with), and the Moodle-id write-backs it leaves in the Zoho records.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
@@ -9,13 +8,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
 use super::dashboard_rows::plugin_tables;
+use super::raw_fields::{RawFields, BLOCK};
 use super::zoho_side::PendingGrade;
-use crate::mapping::{self, class, enrollment, person, MapError, ZohoNames};
+use crate::mapping::{self, class, enrollment, person, ZohoNames};
 use crate::model::{Kind, Record};
 use crate::sandbox::drift;
 use crate::sandbox::seed::{
-    parse_value, JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser,
-    ZohoSeed,
+    JsonObject, MoodleCategory, MoodleCourse, MoodleEnrolment, MoodleGrade, MoodleSeed, MoodleUser, ZohoSeed,
 };
 use crate::sandbox::world::{zoho_time, INTEGRATION_USER, SYNCED_AT};
 use crate::settings::Settings;
@@ -61,32 +60,6 @@ impl<'s> Mapper<'s> {
         block.par_iter().map(|rec| self.map(rec)).collect()
     }
 }
-
-/// A seed record's fields as a sync reads them, from one scan of its text: for the many records of which
-/// the Moodle side needs a few fields and no [`Record`] (enrolments, dashboard rows).
-pub(super) struct RawFields<'t> {
-    rec: &'t JsonObject,
-    fields: Vec<(&'t str, &'t str)>,
-}
-
-impl<'t> RawFields<'t> {
-    pub(super) fn new(rec: &'t JsonObject) -> RawFields<'t> {
-        RawFields { rec, fields: rec.raw_entries().collect() }
-    }
-
-    /// A field's value by API name (`None` when absent), for `mapping`'s `raw` readers.
-    pub(super) fn get(&self, name: &str) -> Option<Cow<'static, Value>> {
-        self.fields.iter().find(|(k, _)| *k == name).map(|(_, text)| Cow::Owned(parse_value(text)))
-    }
-
-    pub(super) fn bug(&self, e: MapError) -> ! {
-        panic!("a generated record does not map ({e}): a generator bug\n{}", self.rec)
-    }
-}
-
-/// Records are mapped on all cores a block at a time: what is built for one block (a few MB) is all that is
-/// held, and all the garbage it leaves in the workers' heaps.
-pub(super) const BLOCK: usize = 2048;
 
 fn text(m: &Map<String, Value>, key: &str) -> String {
     m.get(key).and_then(Value::as_str).unwrap_or("").to_string()

@@ -6,9 +6,11 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde_json::{json, Map, Value};
 
+use super::envelope::error;
 use super::http::{HttpRequest, HttpResponse};
+use super::notify::{Change, ChangeOp};
 use super::schema::{self, FieldDef, FieldType, ModuleDef, SYSTEM_FIELDS};
-use super::server::{error, Shared};
+use super::shared::Shared;
 use super::store::{now, Actor, Id, Rec, Store};
 use super::{FakeZohoError, WriteCall, ZohoOptions};
 
@@ -19,21 +21,6 @@ pub enum Op {
     Insert,
     Update,
     Upsert,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeOp {
-    Insert,
-    Update,
-    Delete,
-}
-
-/// One applied change, for watch notifications and workflow webhooks.
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub op: ChangeOp,
-    pub id: String,
-    pub fields: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -359,6 +346,15 @@ fn batch_status(ok: usize, total: usize, all_ok: u16) -> u16 {
     }
 }
 
+/// Queues the watch notifications of applied changes and, when workflows may run, the workflow webhooks.
+fn after_write(shared: &Shared, module: &str, changes: &[Change], workflows: bool) {
+    if changes.is_empty() {
+        return;
+    }
+    let webhooks = workflows.then(|| shared.opts().clone());
+    shared.notifier.after_write(&shared.base_url(), webhooks.as_ref(), module, changes);
+}
+
 fn note_write(shared: &Shared, call: WriteCall) {
     let mut s = shared.stats_mut();
     *s.write_calls.entry(call.module.clone()).or_default() += 1;
@@ -508,7 +504,7 @@ pub fn write(
     let ok = changes.len();
     note_written(shared, m.api_name, ok);
     let workflows = trigger.as_ref().is_none_or(|t| t.iter().any(|x| x == "workflow"));
-    shared.notifier.after_write(shared, m.api_name, &changes, workflows);
+    after_write(shared, m.api_name, &changes, workflows);
     let all_ok = if op == Op::Insert { 201 } else { 200 };
     let status = batch_status(ok, data.len(), all_ok);
     (HttpResponse::json(status, &json!({"data": results})), ok > 0)
@@ -576,7 +572,7 @@ pub fn delete(
     let ok = changes.len();
     note_written(shared, m.api_name, ok);
     let workflows = wf_trigger.as_deref().is_none_or(|v| !v.eq_ignore_ascii_case("false"));
-    shared.notifier.after_write(shared, m.api_name, &changes, workflows);
+    after_write(shared, m.api_name, &changes, workflows);
     (HttpResponse::json(batch_status(ok, ids.len(), 200), &json!({"data": results})), ok > 0)
 }
 
@@ -603,7 +599,7 @@ pub fn ui_insert(shared: &Shared, module: &str, fields: Value) -> Result<String,
     let obj = as_object(fields)?;
     let a = insert(&mut shared.data(), m, &obj, 0, Actor::Human).map_err(rejected)?;
     let id = a.id.clone();
-    shared.notifier.after_write(shared, module, &[Change { op: a.op, id: a.id, fields: a.changed }], true);
+    after_write(shared, module, &[Change { op: a.op, id: a.id, fields: a.changed }], true);
     Ok(id)
 }
 
@@ -617,7 +613,7 @@ pub fn ui_update(shared: &Shared, module: &str, id: &str, fields: Value) -> Resu
         }
         update(&mut store, m, id, &obj, 0, Actor::Human).map_err(rejected)?
     };
-    shared.notifier.after_write(shared, module, &[Change { op: a.op, id: a.id, fields: a.changed }], true);
+    after_write(shared, module, &[Change { op: a.op, id: a.id, fields: a.changed }], true);
     Ok(())
 }
 
@@ -626,12 +622,7 @@ pub fn ui_delete(shared: &Shared, module: &str, id: &str) -> Result<(), FakeZoho
     if shared.data().remove(module, id, Actor::Human).is_none() {
         return Err(FakeZohoError::UnknownRecord { module: module.into(), id: id.into() });
     }
-    shared.notifier.after_write(
-        shared,
-        module,
-        &[Change { op: ChangeOp::Delete, id: id.into(), fields: Vec::new() }],
-        true,
-    );
+    after_write(shared, module, &[Change { op: ChangeOp::Delete, id: id.into(), fields: Vec::new() }], true);
     Ok(())
 }
 
