@@ -29,6 +29,7 @@ mod server;
 mod shared;
 mod store;
 mod tokens;
+mod validate;
 mod watch;
 mod write;
 
