@@ -6,6 +6,7 @@ pub mod generator;
 mod handle;
 pub mod moodle;
 pub mod seed;
+pub mod world;
 pub mod zoho;
 
 pub use handle::{Sandbox, SandboxOptions};

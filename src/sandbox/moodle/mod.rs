@@ -9,7 +9,7 @@
 //! println!("{} {}", fake.url(), fake.token());
 //! ```
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,7 +21,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::sandbox::seed::MoodleSeed;
-use crate::secret::Secret;
 
 pub mod cost;
 pub mod errors;
@@ -29,146 +28,18 @@ pub mod form;
 pub mod functions;
 mod http;
 mod login;
+mod options;
 pub mod params;
+mod people;
 mod server;
 pub mod state;
 pub mod webhook;
 
 pub use cost::CostModel;
 pub use errors::WsError;
+pub use options::{FaultKind, MoodleOptions, ALL_FAULTS};
 pub use state::{Category, Course, Enrolment, Event, Grade, User};
 pub use webhook::Delivery;
-
-/// The transport faults the fake can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum FaultKind {
-    /// HTTP 503 with an HTML body (maintenance page, overloaded proxy).
-    Http503,
-    /// HTTP 500 with a PHP fatal error as HTML.
-    Http500,
-    /// No answer for `fault_hold_ms`, then the connection is closed.
-    Timeout,
-    /// TCP reset.
-    Reset,
-}
-
-pub const ALL_FAULTS: &[FaultKind] = &[FaultKind::Http503, FaultKind::Http500, FaultKind::Timeout, FaultKind::Reset];
-
-/// How the fake site behaves. `Default` is a realistic, healthy site.
-#[derive(Debug, Clone)]
-pub struct MoodleOptions {
-    /// 0 = an ephemeral port.
-    pub port: u16,
-    /// Added to every request.
-    pub latency_ms: u64,
-    /// Added per record written (reference §9: a real site spends ≈ 12 ms per created user).
-    pub per_record_ms: u64,
-    /// Probability (0–1) that a REST request fails with one of `fault_kinds` before anything is applied.
-    pub fault_rate: f64,
-    pub fault_seed: u64,
-    pub fault_kinds: Vec<FaultKind>,
-    /// How long a `Timeout` fault holds the connection before dropping it.
-    pub fault_hold_ms: u64,
-    /// Probability (0–1) that a write function is applied and then the connection reset: the duplicate hazard.
-    pub fault_after_apply: f64,
-    /// PHP's `max_input_vars` (per query string and per body); 0 = unlimited.
-    pub max_input_vars: usize,
-    /// Site debugging: `debuginfo` present and table-specific missing-record codes.
-    pub debug: bool,
-    /// REST protocol disabled: 403 with an empty body.
-    pub protocol_disabled: bool,
-    /// CLI maintenance mode: 503 with an HTML page.
-    pub maintenance: bool,
-    /// `$CFG->allowaccountssameemail`.
-    pub allow_accounts_same_email: bool,
-    /// Every read returns zero records (the mass-deletion guard's test case).
-    pub zero_records: bool,
-    /// Functions missing from the token's service (`accessexception`).
-    pub missing_functions: Vec<String>,
-    /// Capabilities the token's user lacks (`nopermissions`), e.g. `moodle/user:create`.
-    pub nopermissions: Vec<String>,
-    /// Role ids the token's user may not assign (`wsusercannotassign`).
-    pub wsusercannotassign: Vec<i64>,
-    /// `local_student_dashboard` installed; when false its functions are unknown.
-    pub plugin_installed: bool,
-    /// The receiver base for the plugin's outbound events, e.g. `http://127.0.0.1:8080/v1/events/moodle`.
-    pub webhook_url: Option<String>,
-    pub webhook_hmac_secret: Option<Secret>,
-    /// Also post events for changes made through the web service (the real plugin's observers do: echo).
-    pub webhook_on_ws_writes: bool,
-    /// Custom user profile fields defined on the site (others are silently ignored on create/update).
-    pub profile_fields: Vec<String>,
-    /// Most recent requests kept by the request log.
-    pub request_log_cap: usize,
-    /// *Show user identity* (`$CFG->showuseridentity`): the identity fields a token that is not a site admin
-    /// reads. Stock: `email`, so `phone1` is left out of `core_user_get_users*` answers (reference §10).
-    pub show_identity: Vec<String>,
-    /// The token's user is a site admin (reads every field whatever `show_identity` says).
-    pub token_is_admin: bool,
-    /// Manual enrolment instances send the course welcome message (`customint1`; on by default since 4.4).
-    pub welcome_message: bool,
-    /// Outgoing mail works. Stock: not set up, so `enrol_manual_enrol_users` commits its enrolments and then
-    /// raises `Message was not sent.` whenever it made a new one while `welcome_message` is on.
-    pub mail_configured: bool,
-    /// Server time per call on a fixed pool of PHP workers ([`CostModel`]); `None` (the default) costs nothing.
-    pub cost: Option<CostModel>,
-}
-
-impl MoodleOptions {
-    /// A stock site's answers turned off: `phone1` shown, mail working. What tests of other behaviour use.
-    pub fn permissive() -> MoodleOptions {
-        MoodleOptions {
-            show_identity: vec!["email".into(), "phone1".into()],
-            mail_configured: true,
-            ..MoodleOptions::default()
-        }
-    }
-
-    /// Whether a token reads `field` of other users (`user_get_user_details`: identity fields or a site admin).
-    pub fn shows(&self, field: &str) -> bool {
-        self.token_is_admin || self.show_identity.iter().any(|f| f == field)
-    }
-
-    /// Whether a new manual enrolment ends in `Message was not sent.` after its commit.
-    pub fn welcome_fails(&self) -> bool {
-        self.welcome_message && !self.mail_configured
-    }
-}
-
-impl Default for MoodleOptions {
-    fn default() -> Self {
-        MoodleOptions {
-            port: 0,
-            latency_ms: 0,
-            per_record_ms: 0,
-            fault_rate: 0.0,
-            fault_seed: 0,
-            fault_kinds: ALL_FAULTS.to_vec(),
-            fault_hold_ms: 60_000,
-            fault_after_apply: 0.0,
-            max_input_vars: 1000,
-            debug: false,
-            protocol_disabled: false,
-            maintenance: false,
-            allow_accounts_same_email: false,
-            zero_records: false,
-            missing_functions: Vec::new(),
-            nopermissions: Vec::new(),
-            wsusercannotassign: Vec::new(),
-            plugin_installed: true,
-            webhook_url: None,
-            webhook_hmac_secret: None,
-            webhook_on_ws_writes: false,
-            profile_fields: Vec::new(),
-            request_log_cap: 10_000,
-            show_identity: vec!["email".into()],
-            token_is_admin: false,
-            welcome_message: true,
-            mail_configured: false,
-            cost: None,
-        }
-    }
-}
 
 /// Counters since start (or the last `reset_stats`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -500,202 +371,6 @@ impl FakeMoodle {
     /// Outbound webhook posts made so far.
     pub fn webhook_deliveries(&self) -> Vec<Delivery> {
         self.shared.outbox.deliveries.lock().map(|d| d.clone()).unwrap_or_default()
-    }
-
-    // ---- people working in Moodle (these fire the plugin's webhooks) ----
-
-    fn fire(&self, e: Option<Event>) -> bool {
-        let Some(e) = e else { return false };
-        self.with_state(|s| s.events.push(e.clone()));
-        self.shared.outbox.send(&e);
-        true
-    }
-
-    /// A teacher sets a course-total grade (`None` removes it). Returns false for an unknown course.
-    pub fn set_grade(&self, courseid: i64, userid: i64, finalgrade: Option<f64>) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let ev = self
-            .with_state(|s| {
-                s.courses.get(&courseid)?;
-                let id = match s.grades.get_mut(&(courseid, userid)) {
-                    Some(g) => {
-                        g.finalgrade = finalgrade;
-                        g.timemodified = now;
-                        g.id
-                    }
-                    None => {
-                        let id = s.next_grade_id();
-                        s.grades
-                            .insert((courseid, userid), Grade { id, courseid, userid, finalgrade, timemodified: now });
-                        id
-                    }
-                };
-                Some(Event {
-                    eventname: "\\core\\event\\user_graded".into(),
-                    courseid,
-                    userid,
-                    timecreated: now,
-                    grade_id: Some(id),
-                    grade: finalgrade,
-                })
-            })
-            .flatten();
-        self.fire(ev)
-    }
-
-    /// A teacher suspends or reactivates an enrolment. Returns false when there is no such enrolment.
-    pub fn set_enrolment_status(&self, courseid: i64, userid: i64, suspended: bool) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let ev = self
-            .with_state(|s| {
-                let e = s.enrolments.get_mut(&(courseid, userid))?;
-                e.status = i64::from(suspended);
-                e.timemodified = now;
-                Some(Event {
-                    eventname: functions::enrol::UPDATED.into(),
-                    courseid,
-                    userid,
-                    timecreated: now,
-                    grade_id: None,
-                    grade: None,
-                })
-            })
-            .flatten();
-        self.fire(ev)
-    }
-
-    /// A teacher edits an enrolment's dates (Unix seconds, 0 = none). Returns false when there is no such
-    /// enrolment. Fires `user_enrolment_updated`, as Moodle does.
-    pub fn set_enrolment_dates(&self, courseid: i64, userid: i64, timestart: i64, timeend: i64) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let ev = self
-            .with_state(|s| {
-                let e = s.enrolments.get_mut(&(courseid, userid))?;
-                e.timestart = timestart;
-                e.timeend = timeend;
-                e.timemodified = now;
-                Some(Event {
-                    eventname: functions::enrol::UPDATED.into(),
-                    courseid,
-                    userid,
-                    timecreated: now,
-                    grade_id: None,
-                    grade: None,
-                })
-            })
-            .flatten();
-        self.fire(ev)
-    }
-
-    /// A teacher enrols a user manually with a role (upsert, like the web service).
-    pub fn enrol(&self, courseid: i64, userid: i64, roleid: i64) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let spec = functions::enrol::EnrolSpec { courseid, userid, roleid, timestart: 0, timeend: 0, status: 0 };
-        let ev = self.with_state(|s| functions::enrol::upsert(s, spec, now)).flatten();
-        self.fire(ev)
-    }
-
-    /// A teacher unenrols a user. Returns false when the user was not enrolled.
-    pub fn unenrol(&self, courseid: i64, userid: i64) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let ev = self
-            .with_state(|s| {
-                s.unenrol(courseid, userid).map(|_| Event {
-                    eventname: functions::enrol::DELETED.into(),
-                    courseid,
-                    userid,
-                    timecreated: now,
-                    grade_id: None,
-                    grade: None,
-                })
-            })
-            .flatten();
-        self.fire(ev)
-    }
-
-    /// An admin deletes a user: as Moodle does, the user is unenrolled from every course (each firing
-    /// `user_enrolment_deleted`, which the plugin posts) and soft-deleted (username and email mangled, id number
-    /// cleared). Returns false for an unknown or already deleted user.
-    pub fn delete_user(&self, id: i64) -> bool {
-        use md5::Digest;
-        let now = chrono::Utc::now().timestamp();
-        let events = self
-            .with_state(|s| {
-                s.live_user(id)?;
-                let courses: Vec<i64> = s.enrolments.keys().filter(|(_, u)| *u == id).map(|(c, _)| *c).collect();
-                let events: Vec<Event> = courses
-                    .into_iter()
-                    .filter_map(|c| s.unenrol(c, id).map(|_| c))
-                    .map(|courseid| Event {
-                        eventname: functions::enrol::DELETED.into(),
-                        courseid,
-                        userid: id,
-                        timecreated: now,
-                        grade_id: None,
-                        grade: None,
-                    })
-                    .collect();
-                let taken: HashSet<String> = s.users.values().map(|u| u.username.clone()).collect();
-                let u = s.users.get_mut(&id)?;
-                let mut name = format!("{}.{now}", u.email.to_lowercase());
-                while taken.contains(&name) {
-                    name.push('1');
-                }
-                u.email = format!("{:x}", md5::Md5::digest(u.username.as_bytes()));
-                u.username = name;
-                u.idnumber.clear();
-                u.deleted = true;
-                u.timemodified = now;
-                Some(events)
-            })
-            .flatten();
-        let Some(events) = events else { return false };
-        for e in events {
-            self.fire(Some(e));
-        }
-        true
-    }
-
-    /// Someone removes a row of a plugin table (`payments`, `registrations`, `units`) by its Zoho id, outside
-    /// zmsync and without an event (a database clean-up). Returns false when there is no such row.
-    pub fn delete_plugin_row(&self, table: &str, zoho_id: &str) -> bool {
-        self.with_state(|s| {
-            let Some((_, t)) = s.plugin.iter_mut().find(|(k, _)| **k == table) else { return false };
-            let Some(id) = t.find(zoho_id) else { return false };
-            t.remove(id);
-            true
-        })
-        .unwrap_or(false)
-    }
-
-    /// An admin edits a user. The plugin observes only enrolments and grades (contract §9), so user edits
-    /// post no webhook: the sync finds them by reconciling.
-    fn edit_user(&self, id: i64, f: impl FnOnce(&mut User)) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        self.with_state(|s| match s.users.get_mut(&id).filter(|u| !u.deleted) {
-            Some(u) => {
-                f(u);
-                u.timemodified = now;
-                true
-            }
-            None => false,
-        })
-        .unwrap_or(false)
-    }
-
-    pub fn suspend_user(&self, id: i64) -> bool {
-        self.edit_user(id, |u| u.suspended = true)
-    }
-
-    pub fn rename_user(&self, id: i64, first: &str, last: &str) -> bool {
-        self.edit_user(id, |u| {
-            u.firstname = first.into();
-            u.lastname = last.into();
-        })
-    }
-
-    pub fn set_user_email(&self, id: i64, email: &str) -> bool {
-        self.edit_user(id, |u| u.email = email.into())
     }
 }
 

@@ -1,53 +1,15 @@
 //! OAuth: the refresh-token grant on `/oauth/v2/token` and the `Zoho-oauthtoken` check on API calls (§1).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::envelope::error;
 use super::http::{HttpRequest, HttpResponse};
-use super::random_token;
-use super::server::{error, Shared};
+use super::shared::Shared;
 
 const THROTTLE_WINDOW: Duration = Duration::from_secs(600);
 const THROTTLE_MAX: usize = 10;
-
-pub struct Credentials {
-    pub client_id: String,
-    pub client_secret: String,
-    pub refresh_token: String,
-}
-
-#[derive(Default)]
-pub struct AuthState {
-    /// Active access tokens, oldest first, with their expiry.
-    tokens: VecDeque<(String, Instant)>,
-    refreshes: VecDeque<Instant>,
-}
-
-impl AuthState {
-    pub fn expire_all(&mut self) {
-        let past = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
-        for t in &mut self.tokens {
-            t.1 = past;
-        }
-    }
-
-    fn mint(&mut self, ttl: Duration, max_active: usize) -> String {
-        let token = format!("1000.{}.{}", random_token(32).to_lowercase(), random_token(32).to_lowercase());
-        self.tokens.push_back((token.clone(), Instant::now() + ttl));
-        // The 16th token evicts the oldest (§1.1): parallel refreshes then break each other's calls.
-        while self.tokens.len() > max_active.max(1) {
-            self.tokens.pop_front();
-        }
-        token
-    }
-
-    /// `None` when unknown (never issued or evicted), else whether it is still valid.
-    fn valid(&self, token: &str) -> Option<bool> {
-        self.tokens.iter().find(|(t, _)| t == token).map(|(_, exp)| Instant::now() < *exp)
-    }
-}
 
 fn param(req: &HttpRequest, name: &str) -> Option<String> {
     let from_body = form_urlencoded::parse(&req.body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());

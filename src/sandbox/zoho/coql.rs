@@ -6,9 +6,10 @@ use std::cmp::Ordering;
 
 use serde_json::{json, Map, Value};
 
+use super::envelope::error;
 use super::http::{HttpRequest, HttpResponse};
 use super::schema::{self, FieldType, ModuleDef};
-use super::server::{error, Shared};
+use super::shared::Shared;
 use super::store::{self, Id, Rec, Store};
 use super::ZohoOptions;
 

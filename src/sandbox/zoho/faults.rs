@@ -7,8 +7,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+use super::envelope::error;
 use super::http::{Action, HttpResponse};
-use super::server::error;
 use super::ZohoOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

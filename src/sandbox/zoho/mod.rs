@@ -19,12 +19,18 @@
 
 mod auth;
 mod coql;
+mod envelope;
 mod faults;
 mod http;
 mod notify;
+mod pages;
 mod read;
 mod server;
+mod shared;
 mod store;
+mod tokens;
+mod validate;
+mod watch;
 mod write;
 
 pub mod schema;
@@ -187,7 +193,7 @@ pub enum FakeZohoError {
 
 /// A running fake. Dropping it stops the server.
 pub struct FakeZoho {
-    shared: Arc<server::Shared>,
+    shared: Arc<shared::Shared>,
     _http: http::HttpServer,
 }
 
@@ -197,13 +203,13 @@ fn random_token(len: usize) -> String {
 
 impl FakeZoho {
     pub fn start(seed: ZohoSeed, opts: ZohoOptions) -> std::io::Result<FakeZoho> {
-        let creds = auth::Credentials {
+        let creds = tokens::Credentials {
             client_id: format!("1000.{}", random_token(30).to_uppercase()),
             client_secret: random_token(42).to_lowercase(),
             refresh_token: format!("1000.{}.{}", random_token(32).to_lowercase(), random_token(32).to_lowercase()),
         };
         let port = opts.port;
-        let shared = Arc::new_cyclic(|_| server::Shared::new(seed, opts, creds));
+        let shared = Arc::new_cyclic(|_| shared::Shared::new(seed, opts, creds));
         let handler_shared = shared.clone();
         let http = http::HttpServer::bind(port, Arc::new(move |req| server::handle(&handler_shared, req)))?;
         shared.set_base_url(format!("http://{}", http.addr));

@@ -1,15 +1,15 @@
 //! Reads: `GET /{module}` with paging and page tokens, `GET /{module}/{id}`, `GET /{module}/deleted` (§3).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, FixedOffset};
 use serde_json::{json, Value};
 
+use super::envelope::error;
 use super::http::{HttpRequest, HttpResponse};
-use super::random_token;
+use super::pages::{PageToken, SortKey, TokenError};
 use super::schema::ModuleDef;
-use super::server::{error, Shared};
+use super::shared::Shared;
 use super::store::{self, Id, Rec};
 use super::ZohoOptions;
 
@@ -17,63 +17,6 @@ pub const MAX_FIELDS: usize = 50;
 pub const MAX_PER_PAGE: usize = 200;
 pub const DISCRETE_LIMIT: usize = 2000;
 const MAX_IDS: usize = 100;
-const MAX_STORED_TOKENS: usize = 50_000;
-
-/// Where a listing stopped, bound to the query that produced it.
-#[derive(Debug, Clone)]
-pub struct PageToken {
-    binding: String,
-    last: SortKey,
-    delivered: usize,
-    expires: Instant,
-}
-
-#[derive(Default)]
-pub struct PageTokens {
-    map: HashMap<String, PageToken>,
-}
-
-/// Sort key of a record: the sort field as an instant in seconds (0 for `id`), then the id.
-type SortKey = (i64, Id);
-
-#[derive(Debug, PartialEq)]
-pub enum TokenError {
-    Unknown,
-    Mismatch,
-    Expired,
-    PastLimit,
-}
-
-impl PageTokens {
-    fn issue(&mut self, t: PageToken) -> String {
-        if self.map.len() >= MAX_STORED_TOKENS {
-            let now = Instant::now();
-            self.map.retain(|_, t| t.expires > now);
-        }
-        let key = format!("{}{}", random_token(24).to_lowercase(), random_token(24).to_lowercase());
-        self.map.insert(key.clone(), t);
-        key
-    }
-
-    /// The stored position, if the token is known, unexpired, bound to this query and under the limit.
-    fn resolve(&self, token: &str, binding: &str, limit: usize) -> Result<PageToken, TokenError> {
-        let t = self.map.get(token).ok_or(TokenError::Unknown)?;
-        check_token(t, binding, limit, Instant::now())
-    }
-}
-
-fn check_token(t: &PageToken, binding: &str, limit: usize, now: Instant) -> Result<PageToken, TokenError> {
-    if t.binding != binding {
-        return Err(TokenError::Mismatch);
-    }
-    if now >= t.expires {
-        return Err(TokenError::Expired);
-    }
-    if t.delivered >= limit {
-        return Err(TokenError::PastLimit);
-    }
-    Ok(t.clone())
-}
 
 /// What a page token is bound to: the module, every query parameter except the paging ones, and
 /// `If-Modified-Since`. A continuation that changes any of them is refused.
@@ -428,7 +371,6 @@ pub fn deleted(shared: &Shared, m: &ModuleDef, req: &HttpRequest) -> HttpRespons
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -444,20 +386,5 @@ mod tests {
         let d = binding("M", &p(&[("fields", "id,Name"), ("per_page", "200")]), Some("2026-01-01T00:00:00+00:00"));
         assert_ne!(a, d);
         assert_ne!(a, binding("N", &p(&[("fields", "id,Name"), ("per_page", "200")]), None));
-    }
-
-    #[test]
-    fn token_checks_in_order() {
-        let now = Instant::now();
-        let t = PageToken {
-            binding: "b".into(),
-            last: (0, Id("1".into())),
-            delivered: 200,
-            expires: now + Duration::from_secs(5),
-        };
-        assert!(check_token(&t, "b", 1000, now).is_ok());
-        assert_eq!(check_token(&t, "other", 1000, now).unwrap_err(), TokenError::Mismatch);
-        assert_eq!(check_token(&t, "b", 1000, now + Duration::from_secs(6)).unwrap_err(), TokenError::Expired);
-        assert_eq!(check_token(&t, "b", 200, now).unwrap_err(), TokenError::PastLimit);
     }
 }

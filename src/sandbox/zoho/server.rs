@@ -1,82 +1,16 @@
 //! Routing, and the order in which a call meets its gates: path, concurrency, auth, throttles, faults,
 //! latency, then the handler.
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::auth::{self, AuthState, Credentials};
-use super::faults::{self, Limits};
+use super::envelope::error;
 use super::http::{Action, HttpRequest, HttpResponse};
-use super::notify::Notifier;
-use super::read::{self, PageTokens};
 use super::schema::{self, ModuleDef};
-use super::store::Store;
+use super::shared::Shared;
 use super::write::{self, Op};
-use super::{coql, ZohoOptions, ZohoStats};
-use crate::sandbox::seed::ZohoSeed;
-
-pub struct Shared {
-    base_url: RwLock<String>,
-    pub creds: Credentials,
-    pub opts: RwLock<ZohoOptions>,
-    data: Mutex<Store>,
-    pub stats: Arc<Mutex<ZohoStats>>,
-    auth: Mutex<AuthState>,
-    pages: Mutex<PageTokens>,
-    pub limits: Limits,
-    pub notifier: Notifier,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the whole fake down with poisoned locks.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    pub fn new(seed: ZohoSeed, opts: ZohoOptions, creds: Credentials) -> Shared {
-        let stats = Arc::new(Mutex::new(ZohoStats::default()));
-        Shared {
-            base_url: RwLock::new(String::new()),
-            creds,
-            limits: Limits::new(opts.fault_seed),
-            opts: RwLock::new(opts),
-            data: Mutex::new(Store::from_seed(seed)),
-            notifier: Notifier::new(stats.clone()),
-            stats,
-            auth: Mutex::new(AuthState::default()),
-            pages: Mutex::new(PageTokens::default()),
-        }
-    }
-
-    pub fn base_url(&self) -> String {
-        self.base_url.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-    pub fn set_base_url(&self, url: String) {
-        *self.base_url.write().unwrap_or_else(|e| e.into_inner()) = url;
-    }
-    pub fn opts(&self) -> RwLockReadGuard<'_, ZohoOptions> {
-        self.opts.read().unwrap_or_else(|e| e.into_inner())
-    }
-    pub fn data(&self) -> MutexGuard<'_, Store> {
-        lock(&self.data)
-    }
-    pub fn stats_mut(&self) -> MutexGuard<'_, ZohoStats> {
-        lock(&self.stats)
-    }
-    pub fn auth(&self) -> MutexGuard<'_, AuthState> {
-        lock(&self.auth)
-    }
-    pub fn pages(&self) -> MutexGuard<'_, PageTokens> {
-        lock(&self.pages)
-    }
-}
-
-/// Zoho's error envelope (§10).
-pub fn error(status: u16, code: &str, details: Value, message: &str) -> HttpResponse {
-    HttpResponse::json(status, &json!({"code": code, "details": details, "message": message, "status": "error"}))
-}
+use super::{auth, coql, faults, read, ZohoOptions};
 
 #[derive(Debug, PartialEq)]
 enum Route {
@@ -222,7 +156,7 @@ fn dispatch(shared: &Shared, opts: &ZohoOptions, req: &HttpRequest, r: Route) ->
             Err(e) => e,
         }),
         Route::Fields if m == "GET" => read_only(fields_meta(opts, req)),
-        Route::Watch => read_only(shared.notifier.watch(shared, req)),
+        Route::Watch => read_only(shared.notifier.watch(&shared.base_url(), req)),
         Route::Coql if m == "POST" => read_only(coql::query(shared, opts, req)),
         Route::List(name) => match (module(&name), m) {
             (Err(e), _) => (e, false),
