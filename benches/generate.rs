@@ -22,7 +22,7 @@ use zmsync::sandbox::{Sandbox, SandboxOptions};
 
 /// Peak resident memory (VmHWM) in MiB and in MB (10^6 bytes: issue #4's "under 500 MB"), e.g. `466 MiB = 489 MB`.
 fn peak() -> String {
-    zmsync::memory::resident_kib()
+    zmsync::sandbox::memory::resident_kib()
         .map(|(_, k)| format!("{:>4} MiB = {:>3} MB", k / 1024, k * 1024 / 1_000_000))
         .unwrap_or_else(|| "?".into())
 }

@@ -53,7 +53,7 @@ fn child() {
     println!(
         "{:.2} {} {} {} {}",
         took.as_secs_f64(),
-        zmsync::memory::resident_kib().map_or(0, |(_, peak)| peak),
+        zmsync::sandbox::memory::resident_kib().map_or(0, |(_, peak)| peak),
         records,
         summary.zoho.as_ref().map(|z| z.api_calls).unwrap_or(0),
         summary.moodle.as_ref().map(|m| m.api_calls).unwrap_or(0),

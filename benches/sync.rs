@@ -278,7 +278,8 @@ fn main() {
 }
 
 /// A first sync of 1,500 students against the fake Moodle's stock cost model (a real Moodle 5.0's server time per
-/// call on 4 PHP workers, reference §10) at 100 ms round trip, next to its floor: the server time the run cost
+/// call on 4 PHP workers, docs/benchmarks.md "A stock Moodle 5.0") at 100 ms round trip, next to its floor: the server
+/// time the run cost
 /// divided by the workers, which no client can beat. Target: within 1.2× of the floor. Separate from the runs
 /// above (its own sandbox), so it can be read, and merged, on its own.
 fn stock_cost_model_first_sync() {

@@ -1,4 +1,4 @@
-//! The async boundary (design.md): network phases run on tokio, the store is synchronous and must never be
+//! The async boundary: network phases run on tokio, the store is synchronous and must never be
 //! called inside a tokio task (the `postgres` crate runs its own runtime and panics there). [`serve`] runs the
 //! async part on the process's one network runtime ([`runtime`]) from a helper thread while the calling thread
 //! serves store calls sent through a [`StoreBridge`], one at a time, in order.

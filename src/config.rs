@@ -44,7 +44,7 @@ pub enum ConfigError {
     DotEnv { path: PathBuf, line: usize, message: String },
 }
 
-/// Zoho data centres: `ZOHO_REGION` → (accounts URL, API domain). Reference §2.
+/// Zoho data centres: `ZOHO_REGION` → (accounts URL, API domain), as Zoho's multi-DC documentation lists them.
 pub const REGIONS: &[(&str, &str, &str)] = &[
     ("com", "https://accounts.zoho.com", "https://www.zohoapis.com"),
     ("eu", "https://accounts.zoho.eu", "https://www.zohoapis.eu"),

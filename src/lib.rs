@@ -1,4 +1,5 @@
-//! zmsync: keeps Zoho CRM and Moodle in agreement. See design.md for the shape of a run.
+//! zmsync: keeps Zoho CRM and Moodle in agreement. This package is the binary: the command line, a run's steps,
+//! the webhook receiver, the operator's views. The layers below it are crates of their own (docs/ARCHITECTURE-NOTES.md).
 
 // Error types carry the API's whole answer (code, message, details) for reports; boxing them buys nothing.
 #![allow(clippy::result_large_err)]
@@ -8,24 +9,17 @@ pub mod bridge;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod credentials;
 pub mod doctor;
 pub mod error;
-pub mod mapping;
-pub mod memory;
-pub mod model;
-pub mod moodle;
 pub mod operator;
 pub mod process;
 pub mod progress;
-pub mod reconcile;
-pub mod retry;
 pub mod run;
-pub mod sandbox;
-pub mod secret;
-pub mod settings;
 pub mod snapshot;
-pub mod store;
-pub mod transport;
 pub mod webhook;
-pub mod zoho;
+
+// The lower crates, under the paths the binary, the tests and the benches use.
+pub use zmsync_clients::{credentials, moodle, retry, transport, zoho};
+pub use zmsync_core::{mapping, model, reconcile, secret, settings};
+pub use zmsync_sandbox as sandbox;
+pub use zmsync_store as store;

@@ -1,5 +1,5 @@
 //! `zmsync zoho watch [--url URL] [--dry-run] | --renew | --status | --remove`: zmsync's own Notification API
-//! channel (reference §8.2) — subscribed, amended, renewed, compared and removed by zmsync, remembered in the
+//! channel — subscribed, amended, renewed, compared and removed by zmsync, remembered in the
 //! store (`zoho_channel`). The rules (events, URL, renewal window) are in [`crate::zoho::channel`].
 
 use anyhow::{anyhow, Result};

@@ -7,7 +7,8 @@
 //! new snapshot or the old one.
 //!
 //! Threads: the network runs on tokio; the store is served on the calling thread through a
-//! [`StoreBridge`](crate::bridge::StoreBridge) (never called inside a task, design.md's hazard).
+//! [`StoreBridge`](crate::bridge::StoreBridge) (never called inside a task: the postgres crate runs its own runtime and
+//! panics there).
 
 mod fetch;
 mod plan;

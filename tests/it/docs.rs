@@ -169,8 +169,18 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
 /// Paths into the repository quoted in backticks (`src/…`, `cron/…`, …), with their 1-based line. Patterns
 /// (`000N_name.sql`, `*`, `<arch>`) are left out: they name no one file.
 fn quoted_repo_paths(text: &str) -> Vec<(usize, String)> {
-    const TOP: &[&str] =
-        &["src/", "tests/", "benches/", "cron/", "pkg/", "fixtures/", "migrations/", "moodle-plugin/", "docs/"];
+    const TOP: &[&str] = &[
+        "src/",
+        "crates/",
+        "tests/",
+        "benches/",
+        "cron/",
+        "pkg/",
+        "fixtures/",
+        "migrations/",
+        "moodle-plugin/",
+        "docs/",
+    ];
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         for (k, piece) in line.split('`').enumerate() {

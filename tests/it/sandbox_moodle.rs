@@ -1,5 +1,5 @@
-//! The fake Moodle's own tests: one per reference behaviour (reference/moodle.md §1, §2, §8, §9 and
-//! docs/plugin-contract.md), spoken over real HTTP on loopback with a tiny std-only client.
+//! The fake Moodle's own tests: one per behaviour of Moodle's REST server and
+//! docs/plugin-contract.md, spoken over real HTTP on loopback with a tiny std-only client.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -1228,7 +1228,7 @@ fn sandbox_moodle_webhooks_are_signed() {
     assert!(v["event_id"].as_str().unwrap().starts_with("moodle-"));
 }
 
-// ---------- a stock Moodle 5.0 (reference §10) ----------
+// ---------- a stock Moodle 5.0 ----------
 
 /// Seed user 10 with a phone.
 fn seed_with_phone() -> MoodleSeed {

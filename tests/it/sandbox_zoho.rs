@@ -1,4 +1,4 @@
-//! The fake Zoho's own tests: one per behaviour of shared/reference/zoho-crm-api.md §11, so the fake cannot
+//! The fake Zoho's own tests: one per behaviour of Zoho CRM's API, so the fake cannot
 //! drift from the reference unnoticed.
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,4 +1,4 @@
-//! A stock Moodle 5.0 (issue #18; reference §10), which is what the fake answers as by default: phones the token
+//! A stock Moodle 5.0 (issue #18; docs/moodle-setup.md), which is what the fake answers as by default: phones the token
 //! cannot read, enrolments saved before "Message was not sent.", grades recorded in Zoho on the dashboard, the
 //! doctor's checks, and events that come back for the sync's own writes.
 

@@ -42,7 +42,7 @@ enum Row {
 type RowsFuture = Pin<Box<dyn Future<Output = Vec<Row>> + Send>>;
 
 /// Sends `rows` to `function` under `list`. A Moodle exception on a batch of several rows (create calls are
-/// all-or-nothing, reference §2.4) bisects it, so each rejected row is named with Moodle's errorcode and the
+/// all-or-nothing) bisects it, so each rejected row is named with Moodle's errorcode and the
 /// others still land: O(k log n) calls for k bad rows instead of one per row.
 fn send(m: moodle::Client, function: &'static str, list: &'static str, rows: Vec<Value>, create: bool) -> RowsFuture {
     Box::pin(async move {

@@ -1,4 +1,4 @@
-//! Every payload shape the receiver accepts (domain.md "Events", zoho-crm-api.md §8), turned into
+//! Every payload shape the receiver accepts (docs/webhooks.md "Payloads"), turned into
 //! [`NewEvent`]s. Pure functions of the body: no I/O, so every shape is unit-tested here.
 //!
 //! - Zoho workflow webhooks, JSON or form-encoded: `{"event_id","event_type","module","record_id",…}` or

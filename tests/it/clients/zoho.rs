@@ -1,4 +1,4 @@
-//! The Zoho client against the fake Zoho CRM (shared/reference/zoho-crm-api.md §11) on loopback.
+//! The Zoho client against the fake Zoho CRM  on loopback.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,0 +1,545 @@
+//! Snapshots (`records`, staged through `records_staging`), identity links (`links`) and the agreed base of
+//! the 3-way diff (`sync_state`).
+//!
+//! A snapshot streams: each page is staged in its own short transaction (memory stays flat, and a running
+//! receiver is never blocked for long), then one transaction per module swaps the staged rows into
+//! `records`. A run killed half-way leaves `records` as it was.
+
+use chrono::{DateTime, Utc};
+use postgres::types::{ToSql, Type};
+use rusqlite::params;
+use serde_json::{json, Value};
+
+use super::postgres::PgStore;
+use super::sqlite::{parse_ts, ts, SqliteStore};
+use super::{now, Result};
+use zmsync_core::model::{Entity, Fields, Kind, Record};
+pub use zmsync_core::model::{Link, SyncState};
+use zmsync_core::reconcile::SourceError;
+
+pub trait RecordStore {
+    /// Adds one page of a snapshot in progress. A key staged twice keeps the last version.
+    fn stage_records(&self, snapshot_id: &str, kind: Kind, records: &[Record]) -> Result<()>;
+    /// Moves a staged snapshot into `records` in one transaction. `full`: the snapshot is the whole module, so
+    /// records it does not contain are removed; otherwise (an incremental fetch) staged records are upserted.
+    /// Returns the number of records the kind holds afterwards.
+    fn commit_snapshot(&self, snapshot_id: &str, kind: Kind, full: bool) -> Result<u64>;
+    /// Drops a staged snapshot that will not be committed.
+    fn discard_snapshot(&self, snapshot_id: &str) -> Result<()>;
+    fn records(&self, kind: Kind) -> Result<Vec<Record>>;
+    fn record_count(&self, kind: Kind) -> Result<u64>;
+    /// Removes records (e.g. ones an incremental fetch found deleted).
+    fn delete_records(&self, kind: Kind, keys: &[String]) -> Result<()>;
+
+    fn links(&self, entity: Entity) -> Result<Vec<Link>>;
+    /// Upserts links by (entity, zoho_id). A Moodle id linked to another Zoho id of the entity is moved.
+    fn put_links(&self, links: &[Link]) -> Result<()>;
+    fn delete_links(&self, entity: Entity, zoho_ids: &[String]) -> Result<()>;
+
+    fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>>;
+    fn put_sync_states(&self, states: &[SyncState]) -> Result<()>;
+    fn delete_sync_states(&self, entity: Entity, keys: &[String]) -> Result<()>;
+
+    /// Convenience for tests and small modules: stage and commit a whole module at once.
+    fn replace_records(&self, kind: Kind, records: &[Record]) -> Result<u64> {
+        let id = format!("replace-{}-{}", kind.name(), now().timestamp_micros());
+        self.stage_records(&id, kind, records)?;
+        self.commit_snapshot(&id, kind, true)
+    }
+}
+
+fn stored_fields(r: &Record) -> Value {
+    json!({"fields": r.fields, "refs": r.refs})
+}
+
+fn record_from(kind: Kind, key: String, fingerprint: String, stored: Value) -> Result<Record> {
+    let fields: Fields = serde_json::from_value(stored.get("fields").cloned().unwrap_or(json!({})))?;
+    let refs: Fields = serde_json::from_value(stored.get("refs").cloned().unwrap_or(json!({})))?;
+    Ok(Record { kind, key, fields, refs, fingerprint })
+}
+
+/// What a batch of [`RecordStore::put_links`] does, as if its links were stored one after the other, so that a
+/// dialect can store it as sets: every Moodle id it links is taken from any other Zoho id that held it (`claims`),
+/// each Zoho id keeps its last pairing (`linked`), and the Zoho ids a later link of the batch took the Moodle id
+/// of are unlinked (`gone`).
+struct LinkBatch<'a> {
+    /// Every (entity, Zoho id, Moodle id) the batch links, at any point.
+    claims: std::collections::BTreeSet<(&'a str, &'a str, &'a str)>,
+    /// (entity, Zoho id) → Moodle id at the end, one Zoho id per Moodle id.
+    linked: std::collections::BTreeMap<(&'a str, &'a str), &'a str>,
+    /// Zoho ids the batch linked and a later link unlinked: their stored rows go.
+    gone: std::collections::BTreeSet<(&'a str, &'a str)>,
+}
+
+impl<'a> LinkBatch<'a> {
+    fn of(links: &'a [Link]) -> LinkBatch<'a> {
+        let mut linked = std::collections::BTreeMap::new();
+        let mut holder: std::collections::HashMap<(&str, &str), &str> = std::collections::HashMap::new();
+        let mut gone = std::collections::BTreeSet::new();
+        let mut claims = std::collections::BTreeSet::new();
+        for l in links {
+            let (e, z, m) = (l.entity.name(), l.zoho_id.as_str(), l.moodle_id.as_str());
+            claims.insert((e, z, m));
+            if let Some(other) = holder.insert((e, m), z).filter(|other| *other != z) {
+                linked.remove(&(e, other));
+                gone.insert((e, other));
+            }
+            if let Some(old) = linked.insert((e, z), m).filter(|old| *old != m) {
+                holder.remove(&(e, old));
+            }
+            gone.remove(&(e, z));
+        }
+        LinkBatch { claims, linked, gone }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    /// Columns (entities, Zoho ids, Moodle ids) of every pairing the batch makes on its way.
+    fn claims(&self) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+        let c = &self.claims;
+        (c.iter().map(|k| k.0).collect(), c.iter().map(|k| k.1).collect(), c.iter().map(|k| k.2).collect())
+    }
+
+    /// Columns (entities, Zoho ids, Moodle ids) of what the batch links.
+    fn linked(&self) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+        let entities = self.linked.keys().map(|k| k.0).collect();
+        let zoho = self.linked.keys().map(|k| k.1).collect();
+        let moodle = self.linked.values().copied().collect();
+        (entities, zoho, moodle)
+    }
+
+    /// Columns (entities, Zoho ids) of the Zoho ids the batch unlinked.
+    fn gone(&self) -> (Vec<&'a str>, Vec<&'a str>) {
+        (self.gone.iter().map(|k| k.0).collect(), self.gone.iter().map(|k| k.1).collect())
+    }
+}
+
+// ---- SQLite ----------------------------------------------------------------------------------------------
+
+impl RecordStore for SqliteStore {
+    fn stage_records(&self, snapshot_id: &str, kind: Kind, records: &[Record]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO records_staging (snapshot_id, source, entity, key, source_id, fingerprint, fields, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (snapshot_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, fields = excluded.fields",
+            )?;
+            let at = ts(now());
+            for r in records {
+                stmt.execute(params![
+                    snapshot_id,
+                    kind.side().name(),
+                    kind.name(),
+                    r.key,
+                    r.fingerprint,
+                    stored_fields(r).to_string(),
+                    at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn commit_snapshot(&self, snapshot_id: &str, kind: Kind, full: bool) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (source, entity) = (kind.side().name(), kind.name());
+        if full {
+            tx.execute("DELETE FROM records WHERE source = ?1 AND entity = ?2", params![source, entity])?;
+        }
+        tx.execute(
+            "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
+             SELECT source, entity, key, source_id, fingerprint, fields, fetched_at FROM records_staging
+              WHERE snapshot_id = ?1 AND source = ?2 AND entity = ?3
+             ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
+                fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at",
+            params![snapshot_id, source, entity],
+        )?;
+        tx.execute("DELETE FROM records_staging WHERE snapshot_id = ?1", params![snapshot_id])?;
+        let n: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM records WHERE source = ?1 AND entity = ?2",
+            params![source, entity],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn discard_snapshot(&self, snapshot_id: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM records_staging WHERE snapshot_id = ?1", params![snapshot_id])?;
+        Ok(())
+    }
+
+    fn records(&self, kind: Kind) -> Result<Vec<Record>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, fingerprint, fields FROM records WHERE source = ?1 AND entity = ?2 ORDER BY key",
+        )?;
+        let rows = stmt
+            .query_map(params![kind.side().name(), kind.name()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|(k, f, j)| record_from(kind, k, f, serde_json::from_str(&j)?)).collect()
+    }
+
+    fn record_count(&self, kind: Kind) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM records WHERE source = ?1 AND entity = ?2",
+            params![kind.side().name(), kind.name()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn delete_records(&self, kind: Kind, keys: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for k in keys {
+            tx.execute(
+                "DELETE FROM records WHERE source = ?1 AND entity = ?2 AND key = ?3",
+                params![kind.side().name(), kind.name(), k],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn links(&self, entity: Entity) -> Result<Vec<Link>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT zoho_id, moodle_id FROM links WHERE entity = ?1 ORDER BY zoho_id")?;
+        let rows = stmt
+            .query_map([entity.name()], |r| Ok(Link { entity, zoho_id: r.get(0)?, moodle_id: r.get(1)? }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_links(&self, links: &[Link]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let at = ts(now());
+        for l in links {
+            tx.execute(
+                "DELETE FROM links WHERE entity = ?1 AND moodle_id = ?2 AND zoho_id <> ?3",
+                params![l.entity.name(), l.moodle_id, l.zoho_id],
+            )?;
+            tx.execute(
+                "INSERT INTO links (entity, zoho_id, moodle_id, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (entity, zoho_id) DO UPDATE SET moodle_id = excluded.moodle_id",
+                params![l.entity.name(), l.zoho_id, l.moodle_id, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_links(&self, entity: Entity, zoho_ids: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for z in zoho_ids {
+            tx.execute("DELETE FROM links WHERE entity = ?1 AND zoho_id = ?2", params![entity.name(), z])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, fields, fingerprint, synced_at, run_id FROM sync_state WHERE entity = ?1 ORDER BY key",
+        )?;
+        let rows = stmt
+            .query_map([entity.name()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(key, fields, fingerprint, at, run_id)| {
+                Ok(SyncState {
+                    entity,
+                    key,
+                    fields: serde_json::from_str(&fields)?,
+                    fingerprint,
+                    synced_at: parse_ts(&at)?,
+                    run_id,
+                })
+            })
+            .collect()
+    }
+
+    fn put_sync_states(&self, states: &[SyncState]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (entity, key) DO UPDATE SET fields = excluded.fields, fingerprint = excluded.fingerprint,
+                    synced_at = excluded.synced_at, run_id = excluded.run_id",
+            )?;
+            for s in states {
+                stmt.execute(params![
+                    s.entity.name(),
+                    s.key,
+                    serde_json::to_string(&s.fields)?,
+                    s.fingerprint,
+                    ts(s.synced_at),
+                    s.run_id
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_sync_states(&self, entity: Entity, keys: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for k in keys {
+            tx.execute("DELETE FROM sync_state WHERE entity = ?1 AND key = ?2", params![entity.name(), k])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------------------------
+// Bulk writes go as sets: one statement over arrays (UNNEST) per call, not one per row. Statements are sent
+// typed, so each costs one round trip without a separate prepare.
+
+impl RecordStore for PgStore {
+    fn stage_records(&self, snapshot_id: &str, kind: Kind, records: &[Record]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Last version of a key wins, as in SQLite (ON CONFLICT cannot touch one row twice in one statement).
+        let mut by_key = std::collections::BTreeMap::new();
+        for r in records {
+            by_key.insert(r.key.as_str(), r);
+        }
+        let keys: Vec<&str> = by_key.keys().copied().collect();
+        let fps: Vec<&str> = by_key.values().map(|r| r.fingerprint.as_str()).collect();
+        let fields: Vec<Value> = by_key.values().map(|r| stored_fields(r)).collect();
+        self.conn()?.execute_typed(
+            "INSERT INTO records_staging (snapshot_id, source, entity, key, source_id, fingerprint, fields, fetched_at)
+             SELECT $1, $2, $3, k, k, f, j, $4 FROM UNNEST($5, $6, $7) AS t(k, f, j)
+             ON CONFLICT (snapshot_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, fields = excluded.fields",
+            &[
+                (&snapshot_id, Type::TEXT),
+                (&kind.side().name(), Type::TEXT),
+                (&kind.name(), Type::TEXT),
+                (&now(), Type::TIMESTAMPTZ),
+                (&keys, Type::TEXT_ARRAY),
+                (&fps, Type::TEXT_ARRAY),
+                (&fields, Type::JSONB_ARRAY),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn commit_snapshot(&self, snapshot_id: &str, kind: Kind, full: bool) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let (source, entity) = (kind.side().name(), kind.name());
+        let kind_of = [(&source as &(dyn ToSql + Sync), Type::TEXT), (&entity, Type::TEXT)];
+        if full {
+            tx.execute_typed("DELETE FROM records WHERE source = $1 AND entity = $2", &kind_of)?;
+        }
+        tx.execute_typed(
+            "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
+             SELECT source, entity, key, source_id, fingerprint, fields, fetched_at FROM records_staging
+              WHERE snapshot_id = $3 AND source = $1 AND entity = $2
+             ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
+                fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at",
+            &[kind_of[0].clone(), kind_of[1].clone(), (&snapshot_id, Type::TEXT)],
+        )?;
+        tx.execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
+        let n: i64 =
+            tx.query_typed_one("SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2", &kind_of)?.get(0);
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn discard_snapshot(&self, snapshot_id: &str) -> Result<()> {
+        self.conn()?
+            .execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
+        Ok(())
+    }
+
+    fn records(&self, kind: Kind) -> Result<Vec<Record>> {
+        let rows = self.conn()?.query_typed(
+            "SELECT key, fingerprint, fields FROM records WHERE source = $1 AND entity = $2 ORDER BY key",
+            &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT)],
+        )?;
+        rows.into_iter().map(|r| record_from(kind, r.get(0), r.get(1), r.get(2))).collect()
+    }
+
+    fn record_count(&self, kind: Kind) -> Result<u64> {
+        let n: i64 = self
+            .conn()?
+            .query_typed_one(
+                "SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2",
+                &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT)],
+            )?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn delete_records(&self, kind: Kind, keys: &[String]) -> Result<()> {
+        self.conn()?.execute_typed(
+            "DELETE FROM records WHERE source = $1 AND entity = $2 AND key = ANY($3)",
+            &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT), (&keys, Type::TEXT_ARRAY)],
+        )?;
+        Ok(())
+    }
+
+    fn links(&self, entity: Entity) -> Result<Vec<Link>> {
+        let rows = self.conn()?.query_typed(
+            "SELECT zoho_id, moodle_id FROM links WHERE entity = $1 ORDER BY zoho_id",
+            &[(&entity.name(), Type::TEXT)],
+        )?;
+        Ok(rows.into_iter().map(|r| Link { entity, zoho_id: r.get(0), moodle_id: r.get(1) }).collect())
+    }
+
+    fn put_links(&self, links: &[Link]) -> Result<()> {
+        let batch = LinkBatch::of(links);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Whatever the number of links: drop the Zoho ids the batch itself unlinked and every other holder of
+        // a Moodle id the batch links, then upsert the last pairings (no row left can collide on a Moodle id).
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let (gone_entities, gone_ids) = batch.gone();
+        if !gone_ids.is_empty() {
+            tx.execute_typed(
+                "DELETE FROM links AS l USING UNNEST($1, $2) AS g(entity, zoho_id)
+                  WHERE l.entity = g.entity AND l.zoho_id = g.zoho_id",
+                &[(&gone_entities, Type::TEXT_ARRAY), (&gone_ids, Type::TEXT_ARRAY)],
+            )?;
+        }
+        let (entities, zoho_ids, moodle_ids) = batch.claims();
+        tx.execute_typed(
+            "DELETE FROM links AS l USING UNNEST($1, $2, $3) AS n(entity, zoho_id, moodle_id)
+              WHERE l.entity = n.entity AND l.moodle_id = n.moodle_id AND l.zoho_id <> n.zoho_id",
+            &[(&entities, Type::TEXT_ARRAY), (&zoho_ids, Type::TEXT_ARRAY), (&moodle_ids, Type::TEXT_ARRAY)],
+        )?;
+        let (entities, zoho_ids, moodle_ids) = batch.linked();
+        tx.execute_typed(
+            "INSERT INTO links (entity, zoho_id, moodle_id, created_at)
+             SELECT entity, zoho_id, moodle_id, $4 FROM UNNEST($1, $2, $3) AS n(entity, zoho_id, moodle_id)
+             ON CONFLICT (entity, zoho_id) DO UPDATE SET moodle_id = excluded.moodle_id",
+            &[
+                (&entities, Type::TEXT_ARRAY),
+                (&zoho_ids, Type::TEXT_ARRAY),
+                (&moodle_ids, Type::TEXT_ARRAY),
+                (&now(), Type::TIMESTAMPTZ),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_links(&self, entity: Entity, zoho_ids: &[String]) -> Result<()> {
+        self.conn()?.execute_typed(
+            "DELETE FROM links WHERE entity = $1 AND zoho_id = ANY($2)",
+            &[(&entity.name(), Type::TEXT), (&zoho_ids, Type::TEXT_ARRAY)],
+        )?;
+        Ok(())
+    }
+
+    fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>> {
+        let rows = self.conn()?.query_typed(
+            "SELECT key, fields, fingerprint, synced_at, run_id FROM sync_state WHERE entity = $1 ORDER BY key",
+            &[(&entity.name(), Type::TEXT)],
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SyncState {
+                    entity,
+                    key: r.get(0),
+                    fields: serde_json::from_value(r.get(1))?,
+                    fingerprint: r.get(2),
+                    synced_at: r.get(3),
+                    run_id: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    fn put_sync_states(&self, states: &[SyncState]) -> Result<()> {
+        // ON CONFLICT cannot touch a row twice in one statement: the last state of a key wins, as the
+        // row-at-a-time upserts left it.
+        let mut last: std::collections::BTreeMap<(&str, &str), &SyncState> = std::collections::BTreeMap::new();
+        for st in states {
+            last.insert((st.entity.name(), st.key.as_str()), st);
+        }
+        if last.is_empty() {
+            return Ok(());
+        }
+        let entities: Vec<&str> = last.keys().map(|k| k.0).collect();
+        let keys: Vec<&str> = last.keys().map(|k| k.1).collect();
+        let fields: Vec<Value> = last.values().map(|st| serde_json::to_value(&st.fields)).collect::<Result<_, _>>()?;
+        let fingerprints: Vec<&str> = last.values().map(|st| st.fingerprint.as_str()).collect();
+        let synced_at: Vec<DateTime<Utc>> = last.values().map(|st| st.synced_at).collect();
+        let run_ids: Vec<Option<i64>> = last.values().map(|st| st.run_id).collect();
+        self.conn()?.execute_typed(
+            "INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at, run_id)
+             SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (entity, key) DO UPDATE SET fields = excluded.fields, fingerprint = excluded.fingerprint,
+                synced_at = excluded.synced_at, run_id = excluded.run_id",
+            &[
+                (&entities, Type::TEXT_ARRAY),
+                (&keys, Type::TEXT_ARRAY),
+                (&fields, Type::JSONB_ARRAY),
+                (&fingerprints, Type::TEXT_ARRAY),
+                (&synced_at, Type::TIMESTAMPTZ_ARRAY),
+                (&run_ids, Type::INT8_ARRAY),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_sync_states(&self, entity: Entity, keys: &[String]) -> Result<()> {
+        self.conn()?.execute_typed(
+            "DELETE FROM sync_state WHERE entity = $1 AND key = ANY($2)",
+            &[(&entity.name(), Type::TEXT), (&keys, Type::TEXT_ARRAY)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Reconcile's view of a store (declared by the core, which names no database).
+macro_rules! reconcile_records {
+    ($($t:ty),*) => {$(
+        impl zmsync_core::reconcile::Records for $t {
+            fn records(&self, kind: Kind) -> Result<Vec<Record>, SourceError> {
+                RecordStore::records(self, kind).map_err(SourceError::new)
+            }
+            fn links(&self, entity: Entity) -> Result<Vec<Link>, SourceError> {
+                RecordStore::links(self, entity).map_err(SourceError::new)
+            }
+            fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>, SourceError> {
+                RecordStore::sync_states(self, entity).map_err(SourceError::new)
+            }
+            fn put_links(&self, links: &[Link]) -> Result<(), SourceError> {
+                RecordStore::put_links(self, links).map_err(SourceError::new)
+            }
+            fn put_sync_states(&self, states: &[SyncState]) -> Result<(), SourceError> {
+                RecordStore::put_sync_states(self, states).map_err(SourceError::new)
+            }
+        }
+    )*};
+}
+reconcile_records!(dyn super::Store + '_, super::sqlite::SqliteStore, super::postgres::PgStore);
