@@ -144,18 +144,15 @@ pub fn link<'a>(
             for r in pending {
                 match index.get(r.key.as_str()).map(Vec::as_slice) {
                     Some(&[one]) if !claimed.contains(one) => {
-                        out.map.insert(&r.key, one);
-                        claimed.insert(one);
-                        how.insert(&r.key, (How::IdNumber, r));
+                        pair(&mut out, claimed, &mut how, r, one, How::IdNumber);
                     }
                     Some(many) if many.len() > 1 => {
-                        out.blocked.insert(&r.key);
-                        out.issues.push(issue(
+                        ambiguous(
+                            &mut out,
                             entity,
                             r,
-                            IssueKind::Ambiguous,
                             format!("courses {} all have idnumber {}; fix them in Moodle", many.join(", "), r.key),
-                        ));
+                        );
                     }
                     _ => {}
                 }
@@ -171,21 +168,18 @@ pub fn link<'a>(
                 };
                 match by_idnumber.get(idn).map(Vec::as_slice) {
                     Some(&[one]) if !claimed.contains(one) => {
-                        out.map.insert(&r.key, one);
-                        claimed.insert(one);
-                        how.insert(&r.key, (How::IdNumber, r));
+                        pair(&mut out, claimed, &mut how, r, one, How::IdNumber);
                     }
                     Some(many) if many.len() > 1 => {
-                        out.blocked.insert(&r.key);
-                        out.issues.push(issue(
+                        ambiguous(
+                            &mut out,
                             entity,
                             r,
-                            IssueKind::Ambiguous,
                             format!(
                                 "Moodle users {} all have idnumber {idn}; link one by setting the Moodle id in Zoho",
                                 many.join(", ")
                             ),
-                        ));
+                        );
                     }
                     _ => rest.push(r),
                 }
@@ -246,23 +240,20 @@ pub fn link<'a>(
                 }
                 match by_email.get(email).map(Vec::as_slice) {
                     Some(&[one]) if !claimed.contains(one) => {
-                        out.map.insert(&r.key, one);
-                        claimed.insert(one);
-                        how.insert(&r.key, (How::Email, r));
+                        pair(&mut out, claimed, &mut how, r, one, How::Email);
                     }
                     Some(many) if many.len() > 1 => {
-                        out.blocked.insert(&r.key);
-                        out.issues.push(issue(
+                        ambiguous(
+                            &mut out,
                             entity,
                             r,
-                            IssueKind::Ambiguous,
                             format!(
                                 "Moodle users {} all have email {email}; set the Moodle id in Zoho or give the \
                                  user the id number {}",
                                 many.join(", "),
                                 r.field_str("id_number").unwrap_or("(none)")
                             ),
-                        ));
+                        );
                     }
                     _ => {
                         if let Some(&[(gone, mid)]) = orphans.get(email).map(Vec::as_slice) {
@@ -361,4 +352,24 @@ pub fn sort_by_id<T>(v: &mut [T], id: impl Fn(&T) -> &str) {
     } else {
         v.sort_by(|a, b| cmp_ids(id(a), id(b)));
     }
+}
+
+/// Pairs `r` with the Moodle record `mid`, found by the rule `by`.
+fn pair<'a>(
+    out: &mut Linked<'a>,
+    claimed: &mut FxHashSet<&'a str>,
+    how: &mut BTreeMap<&'a str, (How, &'a Record)>,
+    r: &'a Record,
+    mid: &'a str,
+    by: How,
+) {
+    out.map.insert(&r.key, mid);
+    claimed.insert(mid);
+    how.insert(&r.key, (by, r));
+}
+
+/// Several Moodle records match `r` by one rule: it is blocked with an issue that names them.
+fn ambiguous<'a>(out: &mut Linked<'a>, entity: Entity, r: &'a Record, message: String) {
+    out.blocked.insert(&r.key);
+    out.issues.push(issue(entity, r, IssueKind::Ambiguous, message));
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::state::Enrolment;
 use super::{functions, Event, FakeMoodle, Grade, User};
 
 impl FakeMoodle {
@@ -47,34 +48,26 @@ impl FakeMoodle {
 
     /// A teacher suspends or reactivates an enrolment. Returns false when there is no such enrolment.
     pub fn set_enrolment_status(&self, courseid: i64, userid: i64, suspended: bool) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let ev = self
-            .with_state(|s| {
-                let e = s.enrolments.get_mut(&(courseid, userid))?;
-                e.status = i64::from(suspended);
-                e.timemodified = now;
-                Some(Event {
-                    eventname: functions::enrol::UPDATED.into(),
-                    courseid,
-                    userid,
-                    timecreated: now,
-                    grade_id: None,
-                    grade: None,
-                })
-            })
-            .flatten();
-        self.fire(ev)
+        self.edit_enrolment(courseid, userid, |e| e.status = i64::from(suspended))
     }
 
     /// A teacher edits an enrolment's dates (Unix seconds, 0 = none). Returns false when there is no such
-    /// enrolment. Fires `user_enrolment_updated`, as Moodle does.
+    /// enrolment.
     pub fn set_enrolment_dates(&self, courseid: i64, userid: i64, timestart: i64, timeend: i64) -> bool {
+        self.edit_enrolment(courseid, userid, |e| {
+            e.timestart = timestart;
+            e.timeend = timeend;
+        })
+    }
+
+    /// A teacher's edit of one enrolment: `edit` applied, `timemodified` set, `user_enrolment_updated` fired,
+    /// as Moodle does. Returns false when there is no such enrolment.
+    fn edit_enrolment(&self, courseid: i64, userid: i64, edit: impl FnOnce(&mut Enrolment)) -> bool {
         let now = chrono::Utc::now().timestamp();
         let ev = self
             .with_state(|s| {
                 let e = s.enrolments.get_mut(&(courseid, userid))?;
-                e.timestart = timestart;
-                e.timeend = timeend;
+                edit(e);
                 e.timemodified = now;
                 Some(Event {
                     eventname: functions::enrol::UPDATED.into(),
