@@ -5,15 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::fetch::Unmappable;
 use super::fetch::{moodle_calls, Clients, Staged};
 use crate::model::{Kind, Side};
-
-/// A record that could not be mapped: reported, never silently dropped, never failing the snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Unmappable {
-    pub key: String,
-    pub reason: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KindSummary {

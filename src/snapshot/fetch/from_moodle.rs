@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
+use super::Unmappable;
 use super::{raw_key, Ctx, Staged, Task};
 use crate::mapping;
 use crate::model::{Kind, Side};
 use crate::moodle::{self, calls};
 use crate::snapshot::plan::Plan;
-use crate::snapshot::summary::Unmappable;
 use crate::snapshot::SnapshotError;
 
 pub(super) async fn moodle_users(m: &moodle::Client, ws_user: Option<i64>, ctx: &Ctx) -> Result<Staged, SnapshotError> {

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::Unmappable;
 use super::{Ctx, Sink, Staged};
 use crate::mapping::ZohoNames;
 use crate::model::Kind;
-use crate::snapshot::summary::Unmappable;
 use crate::snapshot::SnapshotError;
 use crate::zoho::{self, ListQuery};
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use indicatif::ProgressBar;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::plan::Plan;
-use super::summary::Unmappable;
 use super::{Mode, Options, SnapshotError};
 use crate::bridge::{self, StoreBridge};
 use crate::config::Config;
@@ -26,6 +26,12 @@ mod from_zoho;
 pub use from_moodle::moodle_calls;
 use from_moodle::{dashboard, moodle_courses, moodle_functions, moodle_users};
 use from_zoho::zoho_kind;
+/// A record that could not be mapped: reported, never silently dropped, never failing the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unmappable {
+    pub key: String,
+    pub reason: String,
+}
 
 /// Records mapped and staged per store call (Moodle answers arrive whole; Zoho pages are 200).
 const STAGE_CHUNK: usize = 500;

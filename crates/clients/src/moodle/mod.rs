@@ -38,6 +38,28 @@ pub struct MoodleConfig {
     pub token: Option<Secret>,
 }
 
+impl MoodleConfig {
+    pub fn credentials(&self) -> Result<(&str, &Secret), ClientConfigError> {
+        match (&self.url, &self.token) {
+            (Some(url), Some(token)) => Ok((url, token)),
+            _ => {
+                let mut missing = Vec::new();
+                if self.url.is_none() {
+                    missing.push("MOODLE_URL");
+                }
+                if self.token.is_none() {
+                    missing.push("MOODLE_TOKEN");
+                }
+                Err(ClientConfigError::Missing {
+                    missing: missing.join(", "),
+                    hint: "set them in the environment or in .env (docs/moodle-plugin.md shows how to make the token)"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MoodleError {
     #[error(transparent)]

@@ -54,6 +54,29 @@ pub struct ZohoConfig {
     pub api_domain: String,
 }
 
+impl ZohoConfig {
+    /// The client id and both secrets, or one error naming every missing variable.
+    pub fn credentials(&self) -> Result<(&str, &Secret, &Secret), ClientConfigError> {
+        let mut missing = Vec::new();
+        if self.client_id.is_none() {
+            missing.push("ZOHO_CLIENT_ID");
+        }
+        if self.client_secret.is_none() {
+            missing.push("ZOHO_CLIENT_SECRET");
+        }
+        if self.refresh_token.is_none() {
+            missing.push("ZOHO_REFRESH_TOKEN");
+        }
+        match (&self.client_id, &self.client_secret, &self.refresh_token) {
+            (Some(id), Some(secret), Some(refresh)) => Ok((id, secret, refresh)),
+            _ => Err(ClientConfigError::Missing {
+                missing: missing.join(", "),
+                hint: "set them in the environment or in .env (a Self Client in Zoho's API console gives them)".into(),
+            }),
+        }
+    }
+}
+
 /// Why the token endpoint refused us.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthFailure {
