@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use super::http;
 use super::store::now;
 use super::{WebhookFormat, ZohoOptions, ZohoStats};
+use crate::http;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOp {
