@@ -4,8 +4,15 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// POSTs one body to an `http://` URL and returns the status. Used for callbacks, off the request path.
-pub fn post(url: &str, content_type: &str, extra: &[(String, String)], body: &[u8]) -> io::Result<u16> {
+/// POSTs one body to an `http://` URL and returns the status. Used for callbacks and webhooks, off the
+/// request path; `extra` headers follow the fixed ones.
+pub fn post(
+    url: &str,
+    user_agent: Option<&str>,
+    content_type: &str,
+    extra: &[(String, String)],
+    body: &[u8],
+) -> io::Result<u16> {
     let parsed = url::Url::parse(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     if parsed.scheme() != "http" {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "only http:// callbacks are supported"));
@@ -23,9 +30,12 @@ pub fn post(url: &str, content_type: &str, extra: &[(String, String)], body: &[u
         None => parsed.path().to_string(),
     };
     let mut head = format!(
-        "POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: ZohoCRM-fake\r\n",
+        "POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    if let Some(ua) = user_agent {
+        head.push_str(&format!("User-Agent: {ua}\r\n"));
+    }
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

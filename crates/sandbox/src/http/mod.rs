@@ -225,3 +225,6 @@ fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler, stopp
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
