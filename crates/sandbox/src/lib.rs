@@ -4,6 +4,7 @@
 pub mod drift;
 pub mod generator;
 mod handle;
+mod http;
 pub mod memory;
 pub mod moodle;
 pub mod seed;

@@ -4,15 +4,15 @@
 use serde_json::{json, Value};
 
 use super::errors::php_json;
-use super::http::{Reply, Request};
 use super::state::ADMIN_ID;
 use super::{form, MoodleOptions, Shared};
+use crate::http::{Action, HttpRequest, HttpResponse};
 
 fn ajax_error(code: &str, message: &str) -> Value {
     json!({"error": message, "errorcode": code, "stacktrace": null, "debuginfo": null, "reproductionlink": null})
 }
 
-pub fn token(shared: &Shared, opts: &MoodleOptions, req: &Request) -> Reply {
+pub fn token(shared: &Shared, opts: &MoodleOptions, req: &HttpRequest) -> Action {
     let q = form::parse(req.query.as_bytes(), opts.max_input_vars).vars;
     let b = form::parse(&req.body, opts.max_input_vars).vars;
     let args = form::merge(q, b);
@@ -53,5 +53,5 @@ pub fn token(shared: &Shared, opts: &MoodleOptions, req: &Request) -> Reply {
             None => ajax_error("invalidlogin", "Invalid login, please try again"),
         }
     };
-    Reply::Send { status: 200, content_type: "application/json", body: php_json(&body).into_bytes() }
+    Action::Respond(HttpResponse::typed(200, "application/json", php_json(&body).into_bytes()))
 }

@@ -10,10 +10,9 @@
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,7 +25,6 @@ pub mod cost;
 pub mod errors;
 pub mod form;
 pub mod functions;
-mod http;
 mod login;
 mod options;
 pub mod params;
@@ -159,8 +157,8 @@ impl Shared {
 pub struct FakeMoodle {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    conns: Arc<http::Conns>,
-    accept: Option<JoinHandle<()>>,
+    /// `None` once stopped: the server stops before the webhook outbox closes.
+    http: Option<crate::http::HttpServer>,
 }
 
 /// Random hex, for the token and the admin password (never literals in the repository).
@@ -192,15 +190,11 @@ impl FakeMoodle {
             url: format!("http://{addr}"),
             workers: cost::Workers::default(),
         });
-        let conns = Arc::new(http::Conns::default());
         let handler_shared = shared.clone();
-        let handler: http::Handler = Arc::new(move |req| server::handle(&handler_shared, req));
-        let c = conns.clone();
-        let accept = std::thread::Builder::new()
-            .name("fake-moodle-accept".into())
-            .spawn(move || http::serve(listener, handler, c))?;
+        let handler: crate::http::Handler = Arc::new(move |req| server::handle(&handler_shared, req));
+        let http = crate::http::HttpServer::start(listener, server::LIMITS, handler)?;
         tracing::debug!(%addr, "fake Moodle listening");
-        Ok(FakeMoodle { shared, addr, conns, accept: Some(accept) })
+        Ok(FakeMoodle { shared, addr, http: Some(http) })
     }
 
     /// The site's wwwroot, e.g. `http://127.0.0.1:40123`.
@@ -376,17 +370,7 @@ impl FakeMoodle {
 
 impl Drop for FakeMoodle {
     fn drop(&mut self) {
-        self.conns.stopping.store(true, Ordering::SeqCst);
-        // Unblock accept() with a throwaway connection, and wake every connection thread.
-        let _ = TcpStream::connect(self.addr);
-        if let Ok(m) = self.conns.streams.lock() {
-            for s in m.values() {
-                let _ = s.shutdown(std::net::Shutdown::Both);
-            }
-        }
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
+        drop(self.http.take());
         self.shared.outbox.close();
     }
 }

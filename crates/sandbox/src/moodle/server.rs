@@ -10,13 +10,29 @@ use serde_json::{Map, Value};
 
 use super::errors::{php_json, value_to_xml, WsError};
 use super::functions::{self, Ctx, OUTSIDE_SERVICE};
-use super::http::{Reply, Request};
 use super::{form, params, FaultKind, LoggedRequest, Shared};
+use crate::http::{Action, HttpRequest, HttpResponse, Limits, Malformed};
 
 const HTML_503: &str = "<!DOCTYPE html><html><head><title>Site maintenance</title></head><body><h1>This site is undergoing maintenance</h1><p>Please try again later.</p></body></html>";
 const HTML_500: &str = "<br />\n<b>Fatal error</b>:  Allowed memory size of 134217728 bytes exhausted (tried to allocate 20480 bytes) in <b>/var/www/moodle/public/lib/dml/moodle_database.php</b> on line <b>1227</b><br />\n";
 
-pub fn handle(shared: &Shared, req: &Request) -> Reply {
+/// The HTTP layer as Apache in front of Moodle behaves: 256 MB bodies; idle keep-alive kept 300 s, longer
+/// than any client's pool idle timeout, so the server is never the side closing an idle connection; an HTML
+/// page for a request that cannot be read (400, 413 or 431).
+pub const LIMITS: Limits = Limits {
+    name: "fake-moodle",
+    max_body: 256 * 1024 * 1024,
+    idle: Duration::from_secs(300),
+    read: Duration::from_secs(300),
+    server_header: Some("Apache"),
+    malformed,
+};
+
+fn malformed(bad: Malformed) -> HttpResponse {
+    HttpResponse::typed(bad.status, "text/html; charset=utf-8", b"<html><body>Bad request</body></html>".to_vec())
+}
+
+pub fn handle(shared: &Shared, req: &HttpRequest) -> Action {
     let depth = shared.inflight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_concurrent.fetch_max(depth, Ordering::SeqCst);
     let reply = route(shared, req);
@@ -24,11 +40,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Reply {
     reply
 }
 
-fn html(status: u16, body: &str) -> Reply {
-    Reply::Send { status, content_type: "text/html; charset=utf-8", body: body.as_bytes().to_vec() }
+fn html(status: u16, body: &str) -> Action {
+    Action::Respond(HttpResponse::typed(status, "text/html; charset=utf-8", body.as_bytes().to_vec()))
 }
 
-fn route(shared: &Shared, req: &Request) -> Reply {
+fn route(shared: &Shared, req: &HttpRequest) -> Action {
     tracing::trace!(method = %req.method, path = %req.path, "fake Moodle request");
     let opts = shared.opts();
     if opts.latency_ms > 0 {
@@ -40,7 +56,7 @@ fn route(shared: &Shared, req: &Request) -> Reply {
         _ => return html(404, "<html><body><h1>Not Found</h1></body></html>"),
     }
     if opts.protocol_disabled {
-        return Reply::Send { status: 403, content_type: "", body: Vec::new() };
+        return Action::Respond(HttpResponse::typed(403, "", Vec::new()));
     }
     if opts.maintenance {
         return html(503, HTML_503);
@@ -96,7 +112,7 @@ fn route(shared: &Shared, req: &Request) -> Reply {
     });
     if write && opts.fault_after_apply > 0.0 && draw(shared, opts.fault_after_apply) {
         shared.count_fault(FaultKind::Reset);
-        return Reply::Reset;
+        return Action::Reset;
     }
     let body = match (&result, json) {
         (Ok(v), true) => php_json(v),
@@ -105,7 +121,7 @@ fn route(shared: &Shared, req: &Request) -> Reply {
         (Err(e), false) => e.to_xml(opts.debug),
     };
     let content_type = if json { "application/json" } else { "application/xml; charset=utf-8" };
-    Reply::Send { status: 200, content_type, body: body.into_bytes() }
+    Action::Respond(HttpResponse::typed(200, content_type, body.into_bytes()))
 }
 
 fn draw(shared: &Shared, rate: f64) -> bool {
@@ -120,12 +136,12 @@ fn draw_fault(shared: &Shared, rate: f64, kinds: &[FaultKind]) -> Option<FaultKi
     kinds.get(idx).copied()
 }
 
-fn fault_reply(kind: FaultKind, hold_ms: u64) -> Reply {
+fn fault_reply(kind: FaultKind, hold_ms: u64) -> Action {
     match kind {
         FaultKind::Http503 => html(503, HTML_503),
         FaultKind::Http500 => html(500, HTML_500),
-        FaultKind::Timeout => Reply::Hold(Duration::from_millis(hold_ms)),
-        FaultKind::Reset => Reply::Reset,
+        FaultKind::Timeout => Action::Hold(Duration::from_millis(hold_ms)),
+        FaultKind::Reset => Action::Reset,
     }
 }
 

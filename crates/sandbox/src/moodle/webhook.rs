@@ -2,11 +2,8 @@
 //! `{webhook_url}/enrollment` or `{webhook_url}/grade` with `X-Moodle-Signature: <hex HMAC-SHA256>`,
 //! from one background thread so events leave in the order they happened and never block a request.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -76,7 +73,8 @@ impl Outbox {
                 for (suffix, body) in rx {
                     let url = format!("{}/{}", base.trim_end_matches('/'), suffix);
                     let signature = sign(secret.expose(), &body);
-                    let status = post(&url, &body, &signature);
+                    let headers = [("X-Moodle-Signature".to_string(), signature.clone())];
+                    let status = crate::http::post(&url, None, "application/json", &headers, body.as_bytes()).ok();
                     if status.is_none() {
                         tracing::warn!(%url, "fake Moodle: webhook delivery failed");
                     }
@@ -104,31 +102,6 @@ impl Outbox {
             tx.take();
         }
     }
-}
-
-/// A minimal HTTP/1.1 POST over plain TCP (the receiver runs on loopback in the sandbox).
-fn post(url: &str, body: &str, signature: &str) -> Option<u16> {
-    let u = url::Url::parse(url).ok()?;
-    if u.scheme() != "http" {
-        return None;
-    }
-    let host = u.host_str()?;
-    let port = u.port_or_known_default()?;
-    let mut path = u.path().to_string();
-    if let Some(q) = u.query() {
-        path = format!("{path}?{q}");
-    }
-    let mut s = TcpStream::connect((host, port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nX-Moodle-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp);
-    text.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]

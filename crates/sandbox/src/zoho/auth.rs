@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::envelope::error;
-use super::http::{HttpRequest, HttpResponse};
 use super::shared::Shared;
+use crate::http::{HttpRequest, HttpResponse};
 
 const THROTTLE_WINDOW: Duration = Duration::from_secs(600);
 const THROTTLE_MAX: usize = 10;

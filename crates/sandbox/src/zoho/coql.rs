@@ -7,11 +7,11 @@ use std::cmp::Ordering;
 use serde_json::{json, Map, Value};
 
 use super::envelope::error;
-use super::http::{HttpRequest, HttpResponse};
 use super::schema::{self, FieldType, ModuleDef};
 use super::shared::Shared;
 use super::store::{self, Id, Rec, Store};
 use super::ZohoOptions;
+use crate::http::{HttpRequest, HttpResponse};
 
 const MAX_LIMIT: i64 = 2000;
 const MAX_ROWS: i64 = 100_000;

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::http::HttpResponse;
+use crate::http::HttpResponse;
 
 /// Zoho's error envelope (§10).
 pub fn error(status: u16, code: &str, details: Value, message: &str) -> HttpResponse {

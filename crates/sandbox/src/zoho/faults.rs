@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::envelope::error;
-use super::http::{Action, HttpResponse};
 use super::ZohoOptions;
+use crate::http::{Action, HttpResponse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultKind {
@@ -144,7 +144,7 @@ pub fn action(kind: FaultKind, opts: &ZohoOptions) -> Action {
             body: b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>".to_vec(),
         }),
         FaultKind::Timeout => Action::Hold(opts.timeout_hold),
-        FaultKind::Reset => Action::Reset,
+        FaultKind::Reset => Action::Drop,
     }
 }
 

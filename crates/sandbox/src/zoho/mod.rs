@@ -21,7 +21,6 @@ mod auth;
 mod coql;
 mod envelope;
 mod faults;
-mod http;
 mod notify;
 mod pages;
 mod read;
@@ -48,8 +47,8 @@ use serde_json::Value;
 use crate::seed::ZohoSeed;
 use zmsync_core::secret::Secret;
 
+pub use crate::http::http_date;
 pub use faults::FaultKind;
-pub use http::http_date;
 pub use store::{HUMAN_USER_ID, HUMAN_USER_NAME, INTEGRATION_USER_ID, INTEGRATION_USER_NAME};
 
 /// Body encoding of the emulated workflow webhook (§8.1).
@@ -194,7 +193,7 @@ pub enum FakeZohoError {
 /// A running fake. Dropping it stops the server.
 pub struct FakeZoho {
     shared: Arc<shared::Shared>,
-    _http: http::HttpServer,
+    _http: crate::http::HttpServer,
 }
 
 fn random_token(len: usize) -> String {
@@ -211,7 +210,11 @@ impl FakeZoho {
         let port = opts.port;
         let shared = Arc::new_cyclic(|_| shared::Shared::new(seed, opts, creds));
         let handler_shared = shared.clone();
-        let http = http::HttpServer::bind(port, Arc::new(move |req| server::handle(&handler_shared, req)))?;
+        let http = crate::http::HttpServer::bind(
+            port,
+            server::LIMITS,
+            Arc::new(move |req| server::handle(&handler_shared, req)),
+        )?;
         shared.set_base_url(format!("http://{}", http.addr));
         tracing::info!(url = %shared.base_url(), "fake Zoho CRM listening");
         Ok(FakeZoho { shared, _http: http })

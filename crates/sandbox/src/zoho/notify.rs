@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use super::http;
 use super::store::now;
 use super::{WebhookFormat, ZohoOptions, ZohoStats};
+use crate::http;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOp {
@@ -113,7 +113,7 @@ impl Notifier {
         let pending2 = pending.clone();
         let spawned = std::thread::Builder::new().name("fake-zoho-deliver".into()).spawn(move || {
             for d in rx {
-                let res = http::post(&d.url, d.content_type, &d.headers, &d.body);
+                let res = http::post(&d.url, Some("ZohoCRM-fake"), d.content_type, &d.headers, &d.body);
                 {
                     let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
                     match &res {

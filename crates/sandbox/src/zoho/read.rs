@@ -6,12 +6,12 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::{json, Value};
 
 use super::envelope::error;
-use super::http::{HttpRequest, HttpResponse};
 use super::pages::{PageToken, SortKey, TokenError};
 use super::schema::ModuleDef;
 use super::shared::Shared;
 use super::store::{self, Id, Rec};
 use super::ZohoOptions;
+use crate::http::{HttpRequest, HttpResponse};
 
 pub const MAX_FIELDS: usize = 50;
 pub const MAX_PER_PAGE: usize = 200;

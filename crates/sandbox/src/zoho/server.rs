@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::envelope::error;
-use super::http::{Action, HttpRequest, HttpResponse};
 use super::schema::{self, ModuleDef};
 use super::shared::Shared;
 use super::write::{self, Op};
 use super::{auth, coql, faults, read, ZohoOptions};
+use crate::http::{Action, HttpRequest, HttpResponse, Limits, Malformed};
 
 #[derive(Debug, PartialEq)]
 enum Route {
@@ -79,19 +79,34 @@ fn bad_method() -> HttpResponse {
     error(400, "INVALID_REQUEST_METHOD", json!({}), "The http request method type is not a valid one")
 }
 
-pub fn handle(shared: &Shared, req: HttpRequest) -> Action {
+/// The HTTP layer as Zoho's front ends behave: 64 MB bodies, idle keep-alive closed after 90 s (longer than a
+/// client pool keeps one), 30 s between the bytes of a request, a JSON error for a request that cannot be read.
+pub const LIMITS: Limits = Limits {
+    name: "fake-zoho",
+    max_body: 64 * 1024 * 1024,
+    idle: Duration::from_secs(90),
+    read: Duration::from_secs(30),
+    server_header: None,
+    malformed,
+};
+
+fn malformed(_: Malformed) -> HttpResponse {
+    error(400, "INVALID_REQUEST", json!({}), "malformed HTTP request")
+}
+
+pub fn handle(shared: &Shared, req: &HttpRequest) -> Action {
     let r = route(&req.path);
     tracing::debug!(method = %req.method, path = %req.path, "fake zoho request");
     *shared.stats_mut().requests.entry(endpoint(&req.method, &r)).or_default() += 1;
     let action = match r {
-        Route::Token => Action::Respond(auth::token_grant(shared, &req)),
+        Route::Token => Action::Respond(auth::token_grant(shared, req)),
         Route::NotFound => Action::Respond(error(
             404,
             "INVALID_URL_PATTERN",
             json!({}),
             "Please check if the URL trying to access is a correct one",
         )),
-        r => api_call(shared, &req, r),
+        r => api_call(shared, req, r),
     };
     if let Action::Respond(resp) = &action {
         let mut s = shared.stats_mut();
@@ -134,7 +149,7 @@ fn api_call(shared: &Shared, req: &HttpRequest, r: Route) -> Action {
     let (resp, applied) = dispatch(shared, &opts, req, r);
     if applied && shared.limits.after_apply(&opts) {
         *shared.stats_mut().faults.entry("after_apply".into()).or_default() += 1;
-        return Action::Reset;
+        return Action::Drop;
     }
     Action::Respond(resp)
 }

@@ -5,10 +5,10 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::{json, Value};
 
 use super::envelope::error;
-use super::http::{HttpRequest, HttpResponse};
 use super::notify::{id_key, Channel, Notifier};
 use super::schema;
 use super::store::{fmt_time, now, parse_time};
+use crate::http::{HttpRequest, HttpResponse};
 
 const MAX_WATCH_PER_REQUEST: usize = 50;
 const MAX_TOKEN_LEN: usize = 50;

@@ -6,13 +6,13 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::envelope::error;
-use super::http::{HttpRequest, HttpResponse};
 use super::notify::{Change, ChangeOp};
 use super::schema::{self, FieldType, ModuleDef};
 use super::shared::Shared;
 use super::store::{now, Actor, Id, Rec, Store};
 use super::validate::{find_by, is_blank, path, validate, RecordError};
 use super::{FakeZohoError, WriteCall, ZohoOptions};
+use crate::http::{HttpRequest, HttpResponse};
 
 pub const MAX_WRITE: usize = 100;
 
