@@ -188,3 +188,22 @@ fn completions_and_man_page_render() {
     assert!(r.stderr.contains("bash") && r.stderr.contains("zsh"), "{}", r.stderr);
     assert!(!s.path().join("zmsync.db").exists(), "rendering help opens no store");
 }
+
+/// README's first command, `zmsync demo`: the sandbox in-process, a first full sync into the empty Moodle that
+/// applies everything it plans, then a run that plans nothing; the store and both reports are kept in --dir.
+#[test]
+fn demo_syncs_then_finds_nothing_to_change() {
+    let s = Scratch::new();
+    let dir = s.path().join("demo");
+    let r = s.run(&["demo", "--students", "120", "--dir", dir.to_str().unwrap()]).ok();
+    let runs: Vec<&str> = r.stdout.split("ops planned ").skip(1).collect();
+    assert_eq!(runs.len(), 2, "two run reports expected:\n{}", r.stdout);
+    let planned = |text: &str| -> u64 { text.split(',').next().and_then(|n| n.trim().parse().ok()).unwrap_or(0) };
+    assert!(planned(runs[0]) > 0, "the first run plans the college:\n{}", r.stdout);
+    assert!(runs[0].contains("rejected 0, failed 0"), "{}", r.stdout);
+    assert_eq!(planned(runs[1]), 0, "the second run plans nothing:\n{}", r.stdout);
+    assert!(dir.join("zmsync.db").is_file());
+    for n in 1..=2 {
+        assert!(dir.join("reports").join(format!("run-{n}.csv")).is_file(), "report of run {n}");
+    }
+}
