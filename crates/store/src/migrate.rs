@@ -17,6 +17,7 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 4, name: "dirty_retry", sql: include_str!("../migrations/sqlite/0004_dirty_retry.sql") },
     Migration { version: 5, name: "journal_before", sql: include_str!("../migrations/sqlite/0005_journal_before.sql") },
     Migration { version: 6, name: "zoho_channel", sql: include_str!("../migrations/sqlite/0006_zoho_channel.sql") },
+    Migration { version: 7, name: "cheaper_writes", sql: include_str!("../migrations/sqlite/0007_cheaper_writes.sql") },
 ];
 
 pub static POSTGRES: &[Migration] = &[
@@ -34,10 +35,15 @@ pub static POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0005_journal_before.sql"),
     },
     Migration { version: 6, name: "zoho_channel", sql: include_str!("../migrations/postgres/0006_zoho_channel.sql") },
+    Migration {
+        version: 7,
+        name: "cheaper_writes",
+        sql: include_str!("../migrations/postgres/0007_cheaper_writes.sql"),
+    },
 ];
 
 /// The newest schema this binary knows. Both dialects move together.
-pub const LATEST_VERSION: i64 = 6;
+pub const LATEST_VERSION: i64 = 7;
 
 #[cfg(test)]
 mod tests {

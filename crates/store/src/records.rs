@@ -6,9 +6,8 @@
 //! `records`. A run killed half-way leaves `records` as it was.
 
 use chrono::{DateTime, Utc};
-use postgres::types::{ToSql, Type};
+use postgres::types::{Json, ToSql, Type};
 use rusqlite::params;
-use serde_json::{json, Value};
 
 use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
@@ -48,14 +47,28 @@ pub trait RecordStore {
     }
 }
 
-fn stored_fields(r: &Record) -> Value {
-    json!({"fields": r.fields, "refs": r.refs})
+/// What `records.fields` holds: a record's fields and the references apply needs beside them.
+#[derive(Debug, serde::Serialize)]
+struct StoredRef<'a> {
+    fields: &'a Fields,
+    refs: &'a Fields,
 }
 
-fn record_from(kind: Kind, key: String, fingerprint: String, stored: Value) -> Result<Record> {
-    let fields: Fields = serde_json::from_value(stored.get("fields").cloned().unwrap_or(json!({})))?;
-    let refs: Fields = serde_json::from_value(stored.get("refs").cloned().unwrap_or(json!({})))?;
-    Ok(Record { kind, key, fields, refs, fingerprint })
+/// [`StoredRef`] read back.
+#[derive(serde::Deserialize)]
+struct Stored {
+    #[serde(default)]
+    fields: Fields,
+    #[serde(default)]
+    refs: Fields,
+}
+
+fn stored_fields(r: &Record) -> StoredRef<'_> {
+    StoredRef { fields: &r.fields, refs: &r.refs }
+}
+
+fn record_from(kind: Kind, key: String, fingerprint: String, stored: Stored) -> Record {
+    Record { kind, key, fields: stored.fields, refs: stored.refs, fingerprint }
 }
 
 /// What a batch of [`RecordStore::put_links`] does, as if its links were stored one after the other, so that a
@@ -136,7 +149,7 @@ impl RecordStore for SqliteStore {
                     kind.name(),
                     r.key,
                     r.fingerprint,
-                    stored_fields(r).to_string(),
+                    serde_json::to_string(&stored_fields(r))?,
                     at
                 ])?;
             }
@@ -185,7 +198,7 @@ impl RecordStore for SqliteStore {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(|(k, f, j)| record_from(kind, k, f, serde_json::from_str(&j)?)).collect()
+        rows.into_iter().map(|(k, f, j)| Ok(record_from(kind, k, f, serde_json::from_str(&j)?))).collect()
     }
 
     fn record_count(&self, kind: Kind) -> Result<u64> {
@@ -330,7 +343,7 @@ impl RecordStore for PgStore {
         }
         let keys: Vec<&str> = by_key.keys().copied().collect();
         let fps: Vec<&str> = by_key.values().map(|r| r.fingerprint.as_str()).collect();
-        let fields: Vec<Value> = by_key.values().map(|r| stored_fields(r)).collect();
+        let fields: Vec<Json<StoredRef>> = by_key.values().map(|r| Json(stored_fields(r))).collect();
         self.conn()?.execute_typed(
             "INSERT INTO records_staging (snapshot_id, source, entity, key, source_id, fingerprint, fields, fetched_at)
              SELECT $1, $2, $3, k, k, f, j, $4 FROM UNNEST($5, $6, $7) AS t(k, f, j)
@@ -342,7 +355,7 @@ impl RecordStore for PgStore {
                 (&now(), Type::TIMESTAMPTZ),
                 (&keys, Type::TEXT_ARRAY),
                 (&fps, Type::TEXT_ARRAY),
-                (&fields, Type::JSONB_ARRAY),
+                (&fields, Type::JSON_ARRAY),
             ],
         )?;
         Ok(())
@@ -353,16 +366,38 @@ impl RecordStore for PgStore {
         let mut tx = conn.transaction()?;
         let (source, entity) = (kind.side().name(), kind.name());
         let kind_of = [(&source as &(dyn ToSql + Sync), Type::TEXT), (&entity, Type::TEXT)];
+        let with_id = [kind_of[0].clone(), kind_of[1].clone(), (&snapshot_id, Type::TEXT)];
+        // Only what changed is written: a sync mostly finds its records as the last one left them, and
+        // rewriting every row (and its index entries) was most of a no-change run's time on PostgreSQL.
         if full {
-            tx.execute_typed("DELETE FROM records WHERE source = $1 AND entity = $2", &kind_of)?;
+            // The keys to remove first, then a delete by them: joined in one statement, the planner (believing
+            // the freshly written rows few, as it does until autovacuum counts them) nests a loop over them per
+            // record, quadratic in the module's size. A bound array is looked up through the primary key.
+            let gone: Vec<String> = tx
+                .query_typed(
+                    "SELECT key FROM records WHERE source = $1 AND entity = $2
+                     EXCEPT SELECT key FROM records_staging WHERE snapshot_id = $3",
+                    &with_id,
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !gone.is_empty() {
+                tx.execute_typed(
+                    "DELETE FROM records WHERE source = $1 AND entity = $2 AND key = ANY($3)",
+                    &[kind_of[0].clone(), kind_of[1].clone(), (&gone, Type::TEXT_ARRAY)],
+                )?;
+            }
         }
         tx.execute_typed(
             "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
              SELECT source, entity, key, source_id, fingerprint, fields, fetched_at FROM records_staging
               WHERE snapshot_id = $3 AND source = $1 AND entity = $2
              ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
-                fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at",
-            &[kind_of[0].clone(), kind_of[1].clone(), (&snapshot_id, Type::TEXT)],
+                fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at
+              WHERE records.fingerprint <> excluded.fingerprint OR records.source_id <> excluded.source_id
+                 OR records.fields::text <> excluded.fields::text",
+            &with_id,
         )?;
         tx.execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
         let n: i64 =
@@ -382,7 +417,9 @@ impl RecordStore for PgStore {
             "SELECT key, fingerprint, fields FROM records WHERE source = $1 AND entity = $2 ORDER BY key",
             &[(&kind.side().name(), Type::TEXT), (&kind.name(), Type::TEXT)],
         )?;
-        rows.into_iter().map(|r| record_from(kind, r.get(0), r.get(1), r.get(2))).collect()
+        rows.into_iter()
+            .map(|r| Ok(record_from(kind, r.try_get(0)?, r.try_get(1)?, r.try_get::<_, Json<Stored>>(2)?.0)))
+            .collect()
     }
 
     fn record_count(&self, kind: Kind) -> Result<u64> {
@@ -469,7 +506,7 @@ impl RecordStore for PgStore {
                 Ok(SyncState {
                     entity,
                     key: r.get(0),
-                    fields: serde_json::from_value(r.get(1))?,
+                    fields: r.try_get::<_, Json<Fields>>(1)?.0,
                     fingerprint: r.get(2),
                     synced_at: r.get(3),
                     run_id: r.get(4),
@@ -490,7 +527,7 @@ impl RecordStore for PgStore {
         }
         let entities: Vec<&str> = last.keys().map(|k| k.0).collect();
         let keys: Vec<&str> = last.keys().map(|k| k.1).collect();
-        let fields: Vec<Value> = last.values().map(|st| serde_json::to_value(&st.fields)).collect::<Result<_, _>>()?;
+        let fields: Vec<Json<&Fields>> = last.values().map(|st| Json(&st.fields)).collect();
         let fingerprints: Vec<&str> = last.values().map(|st| st.fingerprint.as_str()).collect();
         let synced_at: Vec<DateTime<Utc>> = last.values().map(|st| st.synced_at).collect();
         let run_ids: Vec<Option<i64>> = last.values().map(|st| st.run_id).collect();
@@ -502,7 +539,7 @@ impl RecordStore for PgStore {
             &[
                 (&entities, Type::TEXT_ARRAY),
                 (&keys, Type::TEXT_ARRAY),
-                (&fields, Type::JSONB_ARRAY),
+                (&fields, Type::JSON_ARRAY),
                 (&fingerprints, Type::TEXT_ARRAY),
                 (&synced_at, Type::TIMESTAMPTZ_ARRAY),
                 (&run_ids, Type::INT8_ARRAY),
