@@ -1,7 +1,10 @@
 //! The async boundary: network phases run on tokio, the store is synchronous and must never be
 //! called inside a tokio task (the `postgres` crate runs its own runtime and panics there). [`serve`] runs the
 //! async part on the process's one network runtime ([`runtime`]) from a helper thread while the calling thread
-//! serves store calls sent through a [`StoreBridge`], one at a time, in order.
+//! (and, for a store that takes calls at once, a few more) serves store calls sent through a [`StoreBridge`].
+//! A task's calls run in the order it awaits them; calls of different tasks may run at the same time on a store
+//! whose [`Store::parallel_calls`] is above one (PostgreSQL: each call a round trip and server time, which one
+//! thread would otherwise add up), and one after the other on SQLite (one connection).
 //!
 //! This is the binary's adapter between the clients and the store: it knows both, neither knows it.
 
@@ -87,25 +90,50 @@ where
     Fut: Future<Output = T>,
 {
     let rt = runtime()?;
-    let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
     let done = SendDone(tx.clone());
+    let rx = std::sync::Mutex::new((rx, false));
     std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let _done = done;
             rt.block_on(net(StoreBridge { tx }))
         });
-        while let Some(msg) = rx.blocking_recv() {
-            match msg {
-                Msg::Job(job) => job(store),
-                Msg::Done => break,
+        let helpers: Vec<_> =
+            (1..store.parallel_calls().max(1)).map(|_| scope.spawn(|| serve_calls(store, &rx))).collect();
+        serve_calls(store, &rx);
+        for h in helpers {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
             }
         }
-        rx.close();
         match worker.join() {
             Ok(out) => Ok(out),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+/// Takes calls off the queue and runs them until [`Msg::Done`]. Done queues behind every call `net` sent, so a
+/// call taken after it came from a task left behind: it is dropped unrun (its caller gets [`BridgeClosed`]), and
+/// the closed queue stops every server.
+fn serve_calls(store: &dyn Store, rx: &std::sync::Mutex<(mpsc::Receiver<Msg>, bool)>) {
+    loop {
+        // The lock is held while waiting for the next message, never while a call runs.
+        let mut queue = rx.lock().unwrap_or_else(|e| e.into_inner());
+        let (rx, done) = &mut *queue;
+        match rx.blocking_recv() {
+            Some(Msg::Job(job)) if !*done => {
+                drop(queue);
+                job(store);
+            }
+            Some(Msg::Job(_)) => {}
+            Some(Msg::Done) => {
+                *done = true;
+                rx.close();
+            }
+            None => return,
+        }
+    }
 }
 
 /// Sends [`Msg::Done`] when dropped, after `net` returned or panicked: it queues behind every job `net` sent and

@@ -289,6 +289,54 @@ store_test!(commits_agree_with_a_model_over_generated_snapshots, |s: &dyn Store|
     }
 });
 
+// The bridge between the network tasks and the store: each task's calls run in the order it makes them, and
+// calls of different tasks run side by side up to what the store takes (one at a time on SQLite).
+store_test!(bridge_keeps_a_tasks_order_and_serves_tasks_side_by_side, |s: &dyn Store| {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let (inflight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (inflight2, most2) = (inflight.clone(), most.clone());
+    let seen = zmsync::bridge::serve(s, move |b| async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8 {
+            let (b, inflight, most) = (b.clone(), inflight2.clone(), most2.clone());
+            tasks.spawn(async move {
+                let mut seen = Vec::new();
+                for i in 0..5i64 {
+                    let (key, inflight, most) = (format!("bridge-{t}"), inflight.clone(), most.clone());
+                    let prev = b
+                        .run(move |s| {
+                            most.fetch_max(inflight.fetch_add(1, SeqCst) + 1, SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            let prev = s.setting(&key).map(|r| r.map(|r| r.value));
+                            let put = s.put_setting(&key, &json!(i), "test");
+                            inflight.fetch_sub(1, SeqCst);
+                            put?;
+                            prev
+                        })
+                        .await
+                        .unwrap();
+                    seen.push((i, prev));
+                }
+                seen
+            });
+        }
+        tasks.join_all().await
+    })
+    .unwrap();
+    for task in seen {
+        for (i, prev) in task {
+            assert_eq!(prev, (i > 0).then(|| json!(i - 1)), "call {i} must see the task's call before it");
+        }
+    }
+    let most = most.load(SeqCst);
+    assert!(most <= s.parallel_calls(), "{most} calls at once, the store takes {}", s.parallel_calls());
+    match s.dialect() {
+        Dialect::Sqlite => assert_eq!(most, 1, "SQLite's one connection takes one call at a time"),
+        Dialect::Postgres => assert!(most >= 2, "PostgreSQL calls of different tasks must overlap (saw {most})"),
+    }
+});
+
 store_test!(links_and_sync_state, |s: &dyn Store| {
     use zmsync::model::{Entity, Fields};
     use zmsync::store::{Link, SyncState};

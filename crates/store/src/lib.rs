@@ -103,6 +103,12 @@ pub trait Store:
     /// Inserts a setting only if the key is absent; returns whether it was inserted.
     fn insert_setting_if_absent(&self, key: &str, value: &Value, updated_by: &str) -> Result<bool>;
 
+    /// How many calls the store serves well at the same time (from as many threads): 1 for SQLite's one
+    /// connection; more for a pooled server, where a call waits on a round trip and the server's work.
+    fn parallel_calls(&self) -> usize {
+        1
+    }
+
     /// All settings as `key → value`, for [`zmsync_core::settings::Settings::from_rows`].
     fn settings_map(&self) -> Result<BTreeMap<String, Value>> {
         Ok(self.settings()?.into_iter().map(|r| (r.key, r.value)).collect())

@@ -65,6 +65,9 @@ impl ManageConnection for Manager {
     }
 }
 
+/// Connections a store keeps at most.
+const POOL_SIZE: u32 = 8;
+
 /// How long [`PgStore::open`]'s pool waits for a connection.
 pub const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -107,7 +110,7 @@ impl PgStore {
         drop(probe);
         let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
-            .max_size(8)
+            .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(wait)
             .build(manager)
@@ -197,6 +200,11 @@ fn to_setting(r: &postgres::Row) -> SettingRow {
 impl Store for PgStore {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    /// Half the pool: the rest stays free for the LISTEN connection, the run lock and a receiver's writer.
+    fn parallel_calls(&self) -> usize {
+        POOL_SIZE as usize / 2
     }
 
     fn location(&self) -> String {
