@@ -5,8 +5,9 @@
 //!
 //! PostgreSQL: `ZMSYNC_BENCH_DATABASE_URL`, else `ZMSYNC_TEST_DATABASE_URL`; each run gets a schema of its own,
 //! dropped afterwards. Without either, only SQLite is measured. `ZMSYNC_BENCH_ONLY=stores` runs only this
-//! section; `ZMSYNC_BENCH_LATENCIES=0,100` picks the latencies; `ZMSYNC_BENCH_BIN=PATH` measures another build
-//! of the zmsync binary (e.g. the one before a change).
+//! section; `ZMSYNC_BENCH_LATENCIES=0,100` picks the latencies; `ZMSYNC_BENCH_ROUNDS=N` measures each latency
+//! N times (default 3), the stores taking turns to go first, and prints medians; `ZMSYNC_BENCH_BIN=PATH`
+//! measures another build of the zmsync binary (e.g. the one before a change).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -176,6 +177,36 @@ fn measure(dialect: Dialect, latency_ms: u64, synced: &Sandbox) -> Measured {
     Measured { first, no_change, adopt }
 }
 
+/// Each figure of `rounds` (wall time, every step) at its median; the phases and call counts of the median
+/// first sync.
+fn median(rounds: Vec<Measured>) -> Measured {
+    fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        v[v.len() / 2]
+    }
+    fn of(runs: Vec<Timed>) -> Timed {
+        let secs = mid(runs.iter().map(|t| t.secs).collect());
+        let steps = STEPS
+            .iter()
+            .filter_map(|s| {
+                let v: Vec<u64> = runs.iter().filter_map(|t| t.steps.get(*s).copied()).collect();
+                (!v.is_empty()).then(|| (s.to_string(), mid(v)))
+            })
+            .collect();
+        let ok = runs.iter().all(|t| t.ok);
+        let typical = runs.into_iter().min_by(|a, b| (a.secs - secs).abs().total_cmp(&(b.secs - secs).abs()));
+        let typical = typical.expect("at least one round");
+        Timed { secs, steps, ok, ..typical }
+    }
+    let (mut first, mut no_change, mut adopt) = (Vec::new(), Vec::new(), Vec::new());
+    for m in rounds {
+        first.push(m.first);
+        no_change.push(m.no_change);
+        adopt.push(m.adopt);
+    }
+    Measured { first: of(first), no_change: of(no_change), adopt: of(adopt) }
+}
+
 fn ms(t: &Timed, step: &str) -> String {
     t.steps.get(step).map(|v| format!("{v}")).unwrap_or_else(|| "—".into())
 }
@@ -188,9 +219,13 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn print(latency_ms: u64, got: &[(Dialect, Measured)]) {
+fn print(latency_ms: u64, rounds: usize, got: &[(Dialect, Measured)]) {
     let names: Vec<&str> = got.iter().map(|(d, _)| d.name()).collect();
-    println!("\nstores side by side: first sync of 1,500 students, latency {latency_ms} ms (cumulative ms per step)");
+    println!(
+        "\nstores side by side: first sync of 1,500 students, latency {latency_ms} ms (cumulative ms per step; \
+         median of {rounds} round{})",
+        if rounds == 1 { "" } else { "s" }
+    );
     println!("  {:<44} {:>10} {:>11} {:>7}", "", names[0], names.get(1).copied().unwrap_or(""), "PG/SQL");
     let row = |what: &str, f: &dyn Fn(&Measured) -> String, r: &dyn Fn(&Measured) -> f64| {
         let cells: Vec<String> = got.iter().map(|(_, m)| f(m)).collect();
@@ -223,10 +258,24 @@ pub fn side_by_side() {
         .ok()
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![0, 100]);
+    let rounds: usize = std::env::var("ZMSYNC_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     for latency in latencies {
         let synced = sandbox(1500, State::Synced, latency);
-        let got: Vec<(Dialect, Measured)> = dialects.iter().map(|d| (*d, measure(*d, latency, &synced))).collect();
-        print(latency, &got);
+        // Rounds alternate which store goes first, so a machine that slows down or speeds up over the minutes
+        // of a bench weighs on both; each figure printed is the median of its rounds.
+        let mut all: Vec<(Dialect, Vec<Measured>)> = dialects.iter().map(|d| (*d, Vec::new())).collect();
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..all.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let m = measure(all[i].0, latency, &synced);
+                all[i].1.push(m);
+            }
+        }
+        let got: Vec<(Dialect, Measured)> = all.into_iter().map(|(d, ms)| (d, median(ms))).collect();
+        print(latency, rounds, &got);
     }
     if pg && std::env::var("ZMSYNC_BENCH_QUICK").is_err() {
         five_thousand(&dialects);
