@@ -19,9 +19,11 @@ use crate::zoho::auth::{BoxFuture, CachedToken, TokenCache};
 
 type Job = Box<dyn FnOnce(&dyn Store) + Send>;
 
-/// What the store thread is sent: a job, or (from [`serve`] itself) word that the network part has finished.
+/// What the store thread is sent: a job, a request to wait for the calls under way ([`StoreBridge::settle`]),
+/// or (from [`serve`] itself) word that the network part has finished.
 enum Msg {
     Job(Job),
+    Settle(oneshot::Sender<()>),
     Done,
 }
 
@@ -71,6 +73,15 @@ impl StoreBridge {
         orx.await.map_err(|_| BridgeClosed)
     }
 
+    /// Returns once every call sent before this one has finished, including those of tasks that were dropped
+    /// while their call ran (on a store that serves calls side by side, such a call may still be running when
+    /// its task is gone). For clean-up after a failure: what it removes is not written again behind it.
+    pub async fn settle(&self) -> Result<(), BridgeClosed> {
+        let (otx, orx) = oneshot::channel();
+        self.tx.send(Msg::Settle(otx)).await.map_err(|_| BridgeClosed)?;
+        orx.await.map_err(|_| BridgeClosed)
+    }
+
     /// Like [`StoreBridge::call`] for store operations, folding a closed bridge into the store's error.
     pub async fn run<R: Send + 'static>(
         &self,
@@ -92,15 +103,14 @@ where
     let rt = runtime()?;
     let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
     let done = SendDone(tx.clone());
-    let rx = std::sync::Mutex::new((rx, false));
+    let queue = Queue { rx: std::sync::Mutex::new((rx, false)), busy: Default::default(), idle: Default::default() };
     std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let _done = done;
             rt.block_on(net(StoreBridge { tx }))
         });
-        let helpers: Vec<_> =
-            (1..store.parallel_calls().max(1)).map(|_| scope.spawn(|| serve_calls(store, &rx))).collect();
-        serve_calls(store, &rx);
+        let helpers: Vec<_> = (1..store.parallel_calls().max(1)).map(|_| scope.spawn(|| queue.serve(store))).collect();
+        queue.serve(store);
         for h in helpers {
             if let Err(panic) = h.join() {
                 std::panic::resume_unwind(panic);
@@ -113,25 +123,51 @@ where
     })
 }
 
-/// Takes calls off the queue and runs them until [`Msg::Done`]. Done queues behind every call `net` sent, so a
-/// call taken after it came from a task left behind: it is dropped unrun (its caller gets [`BridgeClosed`]), and
-/// the closed queue stops every server.
-fn serve_calls(store: &dyn Store, rx: &std::sync::Mutex<(mpsc::Receiver<Msg>, bool)>) {
-    loop {
-        // The lock is held while waiting for the next message, never while a call runs.
-        let mut queue = rx.lock().unwrap_or_else(|e| e.into_inner());
-        let (rx, done) = &mut *queue;
-        match rx.blocking_recv() {
-            Some(Msg::Job(job)) if !*done => {
-                drop(queue);
-                job(store);
+/// The calls' queue as the servers share it.
+struct Queue {
+    /// The receiver, and whether [`Msg::Done`] was taken.
+    rx: std::sync::Mutex<(mpsc::Receiver<Msg>, bool)>,
+    /// Calls taken off the queue and not finished.
+    busy: std::sync::Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+impl Queue {
+    /// Takes calls off the queue and runs them until [`Msg::Done`]. Done queues behind every call `net` sent, so
+    /// a call taken after it came from a task left behind: it is dropped unrun (its caller gets
+    /// [`BridgeClosed`]), and the closed queue stops every server.
+    fn serve(&self, store: &dyn Store) {
+        loop {
+            // The queue's lock is held while waiting for the next message, never while a call runs; a call is
+            // counted busy before the lock is let go, so a settle taken after it waits for it.
+            let mut queue = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+            let (rx, done) = &mut *queue;
+            match rx.blocking_recv() {
+                Some(Msg::Job(job)) if !*done => {
+                    *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    drop(queue);
+                    job(store);
+                    let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+                    *busy -= 1;
+                    if *busy == 0 {
+                        self.idle.notify_all();
+                    }
+                }
+                Some(Msg::Job(_)) => {}
+                Some(Msg::Settle(reply)) => {
+                    drop(queue);
+                    let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+                    while *busy > 0 {
+                        busy = self.idle.wait(busy).unwrap_or_else(|e| e.into_inner());
+                    }
+                    let _ = reply.send(());
+                }
+                Some(Msg::Done) => {
+                    *done = true;
+                    rx.close();
+                }
+                None => return,
             }
-            Some(Msg::Job(_)) => {}
-            Some(Msg::Done) => {
-                *done = true;
-                rx.close();
-            }
-            None => return,
         }
     }
 }

@@ -245,6 +245,8 @@ pub async fn fetch_all(
     });
     let result = spawn_all(plan, clients, &ctx, opts.site_checked).await;
     if result.is_err() {
+        // A page of a stopped task may still be being staged: let it land before its snapshot is dropped.
+        let _ = bridge.settle().await;
         for kind in &plan.kinds {
             let sid = snapshot_id(&run, *kind);
             let _ = bridge.run(move |s| s.discard_snapshot(&sid)).await;
