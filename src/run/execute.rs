@@ -14,13 +14,15 @@ use crate::settings::Settings;
 use crate::store::{JournalEntry, Store};
 use crate::{moodle, zoho};
 
-/// Journals every planned op before anything is sent, a chunk of ops per transaction.
+/// Journals every planned op before anything is sent, a chunk of ops per transaction (chunks side by side on a
+/// store that takes calls at once: each stands alone, and all are written before apply starts).
 pub(super) fn journal(store: &dyn Store, ops: &Spill, run_id: i64) -> Result<(), RunError> {
-    for chunk in ops.entries().chunks(JOURNAL_CHUNK) {
+    let chunks: Vec<_> = ops.entries().chunks(JOURNAL_CHUNK).collect();
+    crate::store::side_by_side(store, &chunks, |chunk| -> Result<(), RunError> {
         let chunk = ops.read(chunk)?;
         store.journal_planned_with(&planned(&chunk, run_id), &crate::operator::journal::details(store, &chunk)?)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Planned ops journalled per transaction: the rows of one chunk are built at once, not the whole plan's.

@@ -165,6 +165,8 @@ fn postgres_upgrade_to_7_keeps_records_base_and_journal() {
     .unwrap();
     let s = store::open(&schema.url).unwrap();
     assert_eq!(s.schema_version().unwrap(), 7);
+    let gone: bool = c.query_one("SELECT to_regclass('journal_entity_key') IS NULL", &[]).unwrap().get(0);
+    assert!(gone, "the unused journal index is dropped");
     let got = s.records(zmsync::model::Kind::Student).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].fields["email"], json!("é@x"));
@@ -356,6 +358,41 @@ store_test!(bridge_settle_waits_for_the_calls_of_stopped_tasks, |s: &dyn Store| 
     })
     .unwrap();
     assert_eq!(seen, Some(json!(1)), "the stopped task's call must have finished before settle returned");
+});
+
+// `side_by_side` calls every item once, as many at once as the store takes, and stops at the first error.
+store_test!(side_by_side_calls_each_item_once_and_stops_at_an_error, |s: &dyn Store| {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Mutex;
+    let items: Vec<usize> = (0..24).collect();
+    let (seen, inflight, most) = (Mutex::new(Vec::new()), AtomicUsize::new(0), AtomicUsize::new(0));
+    store::side_by_side(s, &items, |i| -> Result<(), String> {
+        most.fetch_max(inflight.fetch_add(1, SeqCst) + 1, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        seen.lock().unwrap().push(*i);
+        inflight.fetch_sub(1, SeqCst);
+        Ok(())
+    })
+    .unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, items, "every item exactly once");
+    let most = most.load(SeqCst);
+    assert!(most <= s.parallel_calls() && (s.parallel_calls() == 1 || most >= 2), "{most} at once");
+
+    let started = AtomicUsize::new(0);
+    let err = store::side_by_side(s, &items, |i| {
+        started.fetch_add(1, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if *i == 3 {
+            Err(format!("item {i}"))
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(err, Err("item 3".to_string()));
+    let started = started.load(SeqCst);
+    assert!(started <= 4 + s.parallel_calls(), "{started} items started: the rest must not be after an error");
 });
 
 store_test!(links_and_sync_state, |s: &dyn Store| {

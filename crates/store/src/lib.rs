@@ -115,6 +115,36 @@ pub trait Store:
     }
 }
 
+/// Calls `f` on every item, from as many threads as the store takes calls at once ([`Store::parallel_calls`];
+/// one after the other on SQLite), and returns the first error. Each item is its own call: use it for work whose
+/// parts stand alone (chunks of journal rows), never for calls that must follow each other.
+pub fn side_by_side<T: Sync, E: Send>(
+    store: &dyn Store,
+    items: &[T],
+    f: impl Fn(&T) -> std::result::Result<(), E> + Sync,
+) -> std::result::Result<(), E> {
+    let threads = store.parallel_calls().min(items.len());
+    if threads <= 1 {
+        return items.iter().try_for_each(f);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let work = || -> std::result::Result<(), E> {
+        use std::sync::atomic::Ordering::Relaxed;
+        while let Some(item) = items.get(next.fetch_add(1, Relaxed)).filter(|_| !failed.load(Relaxed)) {
+            f(item).inspect_err(|_| failed.store(true, Relaxed))?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mine = work();
+        let theirs: Vec<_> =
+            helpers.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
+        theirs.into_iter().fold(mine, |acc, r| acc.and(r))
+    })
+}
+
 /// Opens the store named by `url`, applying pending migrations. A database whose schema is newer than this
 /// binary is refused untouched.
 pub fn open(url: &str) -> Result<Box<dyn Store>> {
