@@ -395,6 +395,40 @@ store_test!(side_by_side_calls_each_item_once_and_stops_at_an_error, |s: &dyn St
     assert!(started <= 4 + s.parallel_calls(), "{started} items started: the rest must not be after an error");
 });
 
+// A whole base goes as several statements side by side on PostgreSQL: every row lands, the last state of a key
+// given twice wins; several kinds read at once come back in the order asked.
+store_test!(a_large_base_and_reads_of_several_kinds, |s: &dyn Store| {
+    use zmsync::model::{Entity, Fields, Kind};
+    use zmsync::reconcile::Records;
+    use zmsync::store::SyncState;
+    let state = |key: String, v: i64| {
+        let mut fields = Fields::new();
+        fields.insert("v".into(), json!(v));
+        SyncState {
+            entity: Entity::Enrollment,
+            fingerprint: zmsync::model::fingerprint(&fields),
+            key,
+            fields,
+            synced_at: chrono::DateTime::from_timestamp(1_767_261_600, 0).unwrap(),
+            run_id: Some(7),
+        }
+    };
+    let mut states: Vec<SyncState> = (0..4_500).map(|i| state(format!("k{i:05}"), i)).collect();
+    states.push(state("k00001".into(), -1));
+    s.put_sync_states(&states).unwrap();
+    let got = s.sync_states(Entity::Enrollment).unwrap();
+    assert_eq!(got.len(), 4_500);
+    assert_eq!(got[1].fields["v"], json!(-1), "the last state given for a key wins");
+    assert_eq!(got[4_499].fields["v"], json!(4_499));
+
+    s.replace_records(Kind::Student, &[rec(Kind::Student, "s1", "a@x")]).unwrap();
+    s.replace_records(Kind::MoodleUser, &[rec(Kind::MoodleUser, "m1", "b@x"), rec(Kind::MoodleUser, "m2", "c@x")])
+        .unwrap();
+    let read = Records::records_of(s, &[Kind::MoodleUser, Kind::Teacher, Kind::Student]).unwrap();
+    let keys: Vec<Vec<&str>> = read.iter().map(|r| r.iter().map(|r| r.key.as_str()).collect()).collect();
+    assert_eq!(keys, vec![vec!["m1", "m2"], vec![], vec!["s1"]]);
+});
+
 store_test!(links_and_sync_state, |s: &dyn Store| {
     use zmsync::model::{Entity, Fields};
     use zmsync::store::{Link, SyncState};

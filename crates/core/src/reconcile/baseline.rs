@@ -75,8 +75,14 @@ pub(super) fn record_agreed<S: Records + ?Sized>(
     run_id: Option<i64>,
 ) -> Result<BaselineSummary, ReconcileError> {
     let (links, states) = base_rows(inputs, agreed, run_id);
-    store.put_links(&links)?;
-    store.put_sync_states(&states)?;
+    // Two tables, written side by side (on SQLite one after the other, by its one connection).
+    let (linked, based) = std::thread::scope(|scope| {
+        let linking = scope.spawn(|| store.put_links(&links));
+        let based = store.put_sync_states(&states);
+        (linking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), based)
+    });
+    linked?;
+    based?;
     Ok(BaselineSummary { links: links.len() as u64, states: states.len() as u64 })
 }
 

@@ -109,9 +109,7 @@ impl Inputs {
         with_base.sort();
         with_base.dedup();
         let mut inputs = Inputs::default();
-        for k in kinds {
-            inputs.records.insert(k, store.records(k)?);
-        }
+        inputs.records.extend(kinds.iter().copied().zip(store.records_of(&kinds)?));
         for e in with_base {
             inputs.links.insert(e, store.links(e)?);
             inputs.states.insert(e, store.sync_states(e)?);
@@ -385,13 +383,12 @@ fn groups(entities: &[Entity]) -> Vec<Vec<Entity>> {
 impl Inputs {
     /// Adds the records, links and base of `group` not yet loaded.
     fn load_group<S: Records + ?Sized>(&mut self, store: &S, group: &[Entity]) -> Result<(), SourceError> {
+        let mut kinds: Vec<Kind> =
+            group.iter().flat_map(|e| <[Kind; 2]>::from(e.kinds())).filter(|k| !self.records.contains_key(k)).collect();
+        kinds.sort();
+        kinds.dedup();
+        self.records.extend(kinds.iter().copied().zip(store.records_of(&kinds)?));
         for e in group {
-            let (z, m) = e.kinds();
-            for k in [z, m] {
-                if let std::collections::btree_map::Entry::Vacant(slot) = self.records.entry(k) {
-                    slot.insert(store.records(k)?);
-                }
-            }
             if let std::collections::btree_map::Entry::Vacant(slot) = self.links.entry(*e) {
                 slot.insert(store.links(*e)?);
                 self.states.insert(*e, store.sync_states(*e)?);

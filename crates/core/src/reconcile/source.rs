@@ -6,8 +6,12 @@ use std::fmt;
 use crate::model::{Entity, Kind, Link, Record, SyncState};
 
 /// The store's part that reconcile uses. The store implements it for every store it opens.
-pub trait Records {
+pub trait Records: Sync {
     fn records(&self, kind: Kind) -> Result<Vec<Record>, SourceError>;
+    /// The records of several kinds, in the order asked. A store that reads well side by side overrides it.
+    fn records_of(&self, kinds: &[Kind]) -> Result<Vec<Vec<Record>>, SourceError> {
+        kinds.iter().map(|k| self.records(*k)).collect()
+    }
     fn links(&self, entity: Entity) -> Result<Vec<Link>, SourceError>;
     fn sync_states(&self, entity: Entity) -> Result<Vec<SyncState>, SourceError>;
     /// Upserts links by (entity, zoho_id).
