@@ -144,14 +144,9 @@ impl Queue {
             let (rx, done) = &mut *queue;
             match rx.blocking_recv() {
                 Some(Msg::Job(job)) if !*done => {
-                    *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    let _busy = Busy::new(self);
                     drop(queue);
                     job(store);
-                    let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-                    *busy -= 1;
-                    if *busy == 0 {
-                        self.idle.notify_all();
-                    }
                 }
                 Some(Msg::Job(_)) => {}
                 Some(Msg::Settle(reply)) => {
@@ -168,6 +163,26 @@ impl Queue {
                 }
                 None => return,
             }
+        }
+    }
+}
+
+/// A call under way: counted while it lives, so that a call that panics is not waited for by a settle forever.
+struct Busy<'q>(&'q Queue);
+
+impl<'q> Busy<'q> {
+    fn new(queue: &'q Queue) -> Busy<'q> {
+        *queue.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Busy(queue)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *busy -= 1;
+        if *busy == 0 {
+            self.0.idle.notify_all();
         }
     }
 }
