@@ -107,26 +107,43 @@ pub fn run(
             fetch::discard(&staged, &bridge).await;
             return Err(SnapshotError::Refused(refusals));
         }
-        let mut kinds = Vec::new();
-        for s in staged {
+        // Each kind is committed in its own transaction, so the kinds go side by side (one after the other on
+        // SQLite); all are waited for, so none is left staged behind an error.
+        let mut commits = tokio::task::JoinSet::new();
+        for (i, s) in staged.iter().enumerate() {
             let (sid, kind, cursor) = (s.snapshot_id.clone(), s.kind, s.cursor.clone());
             let removed = s.removed.clone();
-            let stored = bridge
-                .run(move |st| {
-                    // Keys asked about and gone from their side leave the store, as a full snapshot would
-                    // drop them: reconcile then sees the removal (an unenrolment, a deletion).
-                    if !removed.is_empty() {
-                        st.delete_records(kind, &removed)?;
-                    }
-                    let n = st.commit_snapshot(&sid, kind, full)?;
-                    if let Some(c) = cursor {
-                        st.put_cursor(kind, &c)?;
-                    }
-                    Ok(n)
-                })
-                .await?;
-            kinds.push(s.into_summary(stored, &clients));
+            let bridge = bridge.clone();
+            commits.spawn(async move {
+                let stored = bridge
+                    .run(move |st| {
+                        // Keys asked about and gone from their side leave the store, as a full snapshot would
+                        // drop them: reconcile then sees the removal (an unenrolment, a deletion).
+                        if !removed.is_empty() {
+                            st.delete_records(kind, &removed)?;
+                        }
+                        let n = st.commit_snapshot(&sid, kind, full)?;
+                        if let Some(c) = cursor {
+                            st.put_cursor(kind, &c)?;
+                        }
+                        Ok(n)
+                    })
+                    .await;
+                (i, stored)
+            });
         }
+        let mut stored = vec![0; staged.len()];
+        let mut failed = None;
+        for (i, n) in commits.join_all().await {
+            match n {
+                Ok(n) => stored[i] = n,
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let kinds: Vec<_> = staged.into_iter().zip(stored).map(|(s, n)| s.into_summary(n, &clients)).collect();
         Ok(SnapshotSummary::new(full, kinds, &clients, started.elapsed()))
     })?;
     out
