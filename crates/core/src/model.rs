@@ -301,8 +301,12 @@ impl Record {
 /// MD5 over the canonical fields, for change detection only — never for security or integrity. The encoding
 /// is the JSON of the sorted map: unambiguous (every string quoted and escaped, every key separated).
 pub fn fingerprint(fields: &Fields) -> String {
-    let bytes = serde_json::to_vec(fields).expect("canonical fields serialise");
-    hex::encode(Md5::digest(&bytes))
+    md5_hex(&serde_json::to_vec(fields).expect("canonical fields serialise"))
+}
+
+/// The MD5 of `bytes` in lower-case hex, as PostgreSQL's `md5()` writes it. Change detection only.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
 }
 
 #[cfg(test)]

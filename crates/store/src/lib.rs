@@ -12,6 +12,7 @@ pub mod postgres;
 mod records;
 mod runs;
 pub mod sqlite;
+mod staging;
 mod tokens;
 mod watch;
 
@@ -26,6 +27,7 @@ pub use lock::{RunLock, RunLockGuard};
 pub use migrate::{Migration, LATEST_VERSION};
 pub use records::{Link, RecordStore, SyncState};
 pub use runs::{JournalEntry, NewRun, RunRow, RunStore};
+pub use staging::STAGE_MEMORY;
 pub use tokens::TokenStore;
 pub use watch::WatchStore;
 pub use zmsync_clients::zoho::auth::CachedToken;

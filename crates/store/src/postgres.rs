@@ -80,6 +80,8 @@ pub struct PgStore {
     /// The connection that LISTENs for dirty marks (`--follow`), taken from the pool on first use and kept, so
     /// a notification sent between two waits is queued on it rather than lost.
     pub(crate) listener: std::sync::Mutex<Option<Conn>>,
+    /// Snapshot pages waiting for their commit ([`super::staging`]).
+    pub(crate) staging: super::staging::Staging,
 }
 
 impl PgStore {
@@ -115,9 +117,15 @@ impl PgStore {
             .connection_timeout(wait)
             .build(manager)
             .map_err(|e| StoreError::Connect { location: location.clone(), message: e.to_string() })?;
-        let store = PgStore { location, pool, listener: std::sync::Mutex::new(None) };
+        let store = PgStore { location, pool, listener: std::sync::Mutex::new(None), staging: Default::default() };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Sets how much staged snapshot JSON this store holds in memory before a snapshot's pages go to
+    /// `records_staging` (default [`super::staging::STAGE_MEMORY`]; 0 stages every page in the table).
+    pub fn set_stage_memory(&self, bytes: usize) {
+        self.staging.set_limit(bytes);
     }
 
     pub fn conn(&self) -> Result<Conn> {

@@ -1,18 +1,22 @@
-//! Snapshots (`records`, staged through `records_staging`), identity links (`links`) and the agreed base of
-//! the 3-way diff (`sync_state`).
+//! Snapshots (`records`, staged before they commit), identity links (`links`) and the agreed base of the 3-way
+//! diff (`sync_state`).
 //!
-//! A snapshot streams: each page is staged in its own short transaction (memory stays flat, and a running
-//! receiver is never blocked for long), then one transaction per module swaps the staged rows into
-//! `records`. A run killed half-way leaves `records` as it was.
+//! A snapshot streams: each page is staged as it arrives, then one transaction per module swaps the staged
+//! rows into `records`. A run killed half-way leaves `records` as it was. SQLite stages each page in
+//! `records_staging` in its own short transaction (memory stays flat, and a running receiver is never blocked
+//! for long); PostgreSQL holds the pages in memory up to a bound and writes only what differs
+//! ([`super::staging`]).
 
 use chrono::{DateTime, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{Json, ToSql, Type};
 use rusqlite::params;
 
 use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
+use super::staging::{Row, Staged};
 use super::{now, Result};
-use zmsync_core::model::{Entity, Fields, Kind, Record};
+use zmsync_core::model::{md5_hex, Entity, Fields, Kind, Record};
 pub use zmsync_core::model::{Link, SyncState};
 use zmsync_core::reconcile::SourceError;
 
@@ -336,77 +340,26 @@ impl RecordStore for PgStore {
         if records.is_empty() {
             return Ok(());
         }
-        // Last version of a key wins, as in SQLite (ON CONFLICT cannot touch one row twice in one statement).
-        let mut by_key = std::collections::BTreeMap::new();
+        let mut page = Vec::with_capacity(records.len());
         for r in records {
-            by_key.insert(r.key.as_str(), r);
+            let row = Row { fingerprint: r.fingerprint.clone(), fields: serde_json::to_string(&stored_fields(r))? };
+            page.push((r.key.clone(), row));
         }
-        let keys: Vec<&str> = by_key.keys().copied().collect();
-        let fps: Vec<&str> = by_key.values().map(|r| r.fingerprint.as_str()).collect();
-        let fields: Vec<Json<StoredRef>> = by_key.values().map(|r| Json(stored_fields(r))).collect();
-        self.conn()?.execute_typed(
-            "INSERT INTO records_staging (snapshot_id, source, entity, key, source_id, fingerprint, fields, fetched_at)
-             SELECT $1, $2, $3, k, k, f, j, $4 FROM UNNEST($5, $6, $7) AS t(k, f, j)
-             ON CONFLICT (snapshot_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, fields = excluded.fields",
-            &[
-                (&snapshot_id, Type::TEXT),
-                (&kind.side().name(), Type::TEXT),
-                (&kind.name(), Type::TEXT),
-                (&now(), Type::TIMESTAMPTZ),
-                (&keys, Type::TEXT_ARRAY),
-                (&fps, Type::TEXT_ARRAY),
-                (&fields, Type::JSON_ARRAY),
-            ],
-        )?;
-        Ok(())
+        let spill = self.staging.add(snapshot_id, page);
+        self.stage_in_table(snapshot_id, kind, spill)
     }
 
     fn commit_snapshot(&self, snapshot_id: &str, kind: Kind, full: bool) -> Result<u64> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let (source, entity) = (kind.side().name(), kind.name());
-        let kind_of = [(&source as &(dyn ToSql + Sync), Type::TEXT), (&entity, Type::TEXT)];
-        let with_id = [kind_of[0].clone(), kind_of[1].clone(), (&snapshot_id, Type::TEXT)];
-        // Only what changed is written: a sync mostly finds its records as the last one left them, and
-        // rewriting every row (and its index entries) was most of a no-change run's time on PostgreSQL.
-        if full {
-            // The keys to remove first, then a delete by them: joined in one statement, the planner (believing
-            // the freshly written rows few, as it does until autovacuum counts them) nests a loop over them per
-            // record, quadratic in the module's size. A bound array is looked up through the primary key.
-            let gone: Vec<String> = tx
-                .query_typed(
-                    "SELECT key FROM records WHERE source = $1 AND entity = $2
-                     EXCEPT SELECT key FROM records_staging WHERE snapshot_id = $3",
-                    &with_id,
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            if !gone.is_empty() {
-                tx.execute_typed(
-                    "DELETE FROM records WHERE source = $1 AND entity = $2 AND key = ANY($3)",
-                    &[kind_of[0].clone(), kind_of[1].clone(), (&gone, Type::TEXT_ARRAY)],
-                )?;
-            }
+        match self.staging.take(snapshot_id) {
+            Some(Staged::Memory(rows)) => self.commit_rows(kind, rows, full),
+            Some(Staged::Table) | None => self.commit_table(snapshot_id, kind, full),
         }
-        tx.execute_typed(
-            "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
-             SELECT source, entity, key, source_id, fingerprint, fields, fetched_at FROM records_staging
-              WHERE snapshot_id = $3 AND source = $1 AND entity = $2
-             ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
-                fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at
-              WHERE records.fingerprint <> excluded.fingerprint OR records.source_id <> excluded.source_id
-                 OR records.fields::text <> excluded.fields::text",
-            &with_id,
-        )?;
-        tx.execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
-        let n: i64 =
-            tx.query_typed_one("SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2", &kind_of)?.get(0);
-        tx.commit()?;
-        Ok(n as u64)
     }
 
     fn discard_snapshot(&self, snapshot_id: &str) -> Result<()> {
+        if let Some(Staged::Memory(_)) = self.staging.take(snapshot_id) {
+            return Ok(());
+        }
         self.conn()?
             .execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
         Ok(())
@@ -534,6 +487,175 @@ impl RecordStore for PgStore {
             &[(&entity.name(), Type::TEXT), (&keys, Type::TEXT_ARRAY)],
         )?;
         Ok(())
+    }
+}
+
+/// JSON already serialised, sent as a `json` value (its binary form is the text itself).
+#[derive(Debug)]
+struct RawJson<'a>(&'a str);
+
+impl ToSql for RawJson<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        <&str as ToSql>::to_sql(&self.0, ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// Rows one statement of a snapshot's merge carries (a kind's records go in one transaction either way).
+const MERGE_CHUNK: usize = 10_000;
+
+impl PgStore {
+    /// Stages rows in `records_staging` (a snapshot that spilled from memory). Last version of a key wins.
+    fn stage_in_table(&self, snapshot_id: &str, kind: Kind, rows: Vec<(String, Row)>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // ON CONFLICT cannot touch one row twice in one statement: keep each key's last version.
+        let rows: std::collections::BTreeMap<String, Row> = rows.into_iter().collect();
+        let keys: Vec<&str> = rows.keys().map(String::as_str).collect();
+        let fps: Vec<&str> = rows.values().map(|r| r.fingerprint.as_str()).collect();
+        let fields: Vec<&str> = rows.values().map(|r| r.fields.as_str()).collect();
+        self.conn()?.execute_typed(
+            "INSERT INTO records_staging (snapshot_id, source, entity, key, source_id, fingerprint, fields, fetched_at)
+             SELECT $1, $2, $3, k, k, f, j::json, $4 FROM UNNEST($5, $6, $7) AS t(k, f, j)
+             ON CONFLICT (snapshot_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, fields = excluded.fields",
+            &[
+                (&snapshot_id, Type::TEXT),
+                (&kind.side().name(), Type::TEXT),
+                (&kind.name(), Type::TEXT),
+                (&now(), Type::TIMESTAMPTZ),
+                (&keys, Type::TEXT_ARRAY),
+                (&fps, Type::TEXT_ARRAY),
+                (&fields, Type::TEXT_ARRAY),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Commits a snapshot staged in memory: reads the kind's keys, fingerprints and the MD5 of their stored
+    /// JSON, then writes only the records that differ and, for a full snapshot, deletes the keys that went.
+    fn commit_rows(&self, kind: Kind, rows: std::collections::BTreeMap<String, Row>, full: bool) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let (source, entity) = (kind.side().name(), kind.name());
+        let held: std::collections::HashMap<String, (String, String)> = tx
+            .query_typed(
+                "SELECT key, fingerprint, CASE WHEN source_id = key THEN md5(fields::text) END
+                   FROM records WHERE source = $1 AND entity = $2",
+                &[(&source, Type::TEXT), (&entity, Type::TEXT)],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), (r.get(1), r.get::<_, Option<String>>(2).unwrap_or_default())))
+            .collect();
+        if full {
+            let gone: Vec<&str> = held.keys().filter(|k| !rows.contains_key(*k)).map(String::as_str).collect();
+            if !gone.is_empty() {
+                tx.execute_typed(
+                    "DELETE FROM records WHERE source = $1 AND entity = $2 AND key = ANY($3)",
+                    &[(&source, Type::TEXT), (&entity, Type::TEXT), (&gone, Type::TEXT_ARRAY)],
+                )?;
+            }
+        }
+        // New keys are copied in (the server fills pages a batch of rows at a time); changed ones updated.
+        let (mut added, mut changed) = (Vec::new(), Vec::new());
+        for (key, row) in &rows {
+            match held.get(key) {
+                None => added.push((key, row)),
+                Some((fp, md5)) if *fp != row.fingerprint || *md5 != md5_hex(row.fields.as_bytes()) => {
+                    changed.push((key, row))
+                }
+                Some(_) => {}
+            }
+        }
+        let at = now();
+        if !added.is_empty() {
+            let sink = tx.copy_in(
+                "COPY records (source, entity, key, source_id, fingerprint, fields, fetched_at) FROM STDIN (FORMAT binary)",
+            )?;
+            let (text, json) = (Type::TEXT, Type::JSON);
+            let types = [text.clone(), text.clone(), text.clone(), text.clone(), text, json, Type::TIMESTAMPTZ];
+            let mut w = BinaryCopyInWriter::new(sink, &types);
+            for (key, row) in added {
+                w.write(&[&source, &entity, key, key, &row.fingerprint, &RawJson(&row.fields), &at])?;
+            }
+            w.finish()?;
+        }
+        for chunk in changed.chunks(MERGE_CHUNK) {
+            let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
+            let fps: Vec<&str> = chunk.iter().map(|(_, r)| r.fingerprint.as_str()).collect();
+            let fields: Vec<&str> = chunk.iter().map(|(_, r)| r.fields.as_str()).collect();
+            tx.execute_typed(
+                "UPDATE records AS r SET source_id = t.k, fingerprint = t.f, fields = t.j::json, fetched_at = $3
+                   FROM UNNEST($4, $5, $6) AS t(k, f, j)
+                  WHERE r.source = $1 AND r.entity = $2 AND r.key = t.k",
+                &[
+                    (&source, Type::TEXT),
+                    (&entity, Type::TEXT),
+                    (&at, Type::TIMESTAMPTZ),
+                    (&keys, Type::TEXT_ARRAY),
+                    (&fps, Type::TEXT_ARRAY),
+                    (&fields, Type::TEXT_ARRAY),
+                ],
+            )?;
+        }
+        tx.commit()?;
+        let n = if full { rows.len() } else { held.len() + rows.keys().filter(|k| !held.contains_key(*k)).count() };
+        Ok(n as u64)
+    }
+
+    /// Commits a snapshot staged in `records_staging` in one transaction.
+    fn commit_table(&self, snapshot_id: &str, kind: Kind, full: bool) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let (source, entity) = (kind.side().name(), kind.name());
+        let kind_of = [(&source as &(dyn ToSql + Sync), Type::TEXT), (&entity, Type::TEXT)];
+        let with_id = [kind_of[0].clone(), kind_of[1].clone(), (&snapshot_id, Type::TEXT)];
+        // Only what changed is written: a sync mostly finds its records as the last one left them, and
+        // rewriting every row (and its index entries) was most of a no-change run's time on PostgreSQL.
+        if full {
+            // The keys to remove first, then a delete by them: joined in one statement, the planner (believing
+            // the freshly written rows few, as it does until autovacuum counts them) nests a loop over them per
+            // record, quadratic in the module's size. A bound array is looked up through the primary key.
+            let gone: Vec<String> = tx
+                .query_typed(
+                    "SELECT key FROM records WHERE source = $1 AND entity = $2
+                     EXCEPT SELECT key FROM records_staging WHERE snapshot_id = $3",
+                    &with_id,
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !gone.is_empty() {
+                tx.execute_typed(
+                    "DELETE FROM records WHERE source = $1 AND entity = $2 AND key = ANY($3)",
+                    &[kind_of[0].clone(), kind_of[1].clone(), (&gone, Type::TEXT_ARRAY)],
+                )?;
+            }
+        }
+        tx.execute_typed(
+            "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
+             SELECT source, entity, key, source_id, fingerprint, fields, fetched_at FROM records_staging
+              WHERE snapshot_id = $3 AND source = $1 AND entity = $2
+             ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
+                fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at
+              WHERE records.fingerprint <> excluded.fingerprint OR records.source_id <> excluded.source_id
+                 OR records.fields::text <> excluded.fields::text",
+            &with_id,
+        )?;
+        tx.execute_typed("DELETE FROM records_staging WHERE snapshot_id = $1", &[(&snapshot_id, Type::TEXT)])?;
+        let n: i64 =
+            tx.query_typed_one("SELECT COUNT(*) FROM records WHERE source = $1 AND entity = $2", &kind_of)?.get(0);
+        tx.commit()?;
+        Ok(n as u64)
     }
 }
 
