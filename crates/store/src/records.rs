@@ -15,7 +15,7 @@ use rusqlite::params;
 use super::postgres::PgStore;
 use super::sqlite::{parse_ts, ts, SqliteStore};
 use super::staging::{Row, Staged};
-use super::{now, Result};
+use super::{now, Result, StoreError};
 use zmsync_core::model::{md5_hex, Entity, Fields, Kind, Record};
 pub use zmsync_core::model::{Link, SyncState};
 use zmsync_core::reconcile::SourceError;
@@ -663,15 +663,70 @@ impl PgStore {
 const SET_CHUNK: usize = 2_000;
 
 impl PgStore {
-    /// One upsert of `states`, distinct (entity, key) pairs.
+    /// Writes `states`, distinct (entity, key) pairs: the rows the base does not hold yet are copied in (the
+    /// server fills pages a batch of rows at a time; a first sync's base is all new), the others updated. Should
+    /// another writer add one of the new rows meanwhile, the copy fails whole and the chunk goes as one upsert.
     fn upsert_sync_states(&self, states: &[&SyncState]) -> Result<()> {
+        match self.copy_sync_states(states) {
+            Err(StoreError::Postgres(e)) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                tracing::debug!("a base row appeared while it was written; writing the chunk as one upsert");
+                self.merge_sync_states(states)
+            }
+            other => other,
+        }
+    }
+
+    fn copy_sync_states(&self, states: &[&SyncState]) -> Result<()> {
+        let entities: Vec<&str> = states.iter().map(|st| st.entity.name()).collect();
+        let keys: Vec<&str> = states.iter().map(|st| st.key.as_str()).collect();
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let held: std::collections::HashSet<(String, String)> = tx
+            .query_typed(
+                "SELECT s.entity, s.key FROM sync_state AS s JOIN UNNEST($1, $2) AS t(e, k) ON s.entity = t.e AND s.key = t.k",
+                &[(&entities, Type::TEXT_ARRAY), (&keys, Type::TEXT_ARRAY)],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let (old, new): (Vec<&SyncState>, Vec<&SyncState>) =
+            states.iter().partition(|st| held.contains(&(st.entity.name().to_string(), st.key.clone())));
+        if !new.is_empty() {
+            let sink = tx.copy_in(
+                "COPY sync_state (entity, key, fields, fingerprint, synced_at, run_id) FROM STDIN (FORMAT binary)",
+            )?;
+            let types = [Type::TEXT, Type::TEXT, Type::JSON, Type::TEXT, Type::TIMESTAMPTZ, Type::INT8];
+            let mut w = BinaryCopyInWriter::new(sink, &types);
+            for st in new {
+                w.write(&[&st.entity.name(), &st.key, &Json(&st.fields), &st.fingerprint, &st.synced_at, &st.run_id])?;
+            }
+            w.finish()?;
+        }
+        if !old.is_empty() {
+            Self::write_sync_states(&mut tx, &old)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One upsert of `states` in its own transaction.
+    fn merge_sync_states(&self, states: &[&SyncState]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        Self::write_sync_states(&mut tx, states)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The upsert of `states` (distinct (entity, key) pairs) as one statement over arrays.
+    fn write_sync_states(tx: &mut postgres::Transaction<'_>, states: &[&SyncState]) -> Result<()> {
         let entities: Vec<&str> = states.iter().map(|st| st.entity.name()).collect();
         let keys: Vec<&str> = states.iter().map(|st| st.key.as_str()).collect();
         let fields: Vec<Json<&Fields>> = states.iter().map(|st| Json(&st.fields)).collect();
         let fingerprints: Vec<&str> = states.iter().map(|st| st.fingerprint.as_str()).collect();
         let synced_at: Vec<DateTime<Utc>> = states.iter().map(|st| st.synced_at).collect();
         let run_ids: Vec<Option<i64>> = states.iter().map(|st| st.run_id).collect();
-        self.conn()?.execute_typed(
+        tx.execute_typed(
             "INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at, run_id)
              SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6)
              ON CONFLICT (entity, key) DO UPDATE SET fields = excluded.fields, fingerprint = excluded.fingerprint,

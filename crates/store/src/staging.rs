@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-/// Staged JSON a PostgreSQL store holds in memory at most, for all snapshots in progress together. A college
-/// stages about 7 KB per student (1,500 students ≈ 10 MB, 5,000 ≈ 35 MB); a larger one spills the snapshot that
-/// crossed it to `records_staging`.
+/// Staged records a PostgreSQL store holds in memory at most, for all snapshots in progress together, by
+/// [`Row::size`]'s count. A college stages about 9 KB per student (1,500 students ≈ 14 MB, 5,000 ≈ 45 MB); a
+/// larger one spills the snapshot that crossed it to `records_staging`.
 pub const STAGE_MEMORY: usize = 64 << 20;
 
 /// What a record costs in memory beside its text (the map's node, three string headers).
