@@ -185,9 +185,51 @@ text-align:left;vertical-align:top}th{background:#f3f4f6}td.n{text-align:right;f
 .trends{display:flex;flex-wrap:wrap;gap:12px}.trend{margin:0;border:1px solid #e5e7eb;padding:4px}\
 .ct{font:600 13px sans-serif;fill:#1f2937}.ax{font:11px sans-serif;fill:#6b7280}details{margin:4px 0}";
 
+/// Ops of one group: how many, the first [`MAX_LISTED`] in seq order, and (per entity) counts by action and
+/// outcome.
+#[derive(Default)]
+struct Listed {
+    count: usize,
+    rows: Vec<JournalRow>,
+    actions: BTreeMap<(String, String), u64>,
+}
+
+impl Listed {
+    fn add(&mut self, r: &JournalRow) {
+        self.count += 1;
+        *self.actions.entry((r.entry.op.clone(), r.entry.outcome.clone())).or_default() += 1;
+        if self.rows.len() < MAX_LISTED {
+            self.rows.push(r.clone());
+        }
+    }
+}
+
+/// What the page shows of a run's journal, read a row at a time: a large run's ops are counted, not held.
+struct Digest {
+    by_entity: BTreeMap<String, Listed>,
+    /// By (entity, outcome, the API's error code: the message up to its first colon); rejected and failed ops.
+    causes: BTreeMap<(String, String, String), Listed>,
+}
+
+impl Digest {
+    fn of(store: &dyn Store, run_id: i64) -> Result<Digest, ReportError> {
+        let mut d = Digest { by_entity: BTreeMap::new(), causes: BTreeMap::new() };
+        store.journal_each(run_id, &mut |r| {
+            d.by_entity.entry(r.entry.entity.clone()).or_default().add(&r);
+            if matches!(r.entry.outcome.as_str(), "rejected" | "failed") {
+                let msg = r.entry.message.as_deref().unwrap_or("");
+                let code = msg.split(':').next().unwrap_or("").trim().to_string();
+                d.causes.entry((r.entry.entity.clone(), r.entry.outcome.clone(), code)).or_default().add(&r);
+            }
+            Ok(())
+        })?;
+        Ok(d)
+    }
+}
+
 /// The whole page.
 pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String, ReportError> {
-    let journal = store.journal_rows(row.id)?;
+    let journal = Digest::of(store, row.id)?;
     // The shown status (a dead `running` row reads as interrupted) without reading the journal twice.
     let line = super::runs::lines(store, std::slice::from_ref(row))?.pop();
     let s = row.summary.as_ref();
@@ -268,19 +310,11 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
 
     // Changes per entity.
     h.push_str("<section id=\"changes\"><h2>Changes per entity</h2>\n");
-    let mut by_entity: BTreeMap<&str, Vec<&JournalRow>> = BTreeMap::new();
-    for r in &journal {
-        by_entity.entry(r.entry.entity.as_str()).or_default().push(r);
-    }
-    if by_entity.is_empty() {
+    if journal.by_entity.is_empty() {
         h.push_str("<p class=\"muted\">This run changed nothing.</p>\n");
     }
-    for (entity, rows) in &by_entity {
-        let mut actions: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for r in rows {
-            *actions.entry((r.entry.op.as_str(), r.entry.outcome.as_str())).or_default() += 1;
-        }
-        let summary: Vec<String> = actions.iter().map(|((a, o), n)| format!("{a} {o} {n}")).collect();
+    for (entity, listed) in &journal.by_entity {
+        let summary: Vec<String> = listed.actions.iter().map(|((a, o), n)| format!("{a} {o} {n}")).collect();
         let _ = writeln!(
             h,
             "<details class=\"entity\"><summary><b>{}</b>: {}</summary>",
@@ -288,7 +322,7 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
             esc(&summary.join(", "))
         );
         h.push_str("<table><tr><th>seq</th><th>action</th><th>target</th><th>key</th><th>field: old → new</th><th>outcome</th></tr>");
-        for r in rows.iter().take(MAX_LISTED) {
+        for r in &listed.rows {
             let before = r.detail.before.as_ref();
             let fields: Vec<String> = r
                 .entry
@@ -316,9 +350,9 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
             );
         }
         h.push_str("</table>");
-        if rows.len() > MAX_LISTED {
-            let _ =
-                write!(h, "<p class=\"muted\">… {} more: the CSV report lists every op.</p>", rows.len() - MAX_LISTED);
+        if listed.count > listed.rows.len() {
+            let more = listed.count - listed.rows.len();
+            let _ = write!(h, "<p class=\"muted\">… {more} more: the CSV report lists every op.</p>");
         }
         h.push_str("</details>\n");
     }
@@ -326,25 +360,19 @@ pub fn render(store: &dyn Store, row: &RunRow, trend_runs: i64) -> Result<String
 
     // Failures by cause: entity, outcome and the API's error code (the message up to its first colon).
     h.push_str("<section id=\"failures\"><h2>Failures by cause</h2>\n");
-    let mut causes: BTreeMap<(String, String, String), Vec<&JournalRow>> = BTreeMap::new();
-    for r in journal.iter().filter(|r| matches!(r.entry.outcome.as_str(), "rejected" | "failed")) {
-        let msg = r.entry.message.as_deref().unwrap_or("");
-        let code = msg.split(':').next().unwrap_or("").trim().to_string();
-        causes.entry((r.entry.entity.clone(), r.entry.outcome.clone(), code)).or_default().push(r);
-    }
-    if causes.is_empty() {
+    if journal.causes.is_empty() {
         h.push_str("<p class=\"ok\">No op was rejected or failed.</p>\n");
     }
-    for ((entity, outcome, code), rows) in &causes {
+    for ((entity, outcome, code), listed) in &journal.causes {
         let _ = write!(
             h,
             "<h3>{} {} — {} ({})</h3><table><tr><th>seq</th><th>action</th><th>key</th><th>message</th></tr>",
             esc(entity),
             esc(outcome),
             esc(code),
-            rows.len()
+            listed.count
         );
-        for r in rows.iter().take(MAX_LISTED) {
+        for r in &listed.rows {
             let _ = write!(
                 h,
                 "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

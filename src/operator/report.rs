@@ -95,16 +95,22 @@ pub fn csv_cells(r: &JournalRow) -> [String; 12] {
 
 /// Writes run `row`'s CSV from the journal to `out`; returns the rows written.
 pub fn write_csv(store: &dyn Store, row: &RunRow, out: &Path) -> Result<usize, ReportError> {
-    let rows = store.journal_rows(row.id)?;
     let fail = |e: &dyn std::fmt::Display| ReportError::Write { path: out.to_path_buf(), message: e.to_string() };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     }
     let mut w = csv::Writer::from_path(out).map_err(|e| fail(&e))?;
     w.write_record(CSV_COLUMNS).map_err(|e| fail(&e))?;
-    for r in &rows {
-        w.write_record(csv_cells(r)).map_err(|e| fail(&e))?;
-    }
+    // A row at a time, as the journal is read: a large run's ops are never all held.
+    let (mut n, mut written) = (0, Ok(()));
+    store.journal_each(row.id, &mut |r| {
+        if written.is_ok() {
+            written = w.write_record(csv_cells(&r));
+            n += 1;
+        }
+        Ok(())
+    })?;
+    written.map_err(|e| fail(&e))?;
     w.flush().map_err(|e| fail(&e))?;
-    Ok(rows.len())
+    Ok(n)
 }

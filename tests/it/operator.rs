@@ -505,3 +505,85 @@ fn html_report_of_a_drifted_college_renders_in_chromium_with_its_sections_and_ch
         assert!(dom.contains("skipped by policy") || dom.contains("Skipped by policy"));
     }
 }
+
+/// The page reads the journal a row at a time and keeps what it shows: per entity the counts by action and
+/// outcome over every op, the first 200 ops in seq order and how many more; per cause of failure the same. A
+/// journal of 450 ops (250 of one entity) on each store, against counts worked out here.
+#[test]
+fn html_report_counts_every_op_and_lists_the_first_of_each_group() {
+    use zmsync::store::{JournalEntry, NewRun, OpDetail};
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("h.db").display())];
+    let pg = PgSchema::create();
+    urls.extend(pg.as_ref().map(|p| p.url.clone()));
+    for url in urls {
+        let store = zmsync::store::open(&url).unwrap();
+        let s = store.as_ref();
+        let run =
+            s.create_run(&NewRun { kind: "full", module: None, dry_run: false, allow_mass_change: false }).unwrap();
+        let entity = |seq: i64| if seq <= 250 { "student" } else { "enrollment" };
+        let entries: Vec<JournalEntry> = (1..=450)
+            .map(|seq| JournalEntry {
+                run_id: run,
+                seq,
+                entity: entity(seq).into(),
+                key: format!("k{seq}"),
+                target: "moodle".into(),
+                op: if seq % 3 == 0 { "create" } else { "update" }.into(),
+                changes: Some(json!({"email": format!("{seq}@x")})),
+                fingerprints: None,
+                outcome: "planned".into(),
+                target_id: None,
+                message: None,
+            })
+            .collect();
+        s.journal_planned_with(&entries, &vec![OpDetail::default(); entries.len()]).unwrap();
+        // Every 7th op rejected (cause E7), every 11th failed (cause E11), the rest applied.
+        let outcome = |seq: i64| match (seq % 7, seq % 11) {
+            (0, _) => ("rejected", Some(format!("E7: no {seq}"))),
+            (_, 0) => ("failed", Some(format!("E11: down {seq}"))),
+            _ => ("applied", None),
+        };
+        let told: Vec<(i64, &str, Option<String>)> = (1..=450).map(|q| (q, outcome(q).0, outcome(q).1)).collect();
+        let told: Vec<(i64, &str, Option<&str>, Option<&str>)> =
+            told.iter().map(|(q, o, m)| (*q, *o, None, m.as_deref())).collect();
+        s.journal_outcomes(run, &told).unwrap();
+        s.finish_run(run, "partial", &json!({}), None).unwrap();
+        let row = s.run(run).unwrap().unwrap();
+        let html = zmsync::operator::html::render(s, &row, 30).unwrap();
+
+        let changes =
+            &html[html.find("<section id=\"changes\">").unwrap()..html.find("<section id=\"failures\">").unwrap()];
+        let failures =
+            &html[html.find("<section id=\"failures\">").unwrap()..html.find("<section id=\"issues\">").unwrap()];
+        for (name, seqs) in [("student", 1..=250), ("enrollment", 251..=450)] {
+            let mut want: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            for q in seqs.clone() {
+                *want.entry((if q % 3 == 0 { "create" } else { "update" }, outcome(q).0)).or_default() += 1;
+            }
+            let summary: Vec<String> = want.iter().map(|((a, o), n)| format!("{a} {o} {n}")).collect();
+            let at = changes.find(&format!("<b>{name}</b>: {}</summary>", summary.join(", "))).unwrap_or_else(|| {
+                panic!("{url}: {name}'s counts {summary:?} in {}", &changes[..changes.len().min(3000)])
+            });
+            let group = &changes[at..at + changes[at..].find("</details>").unwrap()];
+            let listed: Vec<i64> = group
+                .match_indices("<tr><td class=\"n\">")
+                .map(|(i, m)| group[i + m.len()..].split('<').next().unwrap().parse().unwrap())
+                .collect();
+            let first: Vec<i64> = seqs.clone().take(200).collect();
+            assert_eq!(listed, first, "{url}: {name} lists its first 200 ops in seq order");
+            let more = seqs.count().saturating_sub(200);
+            assert_eq!(group.contains(&format!("… {more} more")), more > 0, "{url}: {name}: {more} more");
+        }
+        for (entity, outcome, code, n) in [
+            ("student", "rejected", "E7", (1..=250).filter(|q| q % 7 == 0).count()),
+            ("student", "failed", "E11", (1..=250).filter(|q| q % 7 != 0 && q % 11 == 0).count()),
+            ("enrollment", "rejected", "E7", (251..=450).filter(|q| q % 7 == 0).count()),
+        ] {
+            assert!(
+                failures.contains(&format!("<h3>{entity} {outcome} — {code} ({n})</h3>")),
+                "{url}: cause {entity} {outcome} {code} ({n})"
+            );
+        }
+    }
+}
