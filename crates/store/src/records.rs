@@ -351,7 +351,15 @@ impl RecordStore for PgStore {
 
     fn commit_snapshot(&self, snapshot_id: &str, kind: Kind, full: bool) -> Result<u64> {
         match self.staging.take(snapshot_id) {
-            Some(Staged::Memory(rows)) => self.commit_rows(kind, rows, full),
+            Some(Staged::Memory(rows)) => match self.commit_rows(kind, &rows, full, true) {
+                // A record of the kind appeared between the read and the copy (another writer): the copy failed
+                // whole, so the commit is made again with the new records upserted.
+                Err(StoreError::Postgres(e)) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    tracing::debug!("a record appeared while the snapshot was committed; committing it as upserts");
+                    self.commit_rows(kind, &rows, full, false)
+                }
+                other => other,
+            },
             Some(Staged::Table) | None => self.commit_table(snapshot_id, kind, full),
         }
     }
@@ -543,7 +551,14 @@ impl PgStore {
 
     /// Commits a snapshot staged in memory: reads the kind's keys, fingerprints and the MD5 of their stored
     /// JSON, then writes only the records that differ and, for a full snapshot, deletes the keys that went.
-    fn commit_rows(&self, kind: Kind, rows: std::collections::BTreeMap<String, Row>, full: bool) -> Result<u64> {
+    /// `copy`: new records go as one COPY (else as an upsert, which another writer's rows cannot make fail).
+    fn commit_rows(
+        &self,
+        kind: Kind,
+        rows: &std::collections::BTreeMap<String, Row>,
+        full: bool,
+        copy: bool,
+    ) -> Result<u64> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let (source, entity) = (kind.side().name(), kind.name());
@@ -565,10 +580,11 @@ impl PgStore {
                 )?;
             }
         }
-        // New keys are copied in (the server fills pages a batch of rows at a time); changed ones updated.
+        // New keys are copied in (the server fills pages a batch of rows at a time); changed ones upserted.
         let (mut added, mut changed) = (Vec::new(), Vec::new());
-        for (key, row) in &rows {
+        for (key, row) in rows {
             match held.get(key) {
+                None if !copy => changed.push((key, row)),
                 None => added.push((key, row)),
                 Some((fp, md5)) if *fp != row.fingerprint || *md5 != md5_hex(row.fields.as_bytes()) => {
                     changed.push((key, row))
@@ -594,9 +610,10 @@ impl PgStore {
             let fps: Vec<&str> = chunk.iter().map(|(_, r)| r.fingerprint.as_str()).collect();
             let fields: Vec<&str> = chunk.iter().map(|(_, r)| r.fields.as_str()).collect();
             tx.execute_typed(
-                "UPDATE records AS r SET source_id = t.k, fingerprint = t.f, fields = t.j::json, fetched_at = $3
-                   FROM UNNEST($4, $5, $6) AS t(k, f, j)
-                  WHERE r.source = $1 AND r.entity = $2 AND r.key = t.k",
+                "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
+                 SELECT $1, $2, k, k, f, j::json, $3 FROM UNNEST($4, $5, $6) AS t(k, f, j)
+                 ON CONFLICT (source, entity, key) DO UPDATE SET source_id = excluded.source_id,
+                    fingerprint = excluded.fingerprint, fields = excluded.fields, fetched_at = excluded.fetched_at",
                 &[
                     (&source, Type::TEXT),
                     (&entity, Type::TEXT),
