@@ -212,6 +212,20 @@ fn rec(kind: zmsync::model::Kind, key: &str, email: &str) -> zmsync::model::Reco
     zmsync::model::Record::new(kind, key, fields, refs)
 }
 
+/// A base row of an enrolment whose one field is `v` (and whose sync time is `v` seconds into 2026).
+fn base_state(key: &str, v: i64, run_id: Option<i64>) -> zmsync::store::SyncState {
+    let mut fields = zmsync::model::Fields::new();
+    fields.insert("v".into(), json!(v));
+    zmsync::store::SyncState {
+        entity: zmsync::model::Entity::Enrollment,
+        fingerprint: zmsync::model::fingerprint(&fields),
+        key: key.into(),
+        fields,
+        synced_at: chrono::DateTime::from_timestamp(1_767_261_600 + v, 0).unwrap(),
+        run_id,
+    }
+}
+
 store_test!(snapshot_stages_then_swaps_in_one_step, |s: &dyn Store| {
     use zmsync::model::Kind;
     s.replace_records(Kind::Student, &[rec(Kind::Student, "1", "a@x"), rec(Kind::Student, "2", "b@x")]).unwrap();
@@ -437,23 +451,11 @@ store_test!(side_by_side_calls_each_item_once_and_stops_at_an_error, |s: &dyn St
 // A whole base goes as several statements side by side on PostgreSQL: every row lands, the last state of a key
 // given twice wins; several kinds read at once come back in the order asked.
 store_test!(a_large_base_and_reads_of_several_kinds, |s: &dyn Store| {
-    use zmsync::model::{Entity, Fields, Kind};
+    use zmsync::model::{Entity, Kind};
     use zmsync::reconcile::Records;
     use zmsync::store::SyncState;
-    let state = |key: String, v: i64| {
-        let mut fields = Fields::new();
-        fields.insert("v".into(), json!(v));
-        SyncState {
-            entity: Entity::Enrollment,
-            fingerprint: zmsync::model::fingerprint(&fields),
-            key,
-            fields,
-            synced_at: chrono::DateTime::from_timestamp(1_767_261_600, 0).unwrap(),
-            run_id: Some(7),
-        }
-    };
-    let mut states: Vec<SyncState> = (0..4_500).map(|i| state(format!("k{i:05}"), i)).collect();
-    states.push(state("k00001".into(), -1));
+    let mut states: Vec<SyncState> = (0..4_500).map(|i| base_state(&format!("k{i:05}"), i, Some(7))).collect();
+    states.push(base_state("k00001", -1, Some(7)));
     s.put_sync_states(&states).unwrap();
     let got = s.sync_states(Entity::Enrollment).unwrap();
     assert_eq!(got.len(), 4_500);
@@ -474,20 +476,8 @@ store_test!(a_large_base_and_reads_of_several_kinds, |s: &dyn Store| {
 store_test!(the_base_agrees_with_a_model_over_generated_batches, |s: &dyn Store| {
     use rand::{Rng, SeedableRng};
     use std::collections::BTreeMap;
-    use zmsync::model::{Entity, Fields};
+    use zmsync::model::Entity;
     use zmsync::store::SyncState;
-    let state = |key: String, v: i64, run_id: Option<i64>| {
-        let mut fields = Fields::new();
-        fields.insert("v".into(), json!(v));
-        SyncState {
-            entity: Entity::Enrollment,
-            fingerprint: zmsync::model::fingerprint(&fields),
-            key,
-            fields,
-            synced_at: chrono::DateTime::from_timestamp(1_767_261_600 + v, 0).unwrap(),
-            run_id,
-        }
-    };
     for seed in 0..2u64 {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         let mut model: BTreeMap<String, SyncState> = BTreeMap::new();
@@ -497,7 +487,7 @@ store_test!(the_base_agrees_with_a_model_over_generated_batches, |s: &dyn Store|
             let batch: Vec<SyncState> = (0..rng.gen_range(0..4_500))
                 .map(|_| {
                     let run_id = rng.gen_bool(0.5).then(|| rng.gen_range(1..9));
-                    state(format!("k{:05}", rng.gen_range(0..6_000)), rng.gen_range(0..1_000_000), run_id)
+                    base_state(&format!("k{:05}", rng.gen_range(0..6_000)), rng.gen_range(0..1_000_000), run_id)
                 })
                 .collect();
             s.put_sync_states(&batch).unwrap();
@@ -513,12 +503,36 @@ store_test!(the_base_agrees_with_a_model_over_generated_batches, |s: &dyn Store|
     }
 });
 
+/// PostgreSQL copies a snapshot's new records in. Should one of them appear meanwhile (here a trigger adds it
+/// while the copy runs), the copy fails whole and the commit is made again with upserts: the snapshot lands.
+#[test]
+fn postgres_snapshot_copy_that_collides_is_committed_as_upserts() {
+    use zmsync::model::Kind;
+    let Some(schema) = PgSchema::create() else { return };
+    let s = store::open(&schema.url).unwrap();
+    let mut c = schema.client();
+    c.batch_execute(
+        "CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF pg_trigger_depth() = 1 AND current_query() LIKE 'COPY%' AND NEW.key = '2' THEN
+             INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
+               VALUES (NEW.source, NEW.entity, '2', '2', 'x', '{}', now());
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER collide BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION collide();",
+    )
+    .unwrap();
+    let snapshot = [rec(Kind::Student, "1", "a@x"), rec(Kind::Student, "2", "b@x"), rec(Kind::Student, "3", "c@x")];
+    assert_eq!(s.replace_records(Kind::Student, &snapshot).unwrap(), 3);
+    assert_eq!(s.records(Kind::Student).unwrap(), snapshot.to_vec());
+}
+
 /// PostgreSQL copies a chunk's new base rows in. Should one of them appear meanwhile (here a trigger adds it
 /// while the copy runs), the copy fails whole and the chunk is written again as an upsert: nothing is lost.
 #[test]
 fn postgres_base_copy_that_collides_is_written_as_an_upsert() {
-    use zmsync::model::{Entity, Fields};
-    use zmsync::store::SyncState;
+    use zmsync::model::Entity;
     let Some(schema) = PgSchema::create() else { return };
     let s = store::open(&schema.url).unwrap();
     let mut c = schema.client();
@@ -533,20 +547,8 @@ fn postgres_base_copy_that_collides_is_written_as_an_upsert() {
          CREATE TRIGGER collide BEFORE INSERT ON sync_state FOR EACH ROW EXECUTE FUNCTION collide();",
     )
     .unwrap();
-    let state = |key: &str, v: i64| {
-        let mut fields = Fields::new();
-        fields.insert("v".into(), json!(v));
-        SyncState {
-            entity: Entity::Enrollment,
-            key: key.into(),
-            fingerprint: zmsync::model::fingerprint(&fields),
-            fields,
-            synced_at: chrono::DateTime::from_timestamp(1_767_261_600, 0).unwrap(),
-            run_id: Some(3),
-        }
-    };
-    s.put_sync_states(&[state("k1", 1)]).unwrap();
-    let batch = [state("k1", 10), state("k2", 20), state("k3", 30)];
+    s.put_sync_states(&[base_state("k1", 1, Some(3))]).unwrap();
+    let batch = [base_state("k1", 10, Some(3)), base_state("k2", 20, Some(3)), base_state("k3", 30, None)];
     s.put_sync_states(&batch).unwrap();
     assert_eq!(s.sync_states(Entity::Enrollment).unwrap(), batch.to_vec());
 }
@@ -626,21 +628,10 @@ store_test!(link_batches_store_as_if_one_by_one, |s: &dyn Store| {
 });
 
 store_test!(base_and_journal_batches_keep_the_last_word, |s: &dyn Store| {
-    use zmsync::model::{Entity, Fields};
+    use zmsync::model::Entity;
     use zmsync::store::{JournalEntry, NewRun, SyncState};
     // A key given twice in one batch keeps its last state; the rest of a large batch is stored as given.
-    let state = |key: &str, v: i64, run_id: Option<i64>| {
-        let mut fields = Fields::new();
-        fields.insert("v".into(), json!(v));
-        SyncState {
-            entity: Entity::Enrollment,
-            key: key.into(),
-            fingerprint: zmsync::model::fingerprint(&fields),
-            fields,
-            synced_at: chrono::DateTime::from_timestamp(1_767_261_600 + v, 0).unwrap(),
-            run_id,
-        }
-    };
+    let state = base_state;
     let mut batch: Vec<SyncState> = (0..2_500).map(|i| state(&format!("k{i:05}"), i, Some(7))).collect();
     batch.push(state("k00003", -1, None));
     s.put_sync_states(&batch).unwrap();
