@@ -503,6 +503,24 @@ store_test!(the_base_agrees_with_a_model_over_generated_batches, |s: &dyn Store|
     }
 });
 
+/// Makes a COPY into `table` collide: as the row of `key` is copied, a trigger first adds one with that key
+/// (`insert`, run with `NEW` in scope), as another writer might between zmsync's read and its copy.
+fn collide_during_copy(schema: &PgSchema, table: &str, key: &str, insert: &str) {
+    schema
+        .client()
+        .batch_execute(&format!(
+            "CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF pg_trigger_depth() = 1 AND current_query() LIKE 'COPY%' AND NEW.key = '{key}' THEN
+                 {insert};
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER collide BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION collide();"
+        ))
+        .unwrap();
+}
+
 /// PostgreSQL copies a snapshot's new records in. Should one of them appear meanwhile (here a trigger adds it
 /// while the copy runs), the copy fails whole and the commit is made again with upserts: the snapshot lands.
 #[test]
@@ -510,19 +528,13 @@ fn postgres_snapshot_copy_that_collides_is_committed_as_upserts() {
     use zmsync::model::Kind;
     let Some(schema) = PgSchema::create() else { return };
     let s = store::open(&schema.url).unwrap();
-    let mut c = schema.client();
-    c.batch_execute(
-        "CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-           IF pg_trigger_depth() = 1 AND current_query() LIKE 'COPY%' AND NEW.key = '2' THEN
-             INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
-               VALUES (NEW.source, NEW.entity, '2', '2', 'x', '{}', now());
-           END IF;
-           RETURN NEW;
-         END $$;
-         CREATE TRIGGER collide BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION collide();",
-    )
-    .unwrap();
+    collide_during_copy(
+        &schema,
+        "records",
+        "2",
+        "INSERT INTO records (source, entity, key, source_id, fingerprint, fields, fetched_at)
+           VALUES (NEW.source, NEW.entity, '2', '2', 'x', '{}', now())",
+    );
     let snapshot = [rec(Kind::Student, "1", "a@x"), rec(Kind::Student, "2", "b@x"), rec(Kind::Student, "3", "c@x")];
     assert_eq!(s.replace_records(Kind::Student, &snapshot).unwrap(), 3);
     assert_eq!(s.records(Kind::Student).unwrap(), snapshot.to_vec());
@@ -535,18 +547,12 @@ fn postgres_base_copy_that_collides_is_written_as_an_upsert() {
     use zmsync::model::Entity;
     let Some(schema) = PgSchema::create() else { return };
     let s = store::open(&schema.url).unwrap();
-    let mut c = schema.client();
-    c.batch_execute(
-        "CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-           IF pg_trigger_depth() = 1 AND current_query() LIKE 'COPY%' AND NEW.key = 'k2' THEN
-             INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at) VALUES (NEW.entity, 'k2', '{}', 'x', now());
-           END IF;
-           RETURN NEW;
-         END $$;
-         CREATE TRIGGER collide BEFORE INSERT ON sync_state FOR EACH ROW EXECUTE FUNCTION collide();",
-    )
-    .unwrap();
+    collide_during_copy(
+        &schema,
+        "sync_state",
+        "k2",
+        "INSERT INTO sync_state (entity, key, fields, fingerprint, synced_at) VALUES (NEW.entity, 'k2', '{}', 'x', now())",
+    );
     s.put_sync_states(&[base_state("k1", 1, Some(3))]).unwrap();
     let batch = [base_state("k1", 10, Some(3)), base_state("k2", 20, Some(3)), base_state("k3", 30, None)];
     s.put_sync_states(&batch).unwrap();
