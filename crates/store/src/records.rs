@@ -354,7 +354,7 @@ impl RecordStore for PgStore {
             Some(Staged::Memory(rows)) => match self.commit_rows(kind, &rows, full, true) {
                 // A record of the kind appeared between the read and the copy (another writer): the copy failed
                 // whole, so the commit is made again with the new records upserted.
-                Err(StoreError::Postgres(e)) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(e) if collided(&e) => {
                     tracing::debug!("a record appeared while the snapshot was committed; committing it as upserts");
                     self.commit_rows(kind, &rows, full, false)
                 }
@@ -496,6 +496,11 @@ impl RecordStore for PgStore {
         )?;
         Ok(())
     }
+}
+
+/// A COPY of rows read as new met a row another writer added meanwhile (the copy failed whole).
+fn collided(e: &StoreError) -> bool {
+    matches!(e, StoreError::Postgres(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION))
 }
 
 /// JSON already serialised, sent as a `json` value (its binary form is the text itself).
@@ -685,7 +690,7 @@ impl PgStore {
     /// another writer add one of the new rows meanwhile, the copy fails whole and the chunk goes as one upsert.
     fn upsert_sync_states(&self, states: &[&SyncState]) -> Result<()> {
         match self.copy_sync_states(states) {
-            Err(StoreError::Postgres(e)) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Err(e) if collided(&e) => {
                 tracing::debug!("a base row appeared while it was written; writing the chunk as one upsert");
                 self.merge_sync_states(states)
             }
